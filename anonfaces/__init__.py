@@ -1,0 +1,26 @@
+"""anonfaces: k-anonymity face de-identification.
+
+Stages: `anonfaces.detect` (find and align faces), `anonfaces.encode` (embeddings),
+`anonfaces.cluster` (groups of at least k people), `anonfaces.synthesize`
+(one surrogate per group, put back into the photos), `anonfaces.evaluate`
+(privacy and utility). Heavy back-ends (dlib models, onnxruntime, torch) load
+lazily, on first use.
+"""
+
+from anonfaces._version import __version__
+
+__all__ = ["__version__", "load_encodings", "load_generator"]
+
+
+def load_encodings(path):
+    """Read an encodings file (see `anonfaces.encode.Encodings`)."""
+    from anonfaces.encode.encodings import Encodings
+
+    return Encodings.load(path)
+
+
+def load_generator(path, **kwargs):
+    """Load a StyleGAN2-ADA network pickle safely as a torch module (needs torch)."""
+    from anonfaces.synthesize.stylegan import load_generator as _load
+
+    return _load(path, **kwargs)

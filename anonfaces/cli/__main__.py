@@ -1,0 +1,3 @@
+from anonfaces.cli import main
+
+main(prog_name="anonfaces")

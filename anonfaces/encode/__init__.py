@@ -1,0 +1,28 @@
+"""Encoding: face embeddings for every face in a folder of photos.
+
+Encoders (registry `ENCODERS`): ``dlib`` (128-D ResNet), ``pca`` (eigenfaces),
+``onnx`` (a user-supplied model). `encode_dataset` runs the whole stage;
+`Encodings` is the record it writes and every later stage reads.
+"""
+
+from anonfaces.encode import _dlib, _onnx, _pca  # noqa: F401  (registers the encoders)
+from anonfaces.encode._dlib import DlibEncoder
+from anonfaces.encode._onnx import OnnxEncoder
+from anonfaces.encode._pca import PCAEncoder
+from anonfaces.encode.base import ENCODERS, Encoder
+from anonfaces.encode.encodings import Encodings
+from anonfaces.encode.pipeline import EncodeReport, encode_dataset, make_encoder, read_skips, skipped_path_for
+
+__all__ = [
+    "ENCODERS",
+    "DlibEncoder",
+    "EncodeReport",
+    "Encoder",
+    "Encodings",
+    "OnnxEncoder",
+    "PCAEncoder",
+    "encode_dataset",
+    "make_encoder",
+    "read_skips",
+    "skipped_path_for",
+]

@@ -1,0 +1,353 @@
+"""Encode a folder of photos: detect, align and embed every face, in parallel.
+
+`encode_dataset` streams the photos through worker processes (one per core by
+default) in fixed chunks. Each finished chunk is written atomically into
+``<encodings>.partial/``; an interrupted run continues from there with
+``resume=True`` and ends with exactly the output an uninterrupted run gives.
+The final encodings file and its skip report (``<stem>.skipped.csv``: path and
+reason for every photo that gave no face) are written atomically, then the
+partial folder is removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from anonfaces.detect import make_detector
+from anonfaces.encode.base import ENCODERS, Encoder
+from anonfaces.encode.encodings import Encodings
+from anonfaces.errors import BadInputError
+from anonfaces.utils.atomic import atomic_open, atomic_write_text
+from anonfaces.utils.images import DEFAULT_MAX_PIXELS, ImageReadError, identity_of, list_images, read_image
+
+log = logging.getLogger(__name__)
+
+#: Photos per chunk: the unit of work for a worker and of resumption.
+CHUNK_SIZE = 32
+
+SAMPLE_DATASET = Path(__file__).resolve().parents[2] / "datasets" / "sample"
+
+
+@dataclass
+class EncodeReport:
+    """What an encoding run did; `summary()` is the one-line account the CLI prints."""
+
+    encodings_path: Path
+    skipped_path: Path
+    n_images: int
+    n_faces: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_images: int = 0
+
+    def summary(self) -> str:
+        rate = self.n_faces / self.seconds if self.seconds > 0 else float("nan")
+        resumed = f" ({self.resumed_images} from an earlier run)" if self.resumed_images else ""
+        return (
+            f"{self.n_images} images{resumed}, {self.n_faces} faces, {len(self.skipped)} skipped, "
+            f"{self.seconds:.1f} s, {rate:.1f} faces/s -> {self.encodings_path}"
+        )
+
+
+def default_dataset() -> Path:
+    if not SAMPLE_DATASET.is_dir():
+        raise BadInputError(f"no --dataset given and the bundled sample is missing ({SAMPLE_DATASET})")
+    return SAMPLE_DATASET
+
+
+def skipped_path_for(encodings_path: str | os.PathLike) -> Path:
+    p = Path(encodings_path)
+    stem = p.name[: -len(".npz")] if p.name.endswith(".npz") else p.name
+    return p.with_name(stem + ".skipped.csv")
+
+
+def make_encoder(encoder: str | Encoder = "dlib", **settings) -> Encoder:
+    if isinstance(encoder, Encoder):
+        if settings:
+            raise BadInputError("pass settings to the encoder's constructor, not with an encoder instance")
+        return encoder
+    return ENCODERS.get(encoder)(**settings)
+
+
+# --- worker side --------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(root: str, detector: dict, encoder_cls: str, encoder_settings: dict, encoder_state: dict, max_pixels: int):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER.clear()
+    _WORKER["root"] = Path(root)
+    _WORKER["detector"] = make_detector(detector["name"], upsample=detector["upsample"])
+    _WORKER["encoder"] = ENCODERS.get(encoder_cls).from_saved(encoder_settings, encoder_state)
+    _WORKER["max_pixels"] = max_pixels
+
+
+def _encode_chunk(task: tuple[int, list[str]]) -> tuple[int, bytes]:
+    """Encode one chunk of photos; returns the chunk as npz bytes (see `_pack`)."""
+    chunk_id, relpaths = task
+    root, detector, encoder = _WORKER["root"], _WORKER["detector"], _WORKER["encoder"]
+    rows: dict[str, list] = {k: [] for k in ("paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "image_sizes")}
+    prepared, skipped = [], []
+    for rel in relpaths:
+        try:
+            image = read_image(root / rel, max_pixels=_WORKER["max_pixels"])
+        except ImageReadError as exc:
+            skipped.append((rel, str(exc)))
+            continue
+        try:
+            faces = detector.detect(image)
+            prep = encoder.prepare(image, faces) if faces else None
+        except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
+            skipped.append((rel, f"detection failed: {type(exc).__name__}: {exc}"))
+            continue
+        if not faces:
+            skipped.append((rel, "no face found"))
+            continue
+        h, w = image.shape[:2]
+        for f in faces:
+            rows["paths"].append(rel)
+            rows["face_index"].append(f.index)
+            rows["boxes_ltrb"].append(f.box_ltrb)
+            rows["scores"].append(f.score)
+            rows["landmarks68"].append(f.landmarks68)
+            rows["landmarks5"].append(f.landmarks5)
+            rows["image_sizes"].append((w, h))
+        prepared.append(prep)
+    prepared_arr = np.concatenate(prepared) if prepared else None
+    embeddings = encoder.embed(prepared_arr) if prepared_arr is not None and encoder.is_fitted else None
+    return chunk_id, _pack(rows, embeddings, None if encoder.is_fitted else prepared_arr, skipped, len(relpaths))
+
+
+def _pack(rows, embeddings, prepared, skipped, n_images) -> bytes:
+    n = len(rows["paths"])
+    arrays = {
+        "paths": np.array(rows["paths"], dtype=str),
+        "face_index": np.array(rows["face_index"], np.int32),
+        "boxes_ltrb": np.array(rows["boxes_ltrb"], np.float32).reshape(n, 4),
+        "scores": np.array(rows["scores"], np.float32),
+        "landmarks68": np.array(rows["landmarks68"], np.float32).reshape(n, 68, 2),
+        "landmarks5": np.array(rows["landmarks5"], np.float32).reshape(n, 5, 2),
+        "image_sizes": np.array(rows["image_sizes"], np.int32).reshape(n, 2),
+        "skip_paths": np.array([s[0] for s in skipped], dtype=str),
+        "skip_reasons": np.array([s[1] for s in skipped], dtype=str),
+        "n_images": np.array(n_images),
+    }
+    if embeddings is not None:
+        arrays["embeddings"] = embeddings
+    if prepared is not None:
+        arrays["prepared"] = prepared
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+# --- main side ------------------------------------------------------------------------------
+def encode_dataset(
+    dataset: str | os.PathLike | None,
+    encodings: str | os.PathLike,
+    *,
+    encoder: str | Encoder = "dlib",
+    encoder_settings: dict | None = None,
+    detector: str = "hog",
+    upsample: int = 1,
+    jobs: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    chunk_size: int = CHUNK_SIZE,
+) -> EncodeReport:
+    """Encode every face in every photo under ``dataset`` into the file ``encodings``.
+
+    Parameters
+    ----------
+    dataset : path or None
+        Folder of photos (searched recursively). Identity labels are the first
+        folder level below it. None: the bundled sample.
+    encodings : path
+        Output ``.npz`` file (see `Encodings`); the skip report goes beside it.
+    encoder : name or Encoder
+        ``dlib`` (default), ``pca`` or ``onnx``; or a ready encoder, e.g. a fitted
+        PCA basis loaded with `Encodings.make_encoder`.
+    encoder_settings : dict
+        Keyword settings for the encoder class.
+    detector : {"hog", "cnn"}
+    upsample : int
+        Times the detector upsamples the image (finds smaller faces, slower).
+    jobs : int or None
+        Worker processes; None uses every core. 1 runs in this process.
+    resume : bool
+        Continue an interrupted run from ``<encodings>.partial/``.
+    """
+    t0 = time.perf_counter()
+    root = Path(dataset) if dataset is not None else default_dataset()
+    if not root.is_dir():
+        raise BadInputError(f"dataset folder not found: {root}")
+    out = Path(encodings)
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    if out.is_dir():
+        raise BadInputError(f"--encodings {out} is a folder; give a file name such as encodings.npz")
+    jobs = _check_jobs(jobs)
+    enc = make_encoder(encoder, **(encoder_settings or {}))
+    det = make_detector(detector, upsample=upsample)  # validates the settings early
+
+    images = list_images(root)
+    if not images:
+        raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
+    chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
+    run = {
+        "dataset": str(root.resolve()),
+        "encoder": enc.settings(),
+        "detector": det.settings(),
+        "max_pixels": max_pixels,
+        "chunk_size": chunk_size,
+        "images_sha256": hashlib.sha256("\n".join(images).encode()).hexdigest(),
+        "n_images": len(images),
+        "encoder_state_sha256": _state_digest(enc.state()),
+    }
+    partial = out.with_name(out.name + ".partial")
+    done = _prepare_partial(partial, run, resume, len(chunks))
+    resumed_images = sum(len(chunks[i]) for i in done)
+    todo = [(i, chunks[i]) for i in range(len(chunks)) if i not in done]
+
+    initargs = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
+    bar = _progress(len(images), resumed_images, progress)
+    try:
+        for chunk_id, payload in _run_chunks(todo, initargs, jobs):
+            with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:
+                fh.write(payload)
+            bar.update(len(chunks[chunk_id]))
+    finally:
+        bar.close()
+
+    result, skipped = _assemble(partial, len(chunks), enc, run, root)
+    result.save(out)
+    _write_skips(skipped_path_for(out), skipped)
+    shutil.rmtree(partial, ignore_errors=True)
+    report = EncodeReport(out, skipped_path_for(out), len(images), len(result), skipped, time.perf_counter() - t0, resumed_images)
+    log.info("encode: %s", report.summary())
+    return report
+
+
+def _check_jobs(jobs):
+    if jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise BadInputError(f"jobs={jobs!r} must be an integer >= 1")
+    return int(jobs)
+
+
+def _state_digest(state: dict) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(state[key]).tobytes())
+    return h.hexdigest()
+
+
+def _prepare_partial(partial: Path, run: dict, resume: bool, n_chunks: int) -> set[int]:
+    """Set up ``partial`` for this run; return the chunk ids already done."""
+    run_file = partial / "run.json"
+    if partial.exists() and not resume:
+        n_done = len(list(partial.glob("chunk-*.npz")))
+        raise BadInputError(
+            f"{partial} holds an interrupted run ({n_done} of {n_chunks} chunks done); "
+            f"pass --resume to continue it, or delete that folder to start over"
+        )
+    if resume and run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        changed = sorted(k for k in run if previous.get(k) != run[k])
+        if changed:
+            raise BadInputError(
+                f"cannot resume: the interrupted run in {partial} used other settings or images "
+                f"({', '.join(changed)} differ); delete that folder to start over"
+            )
+        done = set()
+        for f in partial.glob("chunk-*.npz"):
+            try:
+                done.add(int(f.stem.split("-")[1]))
+            except (IndexError, ValueError):
+                continue
+        return {i for i in done if i < n_chunks}
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_file, json.dumps(run, indent=1, sort_keys=True))
+    return set()
+
+
+def _run_chunks(todo, initargs, jobs):
+    if not todo:
+        return
+    if jobs == 1 or len(todo) == 1:
+        _init_worker(*initargs)
+        for task in todo:
+            yield _encode_chunk(task)
+        return
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.get_context(method)
+    with ctx.Pool(min(jobs, len(todo)), initializer=_init_worker, initargs=initargs) as pool:
+        yield from pool.imap(_encode_chunk, todo, chunksize=1)
+
+
+def _progress(total, initial, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="img", desc="encode", disable=not enabled, smoothing=0.1)
+
+
+def _assemble(partial: Path, n_chunks: int, enc: Encoder, run: dict, root: Path):
+    fields = ("paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "image_sizes")
+    parts: dict[str, list] = {k: [] for k in (*fields, "embeddings", "prepared")}
+    skipped: list[tuple[str, str]] = []
+    for i in range(n_chunks):
+        with np.load(partial / f"chunk-{i:06d}.npz", allow_pickle=False) as data:
+            for k in fields:
+                parts[k].append(data[k])
+            for k in ("embeddings", "prepared"):
+                if k in data.files:
+                    parts[k].append(data[k])
+            skipped.extend(zip(data["skip_paths"].tolist(), data["skip_reasons"].tolist()))
+    arrays = {k: np.concatenate(parts[k]) for k in fields}
+    n = len(arrays["paths"])
+    if enc.is_fitted:
+        embeddings = np.concatenate(parts["embeddings"]) if parts["embeddings"] else np.empty((0, 0), np.float32)
+    else:
+        prepared = np.concatenate(parts["prepared"]) if parts["prepared"] else np.empty((0,))
+        if n < 2:
+            raise BadInputError(f"the {enc.registry_name} encoder must be fitted on at least 2 faces; found {n}")
+        embeddings = enc.fit(prepared).embed(prepared)
+    meta = {
+        "dataset": run["dataset"],
+        "encoder": enc.settings(),
+        "detector": run["detector"],
+        "n_images": run["n_images"],
+        "n_skipped": len(skipped),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    identities = np.array([identity_of(p) for p in arrays["paths"].tolist()], dtype=str)
+    result = Encodings(embeddings=embeddings.reshape(n, -1), identities=identities, meta=meta, encoder_state=enc.state(), **arrays)
+    return result, skipped
+
+
+def _write_skips(path: Path, skipped: list[tuple[str, str]]) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows(skipped)
+
+
+def read_skips(path: str | os.PathLike) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [(r["path"], r["reason"]) for r in csv.DictReader(fh)]

@@ -1,0 +1,1 @@
+"""Shared helpers: atomic writes, safe unpickling, robust image reading."""

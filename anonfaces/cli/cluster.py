@@ -34,12 +34,13 @@ def _read_labels(path: str, paths) -> list[str]:
 @click.option("--outliers", default="nearest", show_default=True, type=click.Choice(["nearest", "group", "none"]), help="Noise handling for aroc/dbscan/hdbscan/optics; 'none' allows clusters smaller than k.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="An algorithm setting, e.g. --param eps=0.45 (repeatable).")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False), help="CSV path,identity overriding the identities in the encodings.")
+@click.option("--jobs", "n_jobs", default=-1, show_default=True, type=int, help="Processes for the algorithms that use several (-1: all cores).")
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="clusters.csv to write.")
 @click.option("--montage", "montage_dir", type=click.Path(file_okay=False), help="Write one image of faces per cluster here.")
 @click.option("--images", "image_root", type=click.Path(exists=True, file_okay=False), help="Dataset root for --montage (default: recorded in the encodings).")
 @user_errors
-def command(encodings_path, algo, k, unit, outliers, params, labels_path, random_state, out, montage_dir, image_root):
+def command(encodings_path, algo, k, unit, outliers, params, labels_path, n_jobs, random_state, out, montage_dir, image_root):
     """Cluster face encodings into groups of at least k people and write clusters.csv."""
     import numpy as np
 
@@ -53,7 +54,8 @@ def command(encodings_path, algo, k, unit, outliers, params, labels_path, random
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = cluster_encodings(
-            enc, algo=algo, k=k, unit=unit, identities=identities, outliers=outliers, params=settings, random_state=random_state
+            enc, algo=algo, k=k, unit=unit, identities=identities, outliers=outliers, params=settings, n_jobs=n_jobs,
+            random_state=random_state,
         )
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)

@@ -123,6 +123,7 @@ def cluster_encodings(
     outliers: str = "nearest",
     params: dict | None = None,
     pseudo_params: dict | None = None,
+    n_jobs: int | None = None,
     random_state=None,
 ) -> Clustering:
     """Cluster faces so that every cluster stands for at least ``k`` people.
@@ -151,6 +152,9 @@ def cluster_encodings(
         Further settings of the estimator.
     pseudo_params : dict, optional
         Settings of `pseudo_identity_labels` (default `PSEUDO_DEFAULTS`).
+    n_jobs : int, optional
+        Processes/threads for the estimators that take ``n_jobs`` (unless
+        ``params`` sets it) and for the pseudo-identity neighbour search; -1 = all cores.
     random_state : int, RandomState or None
 
     Returns
@@ -175,6 +179,9 @@ def cluster_encodings(
         raise BadInputError(f"identities has shape {known.shape}; expected ({n},)")
     known = np.array(["" if v is None else str(v) for v in known], dtype=str)
 
+    params = dict(params or {})
+    if n_jobs is not None and "n_jobs" in CLUSTERERS.get(algo)._get_param_names():
+        params.setdefault("n_jobs", n_jobs)
     estimator = make_clusterer(algo, k=k, outliers=outliers, params=params, random_state=random_state)
     start = time.perf_counter()
     n_pseudo = 0
@@ -189,7 +196,7 @@ def cluster_encodings(
         units = np.array([f"{p}#{f}" for p, f in zip(paths.tolist(), faces.tolist())], dtype=str)
     else:
         Xf = np.asarray(X, dtype=np.float64)
-        units, n_pseudo = fill_identities(Xf, known, **{**PSEUDO_DEFAULTS, **(pseudo_params or {})})
+        units, n_pseudo = fill_identities(Xf, known, **{**PSEUDO_DEFAULTS, "n_jobs": n_jobs, **(pseudo_params or {})})
         estimator.fit(Xf, identities=units)
     labels = np.asarray(estimator.labels_, dtype=np.int64).copy()
     noise = labels == NOISE

@@ -61,6 +61,94 @@ def _exact(X: np.ndarray, k: int, n_init: int, max_iter: int, seed: int) -> np.n
     return model.fit_predict(np.array(X, dtype=np.float64, copy=True)).astype(np.int64)
 
 
+def _constrained_lloyd(X: np.ndarray, k: int, n_init: int, max_iter: int, seed: int) -> np.ndarray:
+    """Constrained k-means for one leaf: m // k clusters of k..2k-1; labels of shape (m,).
+
+    k-means++ seeding, then Lloyd iterations whose assignment step is solved exactly
+    as a linear assignment onto slots: each cluster has k mandatory slots (cost
+    lowered by a constant larger than any distance gap, so all get filled) and
+    ``min(k - 1, m mod k)`` optional ones (enough for any feasible sizes, and
+    none when k divides m). Best of ``n_init`` restarts by within-cluster sum of squares.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.cluster import kmeans_plusplus
+
+    m = X.shape[0]
+    C = m // k
+    if C <= 1:
+        return np.zeros(m, dtype=np.int64)
+    extra = min(k - 1, m - C * k)
+    rng = np.random.RandomState(seed)
+    x2 = np.einsum("ij,ij->i", X, X)
+    best, best_cost = None, np.inf
+    for _ in range(n_init):
+        centres, _ = kmeans_plusplus(X, C, random_state=rng.randint(2**31 - 1))
+        labels = None
+        for _ in range(max_iter):
+            d = np.maximum(x2[:, None] - 2.0 * X @ centres.T + np.einsum("ij,ij->i", centres, centres)[None, :], 0.0)
+            big = d.max() - d.min() + 1.0
+            cost = np.repeat(d - big, k, axis=1)
+            if extra:
+                cost = np.concatenate([cost, np.repeat(d, extra, axis=1)], axis=1)
+            _, slot = linear_sum_assignment(cost)
+            new = np.where(slot < C * k, slot // k, (slot - C * k) // max(extra, 1))
+            if labels is not None and np.array_equal(new, labels):
+                break
+            labels = new
+            sums = np.zeros_like(centres)
+            np.add.at(sums, labels, X)
+            centres = sums / np.bincount(labels, minlength=C)[:, None]
+        total = float(((X - centres[labels]) ** 2).sum())
+        if total < best_cost:
+            best, best_cost = labels, total
+    return best.astype(np.int64)
+
+
+def pairwise_refine(X: np.ndarray, labels: np.ndarray, *, n_neighbors: int = 6, sweeps: int = 2) -> np.ndarray:
+    """Lower the within-cluster sum of squares while keeping every cluster's size.
+
+    For each cluster A and each of its ``n_neighbors`` nearest clusters B (by
+    centroid), the members of A and B are re-split with sizes kept: ordered by
+    ``|x - c_A|² - |x - c_B|²``, the first ``|A|`` go to A (the optimal split for
+    those centres), then both centroids move. Each step can only lower the
+    objective, and it works across the leaves of the bisection tree, which
+    repairs the seams between them. Labels of shape (n,).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = labels.copy()
+    m = int(labels.max()) + 1
+    if m < 2:
+        return labels
+    order = np.argsort(labels, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=m))])
+    members = [order[bounds[c] : bounds[c + 1]].copy() for c in range(m)]
+    centres = np.stack([X[idx].mean(axis=0) for idx in members])
+    for _ in range(sweeps):
+        nn = NearestNeighbors(n_neighbors=min(n_neighbors + 1, m)).fit(centres)
+        _, neigh = nn.kneighbors(centres)
+        moved = 0
+        for a in range(m):
+            for b in neigh[a, 1:]:
+                idx = np.concatenate([members[a], members[b]])
+                P = X[idx]
+                w = centres[b] - centres[a]
+                score = P @ w  # |x-cA|^2 - |x-cB|^2 = 2 x.(cB-cA) + |cA|^2 - |cB|^2 : same order
+                na = members[a].size
+                part = np.argpartition(score, na - 1)
+                new_a, new_b = idx[part[:na]], idx[part[na:]]
+                if not np.array_equal(np.sort(new_a), np.sort(members[a])):
+                    moved += 1
+                    members[a], members[b] = new_a, new_b
+                    centres[a] = X[new_a].mean(axis=0)
+                    centres[b] = X[new_b].mean(axis=0)
+        if moved == 0:
+            break
+    for c, idx in enumerate(members):
+        labels[idx] = c
+    return labels
+
+
 def _split_scores(X: np.ndarray, rng: np.random.RandomState, sample_size: int = 4000) -> np.ndarray:
     """Signed score: negative = closer to the first 2-means centre. Shape (m,)."""
     m = X.shape[0]
@@ -108,8 +196,9 @@ def fixed_size_labels(
     k: int,
     method: str = "auto",
     leaf_size: int = 1000,
-    n_init: int = 3,
-    max_iter: int = 300,
+    n_init: int = 1,
+    max_iter: int = 50,
+    refine_sweeps: int = 3,
     n_jobs: int | None = None,
     random_state=None,
 ) -> np.ndarray:
@@ -118,19 +207,23 @@ def fixed_size_labels(
     n = X.shape[0]
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_SAMPLES else "partition"
-    if method == "exact" or n <= leaf_size:
-        return _exact(X, k, n_init, max_iter, rng.randint(2**31 - 1))
-    leaves = balanced_bisection(X, k=k, leaf_size=leaf_size, random_state=rng)
-    seeds = rng.randint(2**31 - 1, size=len(leaves))
-    logger.info("fixed-kmeans: %d points -> %d leaves of <= %d", n, len(leaves), leaf_size)
-    parts = Parallel(n_jobs=n_jobs or 1)(
-        delayed(_exact)(X[idx], k, n_init, max_iter, int(s)) for idx, s in zip(leaves, seeds)
-    )
-    labels = np.empty(n, dtype=np.int64)
-    offset = 0
-    for idx, lab in zip(leaves, parts):
-        labels[idx] = lab + offset
-        offset += int(lab.max()) + 1
+    if method == "exact":
+        labels = _exact(X, k, n_init, max_iter, rng.randint(2**31 - 1))
+    else:
+        leaves = [np.arange(n)] if n <= leaf_size else balanced_bisection(X, k=k, leaf_size=leaf_size, random_state=rng)
+        seeds = rng.randint(2**31 - 1, size=len(leaves))
+        logger.info("fixed-kmeans: %d points -> %d leaves of <= %d", n, len(leaves), leaf_size)
+        jobs = 1 if len(leaves) == 1 else (n_jobs or 1)
+        parts = Parallel(n_jobs=jobs)(
+            delayed(_constrained_lloyd)(X[idx], k, n_init, max_iter, int(s)) for idx, s in zip(leaves, seeds)
+        )
+        labels = np.empty(n, dtype=np.int64)
+        offset = 0
+        for idx, lab in zip(leaves, parts):
+            labels[idx] = lab + offset
+            offset += int(lab.max()) + 1
+    if refine_sweeps:
+        labels = pairwise_refine(X, labels, sweeps=refine_sweeps)
     return labels
 
 
@@ -147,9 +240,13 @@ class FixedSizeKMeans(BaseKClusterer):
         ``auto`` picks ``exact`` up to 2,000 units.
     leaf_size : int, default=1000
         Largest leaf of the bisection tree (``partition`` only).
-    n_init : int, default=3
-        Restarts of each constrained k-means solve.
-    max_iter : int, default=300
+    n_init : int, default=1
+        Restarts of each constrained k-means solve (``exact``: of k-means-constrained;
+        ``partition``: of each leaf).
+    max_iter : int, default=50
+    refine_sweeps : int, default=3
+        ``partition`` only: sweeps of `pairwise_refine` over neighbouring clusters
+        after the leaves are solved (0 = none).
     n_jobs : int, default=None
         Processes for the leaf solves (None = 1, -1 = all cores).
     random_state : int, RandomState or None
@@ -161,18 +258,29 @@ class FixedSizeKMeans(BaseKClusterer):
         "leaf_size": Interval(numbers.Integral, 2),
         "n_init": POSITIVE_INT,
         "max_iter": POSITIVE_INT,
+        "refine_sweeps": Interval(numbers.Integral, 0),
         "n_jobs": N_JOBS,
         "random_state": RANDOM_STATE,
     }
 
     def __init__(
-        self, *, k=5, method="auto", leaf_size=1000, n_init=3, max_iter=300, n_jobs=None, random_state=None
+        self,
+        *,
+        k=5,
+        method="auto",
+        leaf_size=1000,
+        n_init=1,
+        max_iter=50,
+        refine_sweeps=3,
+        n_jobs=None,
+        random_state=None,
     ):
         self.k = k
         self.method = method
         self.leaf_size = leaf_size
         self.n_init = n_init
         self.max_iter = max_iter
+        self.refine_sweeps = refine_sweeps
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -184,6 +292,7 @@ class FixedSizeKMeans(BaseKClusterer):
             leaf_size=self.leaf_size,
             n_init=self.n_init,
             max_iter=self.max_iter,
+            refine_sweeps=self.refine_sweeps,
             n_jobs=self.n_jobs,
             random_state=rng,
         )

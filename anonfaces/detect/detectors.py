@@ -27,6 +27,12 @@ class _DlibDetector:
     def settings(self) -> dict:
         return {"name": self.registry_name, "upsample": self.upsample}
 
+    def warm_up(self) -> None:
+        """Load the models now (before worker processes fork and share them)."""
+        self._model()
+        _models.shape_predictor(5)
+        _models.shape_predictor(68)
+
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """All faces in an RGB uint8 image, best score first, with landmarks."""
         image = _check_image(image)
@@ -38,6 +44,9 @@ class _DlibDetector:
             faces.append(FaceDetection(index, box, float(score), _shape_to_array(shape5), _shape_to_array(shape68)))
         return faces
 
+    def _model(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def _boxes(self, image):  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -46,8 +55,11 @@ class _DlibDetector:
 class HogDetector(_DlibDetector):
     """dlib's HOG + linear SVM frontal face detector (fast on a CPU)."""
 
+    def _model(self):
+        return _models.hog_detector()
+
     def _boxes(self, image):
-        rects, scores, _ = _models.hog_detector().run(image, self.upsample, 0.0)
+        rects, scores, _ = self._model().run(image, self.upsample, 0.0)
         order = np.argsort(-np.asarray(scores), kind="stable")
         return [(rects[i], scores[i]) for i in order]
 
@@ -56,8 +68,11 @@ class HogDetector(_DlibDetector):
 class CnnDetector(_DlibDetector):
     """dlib's CNN (MMOD) detector: finds more non-frontal faces, several times slower on a CPU."""
 
+    def _model(self):
+        return _models.cnn_detector()
+
     def _boxes(self, image):
-        dets = _models.cnn_detector()(image, self.upsample)
+        dets = self._model()(image, self.upsample)
         dets = sorted(dets, key=lambda d: -d.confidence)
         return [(d.rect, d.confidence) for d in dets]
 

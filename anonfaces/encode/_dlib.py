@@ -33,6 +33,9 @@ class DlibEncoder(Encoder):
     def settings(self) -> dict:
         return {"name": "dlib", "num_jitters": self.num_jitters}
 
+    def warm_up(self) -> None:
+        _models.face_recognizer()
+
     def prepare(self, image, faces) -> np.ndarray:
         if not faces:
             return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)

@@ -66,6 +66,8 @@ class OnnxEncoder(Encoder):
         L2-normalise each embedding.
     """
 
+    fork_safe = False  # onnxruntime sessions are not to be shared across fork
+
     def __init__(
         self,
         *,

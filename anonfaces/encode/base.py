@@ -46,6 +46,12 @@ class Encoder:
     def is_fitted(self) -> bool:
         return not self.requires_fit
 
+    #: False when the encoder holds state that must not cross a fork (threads of a runtime).
+    fork_safe: ClassVar[bool] = True
+
+    def warm_up(self) -> None:
+        """Load models now, so that forked worker processes share them."""
+
     def prepare(self, image: np.ndarray, faces: list[FaceDetection]) -> np.ndarray:
         raise NotImplementedError
 

@@ -224,9 +224,10 @@ def encode_dataset(
     todo = [(i, chunks[i]) for i in range(len(chunks)) if i not in done]
 
     initargs = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
+    fork = sys.platform.startswith("linux") and enc.fork_safe
     bar = _progress(len(images), resumed_images, progress)
     try:
-        for chunk_id, payload in _run_chunks(todo, initargs, jobs):
+        for chunk_id, payload in _run_chunks(todo, initargs, jobs, fork):
             with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:
                 fh.write(payload)
             bar.update(len(chunks[chunk_id]))
@@ -287,7 +288,10 @@ def _prepare_partial(partial: Path, run: dict, resume: bool, n_chunks: int) -> s
     return set()
 
 
-def _run_chunks(todo, initargs, jobs):
+def _run_chunks(todo, initargs, jobs, fork):
+    """Yield (chunk id, payload) in order. With ``fork``, the models are loaded once
+    here and the worker processes share them (copy-on-write) instead of each
+    loading its own; otherwise workers start fresh (spawn/forkserver) and load them."""
     if not todo:
         return
     if jobs == 1 or len(todo) == 1:
@@ -295,9 +299,15 @@ def _run_chunks(todo, initargs, jobs):
         for task in todo:
             yield _encode_chunk(task)
         return
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    ctx = mp.get_context(method)
-    with ctx.Pool(min(jobs, len(todo)), initializer=_init_worker, initargs=initargs) as pool:
+    if fork:
+        _init_worker(*initargs)
+        _WORKER["detector"].warm_up()
+        _WORKER["encoder"].warm_up()
+        ctx, init, args = mp.get_context("fork"), None, ()
+    else:
+        ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        init, args = _init_worker, initargs
+    with ctx.Pool(min(jobs, len(todo)), initializer=init, initargs=args) as pool:
         yield from pool.imap(_encode_chunk, todo, chunksize=1)
 
 

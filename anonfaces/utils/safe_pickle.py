@@ -43,6 +43,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocol 0-2 pickles name Python 2's module; the allow-list still applies
+            module = "builtins"
         if (module, name) in self._allowed:
             return super().find_class(module, name)
         raise UnsafeFileError(

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from sklearn.utils import check_random_state
-
 from anonfaces.errors import BadInputError, FileFormatError
 
 log = logging.getLogger(__name__)
@@ -126,6 +124,8 @@ def member_weights(m: int, weights=None, *, random_state=None) -> np.ndarray:
     if isinstance(weights, str):
         if weights != "random":
             raise BadInputError(f"weights={weights!r} must be None, 'mean', 'random' or an array")
+        from sklearn.utils import check_random_state
+
         w = check_random_state(random_state).uniform(0.0, 1.0, size=m) + 1e-12
     else:
         w = np.asarray(weights, dtype=np.float64)

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from anonfaces.errors import BadInputError, FileFormatError
-from anonfaces.synthesize.stylegan import _ops
 from anonfaces.synthesize.stylegan.network_pickle import PersistentObject, read_network_pickle
 
 log = logging.getLogger(__name__)
 
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+# the activations `_ACTIVATIONS` implements (listed here so that reading a file does not import torch)
+_ACTIVATIONS = ("linear", "relu", "lrelu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish")
+_ARCHITECTURES = ("orig", "skip", "resnet")
 _MAPPING_KEYS = {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta"}
 _SYNTHESIS_KEYS = {"channel_base", "channel_max", "num_fp16_res", "fp16_channels_last", "architecture",
                    "resample_filter", "conv_clamp", "use_noise", "activation", "kernel_size"}
@@ -81,7 +83,7 @@ def generator_kwargs(record: PersistentObject) -> dict:
         if mapping.get(key) is not None:
             _int(mapping[key], f"mapping.{key}", 1, 8192)
     if "activation" in mapping:
-        _choice(mapping["activation"], "mapping.activation", _ops.ACTIVATIONS)
+        _choice(mapping["activation"], "mapping.activation", _ACTIVATIONS)
     if "lr_multiplier" in mapping:
         _number(mapping["lr_multiplier"], "mapping.lr_multiplier")
     if mapping.get("w_avg_beta") is not None:
@@ -97,11 +99,9 @@ def generator_kwargs(record: PersistentObject) -> dict:
     if "kernel_size" in synthesis and _int(synthesis["kernel_size"], "synthesis.kernel_size", 1, 7) % 2 == 0:
         raise FileFormatError("synthesis.kernel_size must be odd")
     if "architecture" in synthesis:
-        from anonfaces.synthesize.stylegan.networks import ARCHITECTURES
-
-        _choice(synthesis["architecture"], "synthesis.architecture", ARCHITECTURES)
+        _choice(synthesis["architecture"], "synthesis.architecture", _ARCHITECTURES)
     if "activation" in synthesis:
-        _choice(synthesis["activation"], "synthesis.activation", _ops.ACTIVATIONS)
+        _choice(synthesis["activation"], "synthesis.activation", _ACTIVATIONS)
     if synthesis.get("conv_clamp") is not None:
         _number(synthesis["conv_clamp"], "synthesis.conv_clamp")
     if "use_noise" in synthesis and not isinstance(synthesis["use_noise"], bool):

@@ -178,8 +178,8 @@ def project(G, target: np.ndarray, *, num_steps: int = 300, space: str = "w+", i
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
-            losses.append(float(pixel))
-            bar.set_postfix(mse=f"{float(pixel):.4f}")
+            losses.append(float(pixel.detach()))
+            bar.set_postfix(mse=f"{losses[-1]:.4f}")
         with torch.no_grad():
             losses.append(float(loss_of(render(w_opt))[1]))
             full = G.synthesis(w_opt.unsqueeze(1).repeat(1, G.num_ws, 1) if space == "w" else w_opt,

@@ -1,0 +1,85 @@
+"""Train the GNN (k-Same-Net style identity-conditioned generator) on a ``<identity>/<file>`` dataset.
+
+    python GNN/train.py --dataset datasets/sample --out GNN/runs/sample [--config GNN/config.toml]
+    python GNN/train.py --dataset ../shared/data/lfw --out GNN/runs/lfw --max-identities 100 --steps 20000
+    python GNN/train.py --dataset ... --out GNN/runs/lfw --resume     # continue from OUT/checkpoint.pt
+
+Writes OUT/faces.npz (the aligned training faces, reused by --resume), OUT/config.json,
+OUT/metrics.jsonl, OUT/checkpoint.pt and OUT/gnn.pt (the weights the ``gnn`` synthesizer loads).
+Only parses options; the work is `anonfaces.synthesize.gnn.train_gnn`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+
+HERE = Path(__file__).resolve().parent
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of <identity>/<image> photos.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=HERE / "config.toml", show_default=True, help="TOML settings ([data] and [train]).")
+@click.option("--steps", type=int, help="Override [train] steps.")
+@click.option("--image-size", type=int, help="Override [train] image_size.")
+@click.option("--min-images", type=int, help="Override [data] min_images.")
+@click.option("--max-identities", type=int, help="Override [data] max_identities.")
+@click.option("--max-per-identity", type=int, help="Override [data] max_per_identity.")
+@click.option("--align", type=click.Choice(["detect", "center"]), help="Override [data] align.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt (same faces and settings).")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--dry-run", is_flag=True, help="Print the settings and stop.")
+def main(dataset, out, config_path, steps, image_size, min_images, max_identities, max_per_identity, align,
+         resume, threads, no_progress, dry_run):
+    """Train the GNN; see GNN/README.md."""
+    from anonfaces.cli._common import user_errors
+
+    user_errors(_run)(dataset, out, config_path, steps, image_size, min_images, max_identities, max_per_identity,
+                      align, resume, threads, no_progress, dry_run)
+
+
+def _run(dataset, out, config_path, steps, image_size, min_images, max_identities, max_per_identity, align,
+         resume, threads, no_progress, dry_run):
+    import torch
+
+    from anonfaces.synthesize.gnn import FaceSet, GNNConfig, load_face_set, train_gnn
+
+    settings = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    data = dict(settings.get("data", {}))
+    train = dict(settings.get("train", {}))
+    for key, value in (("min_images", min_images), ("max_identities", max_identities),
+                       ("max_per_identity", max_per_identity), ("align", align)):
+        if value is not None:
+            data[key] = value
+    for key, value in (("steps", steps), ("image_size", image_size)):
+        if value is not None:
+            train[key] = value
+    config = GNNConfig.from_dict(train)
+    click.echo(f"data: {data}\ntrain: {config}")
+    if dry_run:
+        return
+    torch.set_num_threads(threads)
+    faces_path = out / "faces.npz"
+    if resume and faces_path.is_file():
+        faces = FaceSet.load(faces_path)
+    else:
+        faces = load_face_set(dataset, size=config.image_size, progress=not no_progress, **data)
+        faces.save(faces_path)
+    click.echo(f"{len(faces)} faces of {len(faces.identities)} identities")
+    result = train_gnn(faces, out, config=config, resume=resume, progress=not no_progress)
+    losses = result["losses"]
+    head, tail = losses[: max(1, len(losses) // 20)], losses[-max(1, len(losses) // 20):]
+    click.echo(f"loss {sum(head) / len(head):.4f} -> {sum(tail) / len(tail):.4f}; weights: {result['weights']}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Synthesis stage: one surrogate face per cluster, put back into the photos.
+
+Synthesizers (registry `SYNTHESIZERS`, ``--synth NAME``):
+
+========= ============================================ ==================
+name      what                                         module
+========= ============================================ ==================
+pixel     k-Same-Pixel: mean of the aligned crops      ``_pixel.py``
+morph     shape-normalised average (default)           ``_morph.py``
+eigen     k-Same-Eigen: mean in a PCA face space       ``_eigen.py``
+stylegan  StyleGAN latent averaging (needs torch)      ``stylegan/``
+gnn       identity-conditioned generator (needs torch) ``gnn*``
+========= ============================================ ==================
+
+`anonymize_dataset` runs the whole chain (encode -> cluster -> synthesize ->
+blend) or a classic obfuscation baseline (`BASELINES`) on a folder of photos;
+`blend_surrogate` puts one surrogate onto one face; `contact_sheet` draws a
+before/after grid. The learned generators register on first use of the
+registry (`load_optional_synthesizers`), so importing this package never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from anonfaces.synthesize import _eigen, _morph, _pixel  # noqa: F401  (register the built-in synthesizers)
+from anonfaces.synthesize._eigen import EigenSynthesizer
+from anonfaces.synthesize._morph import MorphSynthesizer
+from anonfaces.synthesize._pixel import PixelSynthesizer
+from anonfaces.synthesize.base import SYNTHESIZERS, Surrogate, Synthesizer, make_synthesizer
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BASELINES",
+    "AnonymizeReport",
+    "EigenSynthesizer",
+    "MorphSynthesizer",
+    "PixelSynthesizer",
+    "SYNTHESIZERS",
+    "Surrogate",
+    "Synthesizer",
+    "anonymize_dataset",
+    "apply_baseline",
+    "blend_surrogate",
+    "contact_sheet",
+    "load_optional_synthesizers",
+    "make_synthesizer",
+]
+
+#: Synthesizers that live in optional modules: registry name -> (module, class name).
+#: A module may also register itself with ``@SYNTHESIZERS.register(name)``; the class
+#: name is the fallback when it does not.
+OPTIONAL_SYNTHESIZERS = {
+    "stylegan": ("anonfaces.synthesize.stylegan", "StyleGANSynthesizer"),
+    "gnn": ("anonfaces.synthesize.gnn", "GNNSynthesizer"),
+}
+
+_optional_loaded = False
+
+
+def load_optional_synthesizers() -> list[str]:
+    """Register the learned generators whose modules import (torch itself is imported only when used).
+
+    Returns the names of the synthesizers registered now or before. A module
+    that is missing or fails to import is skipped with a log message.
+    """
+    global _optional_loaded
+    if not _optional_loaded:
+        _optional_loaded = True
+        for name, (module, attr) in OPTIONAL_SYNTHESIZERS.items():
+            if name in SYNTHESIZERS:
+                continue
+            try:
+                mod = importlib.import_module(module)
+            except ImportError as exc:
+                log.debug("synthesizer %r not available: %s", name, exc)
+                continue
+            except Exception as exc:  # a half-finished optional module must not break the built-in ones
+                log.warning("synthesizer %r could not be loaded: %s: %s", name, type(exc).__name__, exc)
+                continue
+            if name not in SYNTHESIZERS and hasattr(mod, attr):
+                SYNTHESIZERS.register(name)(getattr(mod, attr))
+    return SYNTHESIZERS.names()
+
+
+def __getattr__(name):  # the heavier parts, imported on first use
+    if name in ("anonymize_dataset", "AnonymizeReport"):
+        from anonfaces.synthesize import anonymize
+
+        return getattr(anonymize, name)
+    if name in ("BASELINES", "apply_baseline"):
+        from anonfaces.synthesize import baselines
+
+        return getattr(baselines, name)
+    if name == "blend_surrogate":
+        from anonfaces.synthesize.blend import blend_surrogate
+
+        return blend_surrogate
+    if name == "contact_sheet":
+        from anonfaces.synthesize.contact_sheet import contact_sheet
+
+        return contact_sheet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,573 @@
+"""Anonymize a folder of photos: encode -> cluster -> synthesize -> put the surrogates back.
+
+`anonymize_dataset` is the library entry point behind ``anonfaces anonymize``.
+With ``method="ksame"`` (the default) every face is replaced by its cluster's
+surrogate; with a baseline name (`anonfaces.synthesize.baselines.BASELINES`)
+each face region is obfuscated in place and nothing is clustered.
+
+Output tree (OUT must not be inside the dataset; the input is only read)::
+
+    OUT/
+      <same relative paths as the dataset>   every photo, faces replaced, no metadata
+      surrogates/<cluster>.png               one surrogate per cluster (ksame only)
+      mapping.csv                            path,face,cluster,left,top,right,bottom
+      run.json                               settings, counts, timings, photos without a face
+
+``mapping.csv`` is the only link from the original photos to the clusters (it
+is sensitive: keep it apart when the photos are shared). ``cluster`` is -1 for
+the baselines, which do not cluster. Photos in which no face was found are
+written unchanged (decoded and re-encoded, so without metadata) and listed in
+``run.json`` under ``no_face``; photos that could not be read are listed under
+``unreadable`` and not written.
+
+Photos are processed in parallel worker processes (``jobs``, default: every core).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from anonfaces._version import __version__
+from anonfaces.errors import BadInputError
+from anonfaces.synthesize.base import Surrogate, make_synthesizer, synthesizer_settings
+from anonfaces.utils.atomic import atomic_open, atomic_write_text
+from anonfaces.utils.images import DEFAULT_MAX_PIXELS, ImageReadError, list_images, read_image, write_image
+
+log = logging.getLogger(__name__)
+
+KSAME = "ksame"
+#: ``cluster`` in mapping.csv for faces that were not clustered (baseline methods).
+NOT_CLUSTERED = -1
+MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom")
+
+
+@dataclass
+class AnonymizeReport:
+    """What an anonymization run did; `summary()` is the line the command prints."""
+
+    out: Path
+    method: str
+    synth: str | None
+    k: int | None
+    n_images: int
+    n_faces: int
+    n_clusters: int
+    written: list[str] = field(default_factory=list)
+    no_face: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def mapping_path(self) -> Path:
+        return self.out / "mapping.csv"
+
+    @property
+    def run_path(self) -> Path:
+        return self.out / "run.json"
+
+    @property
+    def surrogates_dir(self) -> Path:
+        return self.out / "surrogates"
+
+    def summary(self) -> str:
+        what = f"{self.method}:{self.synth} k={self.k}, {self.n_clusters} clusters" if self.method == KSAME else self.method
+        return (
+            f"{self.n_images} images, {self.n_faces} faces replaced ({what}), {len(self.no_face)} without a face "
+            f"copied, {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out}"
+        )
+
+
+# --- checks -----------------------------------------------------------------------------------
+def check_out_dir(dataset: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse an OUT inside the dataset (or holding it), or a non-empty OUT without ``overwrite``."""
+    d, o = dataset.resolve(), out.resolve()
+    if o == d or d in o.parents:
+        raise BadInputError(f"--out {out} is inside the dataset {dataset}; choose a folder outside it (the input is never modified)")
+    if o in d.parents:
+        raise BadInputError(f"the dataset {dataset} is inside --out {out}; choose an output folder that does not contain it")
+    if o.exists() and not o.is_dir():
+        raise BadInputError(f"--out {out} exists and is not a folder")
+    if o.is_dir() and any(o.iterdir()) and not overwrite:
+        raise BadInputError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
+
+
+def check_min_size(labels: np.ndarray, units: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Clusters with fewer than ``k`` distinct units, as (cluster, n_units) pairs (empty when all are >= k)."""
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise BadInputError(f"cluster labels must be >= 0; found {labels.min()}")
+    small = []
+    for c in np.unique(labels):
+        n = np.unique(np.asarray(units)[labels == c]).size
+        if n < k:
+            small.append((int(c), int(n)))
+    return small
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise BadInputError(f"k={k!r} must be an integer >= 2 (k=1 hides no one)")
+    return int(k)
+
+
+def _check_jobs(jobs) -> int:
+    if jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise BadInputError(f"jobs={jobs!r} must be an integer >= 1")
+    return int(jobs)
+
+
+# --- worker side --------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(root: str, out: str, size: int, max_pixels: int, quality: int, options: dict) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER.clear()
+    _WORKER.update(root=Path(root), out=Path(out), size=size, max_pixels=max_pixels, quality=quality, options=options,
+                   surrogates={})
+
+
+def _read(rel: str) -> np.ndarray:
+    return read_image(_WORKER["root"] / rel, max_pixels=_WORKER["max_pixels"])
+
+
+def _align_task(task):
+    """Canonical crops of every face of one photo -> (rows, crops [m,S,S,3], landmarks [m,68,2]) or an error."""
+    from anonfaces.detect import align_face
+
+    rel, rows, landmarks, size_wh = task
+    try:
+        image = _read(rel)
+    except ImageReadError as exc:
+        return rel, rows, None, f"unreadable: {exc}"
+    h, w = image.shape[:2]
+    if (w, h) != tuple(size_wh):
+        return rel, rows, None, f"image is {w}x{h} but the encodings recorded {size_wh[0]}x{size_wh[1]} (stale encodings?)"
+    faces = [align_face(image, lm, size=_WORKER["size"]) for lm in landmarks]
+    crops = np.stack([f.image for f in faces])
+    points = np.stack([f.landmarks68 for f in faces]).astype(np.float32)
+    return rel, rows, (crops, points), None
+
+
+def _surrogate(cluster: int, landmarks: np.ndarray) -> Surrogate:
+    cache = _WORKER["surrogates"]
+    if cluster not in cache:
+        image = read_image(_WORKER["out"] / "surrogates" / f"{cluster}.png")
+        cache[cluster] = Surrogate(image, landmarks)
+    return cache[cluster]
+
+
+def _rewrite_task(task):
+    """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None)."""
+    rel, faces = task
+    opts = _WORKER["options"]
+    try:
+        image = _read(rel)
+    except ImageReadError as exc:
+        return rel, 0, str(exc)
+    if faces:
+        result = image.copy()
+        if opts["method"] == KSAME:
+            from anonfaces.synthesize.blend import blend_surrogate
+
+            for lm, cluster, sur_lm in faces:
+                blend_surrogate(image, _surrogate(cluster, sur_lm), lm, blend=opts["blend"], color=opts["color"],
+                                forehead=opts["forehead"], feather=opts["feather"], out=result)
+        else:
+            from anonfaces.synthesize.baselines import apply_baseline
+
+            seed = (zlib.crc32(rel.encode()) ^ int(opts["seed"])) & 0x7FFFFFFF
+            result = apply_baseline(image, opts["method"], [lm for lm, _, _ in faces], random_state=seed,
+                                    forehead=opts["forehead"], **opts["method_params"])
+        image = result
+    write_image(_WORKER["out"] / rel, image, quality=_WORKER["quality"])
+    return rel, len(faces), None
+
+
+def _run(func, tasks, initargs, jobs, *, desc, progress):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, smoothing=0.1)
+    try:
+        if jobs == 1 or len(tasks) <= 1:
+            saved = dict(_WORKER)
+            _init_worker(*initargs)
+            try:
+                for task in tasks:
+                    yield func(task)
+                    bar.update()
+            finally:
+                _WORKER.clear()
+                _WORKER.update(saved)
+            return
+        ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        with ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=initargs) as pool:
+            for result in pool.imap(func, tasks, chunksize=4):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+
+
+# --- main side ------------------------------------------------------------------------------------
+def anonymize_dataset(
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    k: int = 5,
+    algo: str = "fixed-kmeans",
+    synth: str | object = "morph",
+    method: str = KSAME,
+    encoder: str = "dlib",
+    encodings=None,
+    clusters=None,
+    unit: str = "identity",
+    outliers: str = "nearest",
+    allow_small_clusters: bool = False,
+    cluster_params: dict | None = None,
+    synth_params: dict | None = None,
+    method_params: dict | None = None,
+    blend: str = "feather",
+    color: str = "lab",
+    forehead: float = 0.15,
+    feather: float = 0.06,
+    size: int = 256,
+    detector: str = "hog",
+    upsample: int = 1,
+    save_encodings: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+    jobs: int | None = None,
+    random_state: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> AnonymizeReport:
+    """Write a de-identified copy of every photo under ``dataset`` into ``out``.
+
+    Parameters
+    ----------
+    dataset : path
+        Folder of photos (searched recursively; identities are the first folder level).
+    out : path
+        Output folder (see the module docstring for its tree). Must not be inside
+        ``dataset``; must be new or empty unless ``overwrite``.
+    k : int
+        Every cluster stands for at least ``k`` people (``unit="identity"``) or faces.
+    algo : str
+        Clusterer (a name in `anonfaces.cluster.CLUSTERERS`).
+    synth : str or synthesizer
+        A name in `SYNTHESIZERS` (``morph``, ``pixel``, ``eigen``, ...) or an instance.
+    method : str
+        ``"ksame"`` (k-anonymous replacement) or a baseline in `BASELINES`
+        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``).
+    encoder : str
+        Encoder used when ``encodings`` is not given.
+    encodings : path or Encodings, optional
+        Reuse an encodings file of this dataset instead of encoding again.
+    clusters : path or Clustering, optional
+        Reuse a clustering (``clusters.csv``) of these encodings instead of clustering again.
+    unit, outliers, cluster_params : see `anonfaces.cluster.cluster_encodings`.
+    allow_small_clusters : bool
+        Accept clusters with fewer than ``k`` people (only when asked for explicitly;
+        otherwise such a clustering is refused).
+    synth_params, method_params : dict
+        Settings of the synthesizer, or of the baseline.
+    blend, color, forehead, feather : see `anonfaces.synthesize.blend.blend_surrogate`.
+    size : int
+        Side of the canonical crops the surrogates are made at.
+    detector, upsample : detector settings when encoding.
+    save_encodings : path, optional
+        Keep the encodings made here (they describe the original faces: keep them
+        apart from OUT). By default they go to a temporary folder and are deleted.
+    quality : int
+        JPEG/WebP quality of the rewritten photos.
+    jobs : int or None
+        Worker processes (None: every core).
+    random_state : int
+        Seed for clustering, synthesizers and baselines.
+
+    Returns
+    -------
+    AnonymizeReport
+    """
+    from anonfaces.synthesize.baselines import BASELINES
+
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    root = Path(dataset)
+    if not root.is_dir():
+        raise BadInputError(f"dataset folder not found: {root}")
+    out = Path(out)
+    check_out_dir(root, out, overwrite=overwrite)
+    jobs = _check_jobs(jobs)
+    if not isinstance(size, (int, np.integer)) or size < 64:
+        raise BadInputError(f"size={size!r} must be an integer >= 64")
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise BadInputError(f"quality={quality!r} must be an integer from 1 to 100")
+    if method != KSAME:
+        BASELINES.get(method)  # unknown names are refused with the valid ones
+        # validate settings on a tiny image before any expensive work
+        from anonfaces.synthesize.baselines import check_baseline_params
+
+        check_baseline_params(method, method_params or {})
+        synthesizer = None
+        k_checked = None
+    else:
+        k_checked = _check_k(k)
+        synthesizer = make_synthesizer(synth, **(synth_params or {}))
+        from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+
+        if blend not in BLEND_MODES:
+            raise BadInputError(f"blend={blend!r} must be one of {', '.join(BLEND_MODES)}")
+        if color not in COLOR_MODES:
+            raise BadInputError(f"color={color!r} must be one of {', '.join(COLOR_MODES)}")
+    images = list_images(root)
+    if not images:
+        raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
+
+    # 1. encodings ----------------------------------------------------------------------------
+    t = time.perf_counter()
+    enc, skipped, enc_meta = _encodings(root, encodings, encoder=encoder, detector=detector, upsample=upsample, jobs=jobs,
+                                        progress=progress, max_pixels=max_pixels, save_encodings=save_encodings)
+    seconds["encode"] = time.perf_counter() - t
+    if len(enc) and not np.isfinite(enc.landmarks68).all():
+        raise BadInputError("the encodings hold no landmarks (imported from a pickle?); re-encode the dataset")
+
+    # 2. clusters -----------------------------------------------------------------------------
+    t = time.perf_counter()
+    labels = np.full(len(enc), NOT_CLUSTERED, dtype=np.int64)
+    cluster_info: dict = {}
+    if method == KSAME:
+        labels, cluster_info = _cluster(enc, clusters, k=k_checked, algo=algo, unit=unit, outliers=outliers,
+                                        params=cluster_params, random_state=random_state,
+                                        allow_small_clusters=allow_small_clusters)
+    seconds["cluster"] = time.perf_counter() - t
+
+    by_photo: dict[str, list[int]] = {}
+    for i, rel in enumerate(enc.paths.tolist()):
+        by_photo.setdefault(rel, []).append(i)
+    out.mkdir(parents=True, exist_ok=True)
+    options = {"method": method, "blend": blend, "color": color, "forehead": float(forehead), "feather": float(feather),
+               "seed": int(random_state), "method_params": dict(method_params or {})}
+    initargs = (str(root), str(out), int(size), int(max_pixels), int(quality), options)
+    unreadable: list[tuple[str, str]] = []
+
+    # 3. surrogates ---------------------------------------------------------------------------
+    sur_landmarks: dict[int, np.ndarray] = {}
+    if method == KSAME:
+        t = time.perf_counter()
+        crops, points, bad = _align_all(enc, by_photo, initargs, jobs, size=size, progress=progress)
+        if bad:
+            raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
+        seconds["align"] = time.perf_counter() - t
+        t = time.perf_counter()
+        sur_landmarks = _synthesize_all(synthesizer, crops, points, enc.embeddings, labels, out / "surrogates",
+                                        progress=progress)
+        del crops
+        seconds["synthesize"] = time.perf_counter() - t
+
+    # 4. photos -------------------------------------------------------------------------------
+    t = time.perf_counter()
+    tasks = []
+    for rel in images:
+        rows = by_photo.get(rel, [])
+        tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
+    written, n_faces = [], 0
+    for rel, n, error in _run(_rewrite_task, tasks, initargs, jobs, desc="anonymize", progress=progress):
+        if error is not None:
+            unreadable.append((rel, error))
+            continue
+        n_faces += n
+        if n:
+            written.append(rel)
+    seconds["rewrite"] = time.perf_counter() - t
+    faceless = set(images) - set(by_photo) - {p for p, _ in unreadable}
+    no_face = sorted((p, skipped.get(p, "no face in the encodings")) for p in faceless)
+    if unreadable and any(p in by_photo for p, _ in unreadable):
+        raise BadInputError("photos with faces could not be read again: " + "; ".join(f"{p}: {r}" for p, r in unreadable[:3]))
+
+    _write_mapping(out / "mapping.csv", enc, labels)
+    seconds["total"] = time.perf_counter() - t_start
+    report = AnonymizeReport(out=out, method=method, synth=(synthesizer_settings(synthesizer).get("name") if synthesizer is not None else None),
+                             k=k_checked, n_images=len(images), n_faces=n_faces,
+                             n_clusters=len(sur_landmarks), written=sorted(written), no_face=no_face,
+                             unreadable=sorted(unreadable), seconds=seconds)
+    run = {
+        "format": "anonfaces-anonymize-run", "format_version": 1, "anonfaces_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dataset": str(root.resolve()), "out": str(out.resolve()),
+        "settings": {
+            "method": method, "k": k_checked, "algo": algo if method == KSAME else None, "unit": unit, "outliers": outliers,
+            "allow_small_clusters": allow_small_clusters, "cluster_params": cluster_params or {},
+            "synth": synthesizer_settings(synthesizer) if synthesizer is not None else None,
+            "method_params": method_params or {}, "blend": blend, "color": color, "forehead": forehead, "feather": feather,
+            "size": size, "quality": quality, "jobs": jobs, "random_state": random_state, "max_pixels": max_pixels,
+            "encodings": enc_meta,
+        },
+        "clustering": cluster_info,
+        "counts": {"images": len(images), "faces": n_faces, "photos_with_faces": len(written), "clusters": len(sur_landmarks),
+                   "no_face": len(no_face), "unreadable": len(unreadable)},
+        "seconds": seconds,
+        "no_face": [{"path": p, "reason": r} for p, r in no_face],
+        "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
+    }
+    atomic_write_text(out / "run.json", json.dumps(run, indent=1, default=_jsonable))
+    log.info("anonymize: %s", report.summary())
+    return report
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def _encodings(root, encodings, *, encoder, detector, upsample, jobs, progress, max_pixels, save_encodings):
+    """The dataset's encodings, the skip reasons by path, and what to record about them."""
+    from anonfaces.encode import Encodings, encode_dataset, read_skips, skipped_path_for
+
+    skipped: dict[str, str] = {}
+    if encodings is None:
+        with tempfile.TemporaryDirectory(prefix="anonfaces-") as tmp:
+            path = Path(save_encodings) if save_encodings is not None else Path(tmp) / "encodings.npz"
+            report = encode_dataset(root, path, encoder=encoder, detector=detector, upsample=upsample, jobs=jobs,
+                                    progress=progress, max_pixels=max_pixels)
+            enc = Encodings.load(report.encodings_path)
+            skipped = dict(report.skipped)
+        source = str(report.encodings_path) if save_encodings is not None else None
+    else:
+        if isinstance(encodings, Encodings):
+            enc, source = encodings, None
+        else:
+            enc, source = Encodings.load(encodings), str(encodings)
+            sk = skipped_path_for(encodings)
+            if sk.is_file():
+                skipped = dict(read_skips(sk))
+        missing = [p for p in dict.fromkeys(enc.paths.tolist()) if not (root / p).is_file()]
+        if missing:
+            raise BadInputError(
+                f"the encodings do not match the dataset {root}: {len(missing)} encoded photos are not there "
+                f"(e.g. {missing[0]}); encodings made from {enc.meta.get('dataset', '?')}"
+            )
+    meta = {"file": source, "encoder": enc.meta.get("encoder"), "detector": enc.meta.get("detector"),
+            "dataset": enc.meta.get("dataset"), "n_faces": len(enc)}
+    return enc, skipped, meta
+
+
+def _cluster(enc, clusters, *, k, algo, unit, outliers, params, random_state, allow_small_clusters):
+    from anonfaces.cluster import Clustering, cluster_encodings, read_clusters
+
+    if len(enc) == 0:
+        return np.empty(0, np.int64), {}
+    if clusters is not None:
+        clustering = clusters if isinstance(clusters, Clustering) else read_clusters(clusters)
+        index = {(p, int(f)): i for i, (p, f) in enumerate(zip(clustering.paths.tolist(), clustering.face_index.tolist()))}
+        try:
+            order = np.array([index[(p, int(f))] for p, f in zip(enc.paths.tolist(), enc.face_index.tolist())])
+        except KeyError as exc:
+            raise BadInputError(f"the clustering has no row for face {exc.args[0]} of the encodings") from None
+        labels = np.asarray(clustering.labels)[order]
+        units = np.asarray(clustering.units)[order]
+        if np.all(units == ""):
+            units = np.array([f"{p}#{f}" for p, f in zip(enc.paths.tolist(), enc.face_index.tolist())])
+        info = dict(clustering.info)
+        info.setdefault("source", str(clusters) if not isinstance(clusters, Clustering) else "given")
+    else:
+        if unit == "identity" and enc.has_identities:
+            n_people = np.unique(enc.identities).size
+            if n_people < k:
+                raise BadInputError(f"k={k} is larger than the number of people in the dataset ({n_people})")
+        elif len(enc) < k:
+            raise BadInputError(f"k={k} is larger than the number of faces in the dataset ({len(enc)})")
+        clustering = cluster_encodings(enc, algo=algo, k=k, unit=unit, outliers=outliers, params=params,
+                                       random_state=random_state)
+        if not (np.array_equal(clustering.paths, enc.paths) and np.array_equal(clustering.face_index, enc.face_index)):
+            raise RuntimeError("cluster_encodings returned rows in another order than the encodings")  # a bug, not user error
+        labels, units, info = np.asarray(clustering.labels, np.int64), np.asarray(clustering.units), dict(clustering.info)
+    small = check_min_size(labels, units, k)
+    if small:
+        sizes = ", ".join(f"cluster {c}: {n}" for c, n in small[:10])
+        if not allow_small_clusters:
+            raise BadInputError(
+                f"{len(small)} clusters stand for fewer than k={k} people ({sizes}); they would not be k-anonymous. "
+                f"Change the clustering, or pass --allow-small-clusters to accept them explicitly"
+            )
+        log.warning("%d clusters have fewer than k=%d people (accepted explicitly): %s", len(small), k, sizes)
+    info["n_small_clusters"] = len(small)
+    return labels, info
+
+
+def _align_all(enc, by_photo, initargs, jobs, *, size, progress):
+    n = len(enc)
+    crops = np.empty((n, size, size, 3), np.uint8)
+    points = np.empty((n, 68, 2), np.float32)
+    tasks = [(rel, rows, enc.landmarks68[rows], tuple(int(v) for v in enc.image_sizes[rows[0]])) for rel, rows in by_photo.items()]
+    bad = []
+    for rel, rows, result, error in _run(_align_task, tasks, initargs, jobs, desc="align", progress=progress):
+        if error is not None:
+            bad.append((rel, error))
+            continue
+        crops[rows], points[rows] = result
+    return crops, points, bad
+
+
+def _synthesize_all(synthesizer, crops, points, embeddings, labels, folder: Path, *, progress) -> dict[int, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    if callable(getattr(synthesizer, "fit", None)) and len(crops):
+        synthesizer.fit(crops, points)
+    if folder.is_dir():  # an earlier run's surrogates (overwrite=True): remove them so none is left over
+        for old in folder.glob("*.png"):
+            old.unlink()
+    result = {}
+    for c in tqdm(np.unique(labels).tolist(), desc="synthesize", unit="cluster", disable=not progress):
+        members = np.flatnonzero(labels == c)
+        sur = synthesizer.synthesize(crops[members], points[members], embeddings[members])
+        if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
+            sur = Surrogate(sur.image, sur.landmarks)
+        write_image(folder / f"{c}.png", sur.image)
+        result[int(c)] = sur.landmarks
+    return result
+
+
+def _write_mapping(path: Path, enc, labels: np.ndarray) -> None:
+    order = np.lexsort((enc.face_index, enc.paths))
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(MAPPING_COLUMNS)
+        for i in order.tolist():
+            box = [f"{v:.1f}" for v in enc.boxes_ltrb[i].tolist()]
+            w.writerow([enc.paths[i], int(enc.face_index[i]), int(labels[i]), *box])
+
+
+def read_mapping(path) -> list[dict]:
+    """Rows of a ``mapping.csv`` as dicts (``face`` and ``cluster`` as int, the box as float)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["face"], r["cluster"] = int(r["face"]), int(r["cluster"])
+        for key in ("left", "top", "right", "bottom"):
+            if key in r:
+                r[key] = float(r[key])
+    return rows

@@ -1,0 +1,121 @@
+"""Shared pieces of the clustering benchmarks: LFW embeddings, tiling, peak-memory runs.
+
+Data: the dlib 128-D embeddings of all of LFW (``--data``, default
+``/work/cache/lfw_dlib_full.npz`` with ``embeddings``, ``paths``, ``identities``).
+Larger sets are made by tiling: tile t > 0 of person p gets one random offset
+(N(0, 0.03²) per dimension, about 0.34 in distance, so a tiled person looks like
+a different but similar person) plus per-photo jitter N(0, 0.01²).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = "/work/cache/lfw_dlib_full.npz"
+MACHINE = "2-core x86_64, 24 GiB, no GPU"
+
+
+def load_lfw(path: str = DEFAULT_DATA):
+    """(X float32 (n, 128), identities str (n,), paths str (n,))."""
+    with np.load(path, allow_pickle=False) as data:
+        return data["embeddings"].astype(np.float32), data["identities"].astype(str), data["paths"].astype(str)
+
+
+def make_set(n: int, *, data: str = DEFAULT_DATA, seed: int = 0):
+    """n faces: a random sample of LFW when n <= its size, else LFW tiled (see module doc)."""
+    X, ids, _ = load_lfw(data)
+    rng = np.random.RandomState(seed)
+    if n <= X.shape[0]:
+        pick = np.sort(rng.choice(X.shape[0], n, replace=False))
+        return X[pick], ids[pick]
+    tiles = int(np.ceil(n / X.shape[0]))
+    names, inv = np.unique(ids, return_inverse=True)
+    out_X = np.empty((tiles * X.shape[0], X.shape[1]), np.float32)
+    out_ids = np.empty(tiles * X.shape[0], dtype=object)
+    for t in range(tiles):
+        rows = slice(t * X.shape[0], (t + 1) * X.shape[0])
+        if t == 0:
+            out_X[rows] = X
+        else:
+            offset = rng.normal(0, 0.03, size=(names.size, X.shape[1])).astype(np.float32)
+            out_X[rows] = X + offset[inv] + rng.normal(0, 0.01, size=X.shape).astype(np.float32)
+        out_ids[rows] = [f"{p}#{t}" for p in ids] if t else ids
+    pick = np.sort(rng.choice(out_X.shape[0], n, replace=False))
+    return out_X[pick], out_ids[pick].astype(str)
+
+
+def run_measured(argv: list[str], timeout: float | None = None) -> dict:
+    """Run ``argv`` (a worker printing one JSON line last); add wall seconds and peak RSS of its process tree."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch():
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        pass
+                peak[0] = max(peak[0], rss)
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        stop.set()
+        return {"status": "timeout", "wall_s": time.perf_counter() - start, "peak_rss_gb": peak[0] / 2**30}
+    stop.set()
+    thread.join()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"status": f"failed ({proc.returncode}): {err.strip().splitlines()[-1] if err.strip() else ''}", "wall_s": wall, "peak_rss_gb": peak[0] / 2**30}
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(status="ok", wall_s=wall, peak_rss_gb=peak[0] / 2**30)
+    return result
+
+
+def record(path: str | None, row: dict) -> None:
+    """Print ``row`` and append it as a JSON line to ``path`` (if given), with date and machine."""
+    row = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": MACHINE,
+        "python": platform.python_version(),
+        "loadavg_1min_at_end": os.getloadavg()[0],
+        **row,
+    }
+    line = json.dumps(row, sort_keys=True, default=str)
+    print(line, flush=True)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+def worker_argv(script: str, *args: str) -> list[str]:
+    return [sys.executable, os.path.abspath(script), "--worker", *args]

@@ -64,7 +64,7 @@ class PiecewiseAffine:
         lo, hi = dst.min(0), dst.max(0)
         candidate = np.all((self.query >= lo) & (self.query <= hi), axis=1)
         simplex = np.full(len(self.query), -1, dtype=np.intp)
-        simplex[candidate] = self.tri.find_simplex(self.query[candidate])
+        simplex[candidate] = self.tri.find_simplex(self.query[candidate], bruteforce=True)  # the directed walk can take seconds
         self.inside = simplex >= 0
         s = simplex[self.inside]
         T = self.tri.transform[s]  # [q', 3, 2]: inverse affine (2x2) and offset per triangle

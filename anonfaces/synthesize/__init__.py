@@ -29,17 +29,22 @@ from anonfaces.synthesize import _eigen, _morph, _pixel  # noqa: F401  (register
 from anonfaces.synthesize._eigen import EigenSynthesizer
 from anonfaces.synthesize._morph import MorphSynthesizer
 from anonfaces.synthesize._pixel import PixelSynthesizer
-from anonfaces.synthesize.base import SYNTHESIZERS, Surrogate, Synthesizer, make_synthesizer
+from anonfaces.synthesize.base import (
+    SYNTHESIZERS,
+    Surrogate,
+    Synthesizer,
+    make_synthesizer,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BASELINES",
+    "SYNTHESIZERS",
     "AnonymizeReport",
     "EigenSynthesizer",
     "MorphSynthesizer",
     "PixelSynthesizer",
-    "SYNTHESIZERS",
     "Surrogate",
     "Synthesizer",
     "anonymize_dataset",
@@ -78,7 +83,7 @@ def load_optional_synthesizers() -> list[str]:
             except ImportError as exc:
                 log.debug("synthesizer %r not available: %s", name, exc)
                 continue
-            except Exception as exc:  # a half-finished optional module must not break the built-in ones
+            except Exception as exc:  # noqa: BLE001 - a half-finished optional module must not break the built-in ones
                 log.warning("synthesizer %r could not be loaded: %s: %s", name, type(exc).__name__, exc)
                 continue
             if name not in SYNTHESIZERS and hasattr(mod, attr):

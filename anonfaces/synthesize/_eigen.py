@@ -17,7 +17,12 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize.base import SYNTHESIZERS, Surrogate, Synthesizer, check_cluster
+from anonfaces.synthesize.base import (
+    SYNTHESIZERS,
+    Surrogate,
+    Synthesizer,
+    check_cluster,
+)
 
 
 @SYNTHESIZERS.register("eigen")
@@ -35,7 +40,7 @@ class EigenSynthesizer(Synthesizer):
     random_state : int, RandomState or None
     """
 
-    def __init__(self, *, n_components: int | float = 0.95, resolution: int = 128, max_fit_faces: int = 1000,
+    def __init__(self, *, n_components: float = 0.95, resolution: int = 128, max_fit_faces: int = 1000,
                  random_state=0):
         if isinstance(n_components, bool) or not isinstance(n_components, numbers.Real) or n_components <= 0 or (
             not isinstance(n_components, numbers.Integral) and n_components >= 1
@@ -56,7 +61,7 @@ class EigenSynthesizer(Synthesizer):
         return {"name": "eigen", "n_components": self.n_components, "resolution": self.resolution,
                 "max_fit_faces": self.max_fit_faces,
                 "random_state": self.random_state if isinstance(self.random_state, (int, type(None))) else "RandomState",
-                "fitted_components": None if self.components_ is None else int(len(self.components_))}
+                "fitted_components": None if self.components_ is None else len(self.components_)}
 
     def _vectors(self, faces: np.ndarray) -> np.ndarray:
         r = self.resolution
@@ -81,7 +86,7 @@ class EigenSynthesizer(Synthesizer):
         comps = (evecs[:, :n].T @ Xc.astype(np.float64)) / np.sqrt(evals[:n])[:, None]  # [n, d], orthonormal rows
         return mean, comps.astype(np.float32)
 
-    def fit(self, faces, landmarks=None) -> "EigenSynthesizer":
+    def fit(self, faces, landmarks=None) -> EigenSynthesizer:
         """Fit the face space on the dataset's crops, uint8 of shape (n, S, S, 3)."""
         faces = np.asarray(faces)
         if faces.ndim != 4 or len(faces) < 2:
@@ -107,4 +112,4 @@ class EigenSynthesizer(Synthesizer):
         small = np.clip(recon.reshape(r, r, 3), 0, 255).astype(np.float32)
         image = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC) if r != size else small
         image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        return Surrogate(image, landmarks.mean(axis=0), {"members": len(faces), "components": int(len(comps))})
+        return Surrogate(image, landmarks.mean(axis=0), {"members": len(faces), "components": len(comps)})

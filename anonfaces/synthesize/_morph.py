@@ -10,8 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.synthesize._warp import PiecewiseAffine, boundary_points, grid_points, remap
-from anonfaces.synthesize.base import SYNTHESIZERS, Surrogate, Synthesizer, check_cluster
+from anonfaces.synthesize._warp import (
+    PiecewiseAffine,
+    boundary_points,
+    grid_points,
+    remap,
+)
+from anonfaces.synthesize.base import (
+    SYNTHESIZERS,
+    Surrogate,
+    Synthesizer,
+    check_cluster,
+)
 
 
 def warp_to_shape(faces: np.ndarray, landmarks: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -48,6 +58,8 @@ class MorphSynthesizer(Synthesizer):
         The surrogate's shape: the members' mean landmarks (default), or the
         landmarks of the member closest to that mean (a real face's proportions).
     """
+
+    parallel = True
 
     def __init__(self, *, shape: str = "mean"):
         if shape not in ("mean", "medoid"):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.synthesize.base import SYNTHESIZERS, Surrogate, Synthesizer, check_cluster
+from anonfaces.synthesize.base import (
+    SYNTHESIZERS,
+    Surrogate,
+    Synthesizer,
+    check_cluster,
+)
 
 
 @SYNTHESIZERS.register("pixel")
@@ -15,6 +20,8 @@ class PixelSynthesizer(Synthesizer):
     the average is soft where the members' shapes differ; its landmarks are the
     members' mean landmarks.
     """
+
+    parallel = True
 
     def synthesize(self, faces, landmarks, embeddings=None) -> Surrogate:
         faces, landmarks, _ = check_cluster(faces, landmarks, embeddings)

@@ -51,26 +51,24 @@ class PiecewiseAffine:
     query : ndarray of shape (q, 2)
         Output pixel positions (for example `grid_points`).
 
-    Query points outside every triangle follow the least-squares similarity of
-    the control points (they lie outside the face region in practice).
+    Query points outside the triangulation follow the affine map of the nearest
+    triangle (with border points around the crop they lie outside the face region).
     """
 
     def __init__(self, dst_points: np.ndarray, query: np.ndarray):
         dst = np.asarray(dst_points, dtype=np.float64)
         self.dst_points = dst
         self.query = np.asarray(query, dtype=np.float64)
-        self.tri = Delaunay(dst)
-        # points outside the bounding box cannot be in a triangle; scipy is very slow on them
-        lo, hi = dst.min(0), dst.max(0)
-        candidate = np.all((self.query >= lo) & (self.query <= hi), axis=1)
-        simplex = np.full(len(self.query), -1, dtype=np.intp)
-        simplex[candidate] = self.tri.find_simplex(self.query[candidate], bruteforce=True)  # the directed walk can take seconds
+        simplices = Delaunay(dst).simplices  # [t, 3]
+        inverse, ok = _inverse_edges(dst, simplices)
+        simplex = _locate(dst, simplices[ok], self.query)  # index into the non-degenerate triangles, -1 outside
+        simplices, inverse = simplices[ok], inverse[ok]
         self.inside = simplex >= 0
         s = simplex[self.inside]
-        T = self.tri.transform[s]  # [q', 3, 2]: inverse affine (2x2) and offset per triangle
-        b = np.einsum("qij,qj->qi", T[:, :2], self.query[self.inside] - T[:, 2])
-        self.bary = np.column_stack([b, 1.0 - b.sum(1)])  # [q', 3]
-        self.vertices = self.tri.simplices[s]  # [q', 3]
+        # barycentric coordinates: (l1, l2) = inverse @ (p - a), weights (1 - l1 - l2, l1, l2)
+        l12 = np.einsum("qij,qj->qi", inverse[s], self.query[self.inside] - dst[simplices[s, 0]])
+        self.bary = np.column_stack([1.0 - l12.sum(1), l12])  # [q', 3]
+        self.vertices = simplices[s]  # [q', 3]
 
     def map(self, src_points: np.ndarray) -> np.ndarray:
         """Source coordinates of every query point, shape (q, 2), float32."""
@@ -82,6 +80,40 @@ class PiecewiseAffine:
         if not self.inside.all():
             out[~self.inside] = transform_points(self.query[~self.inside], similarity_transform(self.dst_points, src))
         return out.astype(np.float32)
+
+
+def _inverse_edges(points: np.ndarray, simplices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of each triangle's edge matrix [b - a, c - a] (closed form, no LAPACK), and which are not degenerate."""
+    a, b, c = (points[simplices[:, i]] for i in range(3))
+    e1, e2 = b - a, c - a
+    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    ok = np.abs(det) > 1e-9
+    det = np.where(ok, det, 1.0)
+    inverse = np.stack([np.stack([e2[:, 1], -e2[:, 0]], 1), np.stack([-e1[:, 1], e1[:, 0]], 1)], 1) / det[:, None, None]
+    return inverse, ok  # [t, 2, 2], [t]
+
+
+def _locate(points: np.ndarray, simplices: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The triangle holding each query point, from a raster of the triangles (-1: none found).
+
+    Rasterising is exact inside triangles; on their shared edges either neighbour
+    may be chosen, which does not matter because the piecewise affine map is
+    continuous there. (scipy's ``find_simplex`` is slower and, through its BLAS
+    calls, can stall for seconds on a busy machine.)
+    """
+    lo = np.floor(points.min(0)).astype(int) - 1
+    hi = np.ceil(points.max(0)).astype(int) + 1
+    w, h = (hi - lo + 1).tolist()
+    raster = np.full((h, w), -1, np.int32)
+    corners = np.round((points[simplices] - lo) * 16).astype(np.int32)  # [t, 3, 2] in 1/16 pixel
+    for index, tri in enumerate(corners):
+        cv2.fillConvexPoly(raster, tri, int(index), lineType=cv2.LINE_8, shift=4)
+    # points beyond the triangulation take the triangle at the nearest place inside its bounds
+    # (the affine map of that triangle, extrapolated)
+    ij = np.round(query - lo).astype(np.int64)
+    ij[:, 0] = np.clip(ij[:, 0], 1, w - 2)
+    ij[:, 1] = np.clip(ij[:, 1], 1, h - 2)
+    return raster[ij[:, 1], ij[:, 0]].astype(np.int64)
 
 
 def remap(image: np.ndarray, coords: np.ndarray, height: int, width: int, *, border=cv2.BORDER_REFLECT) -> np.ndarray:

@@ -43,7 +43,13 @@ from anonfaces._version import __version__
 from anonfaces.errors import BadInputError
 from anonfaces.synthesize.base import Surrogate, make_synthesizer, synthesizer_settings
 from anonfaces.utils.atomic import atomic_open, atomic_write_text
-from anonfaces.utils.images import DEFAULT_MAX_PIXELS, ImageReadError, list_images, read_image, write_image
+from anonfaces.utils.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    list_images,
+    read_image,
+    write_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +143,10 @@ _WORKER: dict = {}
 def _init_worker(root: str, out: str, size: int, max_pixels: int, quality: int, options: dict) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
+    from threadpoolctl import threadpool_limits
 
     cv2.setNumThreads(1)
+    threadpool_limits(1)  # one BLAS thread per worker: the workers already use every core
     _WORKER.clear()
     _WORKER.update(root=Path(root), out=Path(out), size=size, max_pixels=max_pixels, quality=quality, options=options,
                    surrogates={})
@@ -201,29 +209,53 @@ def _rewrite_task(task):
     return rel, len(faces), None
 
 
-def _run(func, tasks, initargs, jobs, *, desc, progress):
-    from tqdm.auto import tqdm
+def _synthesize_task(task):
+    """One cluster's surrogate, written to OUT/surrogates/<cluster>.png; returns (cluster, landmarks)."""
+    synthesizer, cluster, faces, points, embeddings = task
+    return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, _WORKER["out"] / "surrogates")
 
-    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, smoothing=0.1)
-    try:
-        if jobs == 1 or len(tasks) <= 1:
-            saved = dict(_WORKER)
-            _init_worker(*initargs)
-            try:
-                for task in tasks:
-                    yield func(task)
-                    bar.update()
-            finally:
-                _WORKER.clear()
-                _WORKER.update(saved)
-            return
-        ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=initargs) as pool:
-            for result in pool.imap(func, tasks, chunksize=4):
+
+def _make_surrogate(synthesizer, cluster, faces, points, embeddings, folder: Path) -> np.ndarray:
+    sur = synthesizer.synthesize(faces, points, embeddings)
+    if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
+        sur = Surrogate(sur.image, sur.landmarks)
+    write_image(folder / f"{cluster}.png", sur.image)
+    return sur.landmarks
+
+
+class _Workers:
+    """One pool of worker processes for every phase of a run (or this process when jobs == 1)."""
+
+    def __init__(self, initargs, jobs: int, progress: bool):
+        self.initargs, self.jobs, self.progress = initargs, jobs, progress
+        self.pool = None
+        self._saved = None
+
+    def __enter__(self):
+        if self.jobs > 1:
+            ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+            self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=self.initargs)
+        else:
+            self._saved = dict(_WORKER)
+            _init_worker(*self.initargs)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate() if exc[0] is not None else self.pool.close()
+            self.pool.join()
+        else:
+            _WORKER.clear()
+            _WORKER.update(self._saved or {})
+
+    def imap(self, func, tasks, *, desc: str, unit: str = "img", chunksize: int = 4):
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not self.progress, smoothing=0.1) as bar:
+            results = map(func, tasks) if self.pool is None else self.pool.imap(func, tasks, chunksize=chunksize)
+            for result in results:
                 yield result
                 bar.update()
-    finally:
-        bar.close()
 
 
 # --- main side ------------------------------------------------------------------------------------
@@ -369,35 +401,35 @@ def anonymize_dataset(
     initargs = (str(root), str(out), int(size), int(max_pixels), int(quality), options)
     unreadable: list[tuple[str, str]] = []
 
-    # 3. surrogates ---------------------------------------------------------------------------
     sur_landmarks: dict[int, np.ndarray] = {}
-    if method == KSAME:
-        t = time.perf_counter()
-        crops, points, bad = _align_all(enc, by_photo, initargs, jobs, size=size, progress=progress)
-        if bad:
-            raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
-        seconds["align"] = time.perf_counter() - t
-        t = time.perf_counter()
-        sur_landmarks = _synthesize_all(synthesizer, crops, points, enc.embeddings, labels, out / "surrogates",
-                                        progress=progress)
-        del crops
-        seconds["synthesize"] = time.perf_counter() - t
-
-    # 4. photos -------------------------------------------------------------------------------
-    t = time.perf_counter()
-    tasks = []
-    for rel in images:
-        rows = by_photo.get(rel, [])
-        tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
     written, n_faces = [], 0
-    for rel, n, error in _run(_rewrite_task, tasks, initargs, jobs, desc="anonymize", progress=progress):
-        if error is not None:
-            unreadable.append((rel, error))
-            continue
-        n_faces += n
-        if n:
-            written.append(rel)
-    seconds["rewrite"] = time.perf_counter() - t
+    with _Workers(initargs, min(jobs, len(images)), progress) as workers:
+        # 3. surrogates -----------------------------------------------------------------------
+        if method == KSAME:
+            t = time.perf_counter()
+            crops, points, bad = _align_all(workers, enc, by_photo, size=size)
+            if bad:
+                raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
+            seconds["align"] = time.perf_counter() - t
+            t = time.perf_counter()
+            sur_landmarks = _synthesize_all(workers, synthesizer, crops, points, enc.embeddings, labels, out / "surrogates")
+            del crops, points
+            seconds["synthesize"] = time.perf_counter() - t
+
+        # 4. photos ---------------------------------------------------------------------------
+        t = time.perf_counter()
+        tasks = []
+        for rel in images:
+            rows = by_photo.get(rel, [])
+            tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
+        for rel, n, error in workers.imap(_rewrite_task, tasks, desc="anonymize"):
+            if error is not None:
+                unreadable.append((rel, error))
+                continue
+            n_faces += n
+            if n:
+                written.append(rel)
+        seconds["rewrite"] = time.perf_counter() - t
     faceless = set(images) - set(by_photo) - {p for p, _ in unreadable}
     no_face = sorted((p, skipped.get(p, "no face in the encodings")) for p in faceless)
     if unreadable and any(p in by_photo for p, _ in unreadable):
@@ -518,13 +550,13 @@ def _cluster(enc, clusters, *, k, algo, unit, outliers, params, random_state, al
     return labels, info
 
 
-def _align_all(enc, by_photo, initargs, jobs, *, size, progress):
+def _align_all(workers: _Workers, enc, by_photo, *, size):
     n = len(enc)
     crops = np.empty((n, size, size, 3), np.uint8)
     points = np.empty((n, 68, 2), np.float32)
     tasks = [(rel, rows, enc.landmarks68[rows], tuple(int(v) for v in enc.image_sizes[rows[0]])) for rel, rows in by_photo.items()]
     bad = []
-    for rel, rows, result, error in _run(_align_task, tasks, initargs, jobs, desc="align", progress=progress):
+    for rel, rows, result, error in workers.imap(_align_task, tasks, desc="align"):
         if error is not None:
             bad.append((rel, error))
             continue
@@ -532,22 +564,25 @@ def _align_all(enc, by_photo, initargs, jobs, *, size, progress):
     return crops, points, bad
 
 
-def _synthesize_all(synthesizer, crops, points, embeddings, labels, folder: Path, *, progress) -> dict[int, np.ndarray]:
-    from tqdm.auto import tqdm
-
+def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, labels, folder: Path) -> dict[int, np.ndarray]:
+    """Every cluster's surrogate; built-in synthesizers run in the workers, others (learned ones) here."""
     if callable(getattr(synthesizer, "fit", None)) and len(crops):
         synthesizer.fit(crops, points)
     if folder.is_dir():  # an earlier run's surrogates (overwrite=True): remove them so none is left over
         for old in folder.glob("*.png"):
             old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    clusters = np.unique(labels).tolist()
+    members = {c: np.flatnonzero(labels == c) for c in clusters}
+    if getattr(synthesizer, "parallel", False) and workers.pool is not None:
+        tasks = [(synthesizer, c, crops[m], points[m], embeddings[m]) for c, m in members.items()]
+        return dict(workers.imap(_synthesize_task, tasks, desc="synthesize", unit="cluster", chunksize=1))
     result = {}
-    for c in tqdm(np.unique(labels).tolist(), desc="synthesize", unit="cluster", disable=not progress):
-        members = np.flatnonzero(labels == c)
-        sur = synthesizer.synthesize(crops[members], points[members], embeddings[members])
-        if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
-            sur = Surrogate(sur.image, sur.landmarks)
-        write_image(folder / f"{c}.png", sur.image)
-        result[int(c)] = sur.landmarks
+    from tqdm.auto import tqdm
+
+    for c in tqdm(clusters, desc="synthesize", unit="cluster", disable=not workers.progress):
+        m = members[c]
+        result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m], folder)
     return result
 
 

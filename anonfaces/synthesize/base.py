@@ -70,8 +70,11 @@ class Synthesizer:
     """Base class of the built-in synthesizers (settings as keyword-only ``__init__`` arguments)."""
 
     registry_name: str
+    #: True when an instance is small and picklable, so that clusters can be synthesized in
+    #: the worker processes (a synthesizer holding a large model keeps this False).
+    parallel: bool = False
 
-    def fit(self, faces: np.ndarray, landmarks: np.ndarray) -> "Synthesizer":
+    def fit(self, faces: np.ndarray, landmarks: np.ndarray) -> Synthesizer:
         """See every face of the dataset before synthesizing (no-op unless a method needs it)."""
         return self
 

@@ -59,7 +59,7 @@ def pixelate(patch, mask, scale, rng, *, blocks: int = 8):
     """Mosaic: ``blocks`` cells across the face region's width."""
     _positive("blocks", blocks, integer=True)
     x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-    cell = max(2, int(round(w / blocks)))
+    cell = max(2, round(w / blocks))
     out = patch.copy()
     region = patch[y:y + h, x:x + w]
     small = cv2.resize(region, (max(1, -(-w // cell)), max(1, -(-h // cell))), interpolation=cv2.INTER_AREA)
@@ -89,7 +89,7 @@ def closing(patch, mask, scale, rng, *, size: float = 0.15, iterations: int = 1)
     """Morphological closing (dilate, then erode) with an ellipse of ``size`` x face size."""
     _positive("size", size)
     _positive("iterations", iterations, integer=True, upper=20)
-    d = max(3, int(round(size * scale)) | 1)
+    d = max(3, round(size * scale) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
     return cv2.morphologyEx(patch, cv2.MORPH_CLOSE, kernel, iterations=int(iterations), borderType=cv2.BORDER_REFLECT)
 
@@ -105,7 +105,7 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
         raise BadInputError(f"orb_features={orb_features!r} must be an integer >= 0")
     if isinstance(keypoint_radius, bool) or not isinstance(keypoint_radius, (int, np.integer)) or keypoint_radius < 0:
         raise BadInputError(f"keypoint_radius={keypoint_radius!r} must be an integer >= 0")
-    b = max(2, int(round(block * scale)))
+    b = max(2, round(block * scale))
     x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
     cells = [(cx, cy) for cy in range(y, y + h, b) for cx in range(x, x + w, b) if mask[cy:cy + b, cx:cx + b].any()]
     order = rng.permutation(len(cells))
@@ -123,7 +123,7 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
         keypoints = orb.detect(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), mask.astype(np.uint8) * 255)
         spots = np.zeros(mask.shape, np.uint8)
         for kp in keypoints:
-            cv2.circle(spots, (int(round(kp.pt[0])), int(round(kp.pt[1]))), int(keypoint_radius), 255, -1)
+            cv2.circle(spots, (round(kp.pt[0]), round(kp.pt[1])), int(keypoint_radius), 255, -1)
         merged[spots > 0] = patch[spots > 0]
     return merged
 

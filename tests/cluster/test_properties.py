@@ -28,6 +28,8 @@ CONFIGS = [(name, {}) for name in CLUSTERERS.names()] + [
     ("hierarchical", {"connectivity_above": 10, "n_neighbors": 3}),
 ]
 OUTLIER_CONFIGS = [("aroc", {}), ("dbscan", {"eps": 1.0}), ("hdbscan", {}), ("optics", {})]
+# scikit-learn's OPTICS costs about 0.3 s per fit even on 40 points: fewer examples for it
+SLOW = {"optics"}
 
 
 @st.composite
@@ -70,12 +72,23 @@ def _check_guarantee(labels, X, k, ids):
 
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEWER = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("algo,params", CONFIGS, ids=[f"{a}{p or ''}" for a, p in CONFIGS])
-@FAST
-@given(problem=problems(with_identities=False), seed=st.integers(0, 1000))
-def test_photo_guarantee(algo, params, problem, seed):
+def _split(configs):
+    fast = [c for c in configs if c[0] not in SLOW]
+    slow = [c for c in configs if c[0] in SLOW]
+    return fast, slow
+
+
+def _ids(configs):
+    return [f"{a}{p or ''}" for a, p in configs]
+
+
+FAST_CONFIGS, SLOW_CONFIGS = _split(CONFIGS)
+
+
+def _photo_guarantee(algo, params, problem, seed):
     X, k, _ = problem
     before = X.copy()
     labels = make_clusterer(algo, k=k, params=params, random_state=seed).fit(X).labels_
@@ -85,10 +98,7 @@ def test_photo_guarantee(algo, params, problem, seed):
     assert np.array_equal(labels, again), "same random_state, different labels"
 
 
-@pytest.mark.parametrize("algo,params", CONFIGS, ids=[f"{a}{p or ''}" for a, p in CONFIGS])
-@FAST
-@given(problem=problems(with_identities=True), seed=st.integers(0, 1000))
-def test_identity_guarantee(algo, params, problem, seed):
+def _identity_guarantee(algo, params, problem, seed):
     X, k, ids = problem
     before, ids_before = X.copy(), ids.copy()
     est = make_clusterer(algo, k=k, params=params, random_state=seed).fit(X, identities=ids)
@@ -98,9 +108,37 @@ def test_identity_guarantee(algo, params, problem, seed):
     assert np.array_equal(est.labels_, again)
 
 
+@pytest.mark.parametrize("algo,params", FAST_CONFIGS, ids=_ids(FAST_CONFIGS))
+@FAST
+@given(problem=problems(with_identities=False), seed=st.integers(0, 1000))
+def test_photo_guarantee(algo, params, problem, seed):
+    _photo_guarantee(algo, params, problem, seed)
+
+
+@pytest.mark.parametrize("algo,params", SLOW_CONFIGS, ids=_ids(SLOW_CONFIGS))
+@FEWER
+@given(problem=problems(with_identities=False), seed=st.integers(0, 1000))
+def test_photo_guarantee_slow_algorithms(algo, params, problem, seed):
+    _photo_guarantee(algo, params, problem, seed)
+
+
+@pytest.mark.parametrize("algo,params", FAST_CONFIGS, ids=_ids(FAST_CONFIGS))
+@FAST
+@given(problem=problems(with_identities=True), seed=st.integers(0, 1000))
+def test_identity_guarantee(algo, params, problem, seed):
+    _identity_guarantee(algo, params, problem, seed)
+
+
+@pytest.mark.parametrize("algo,params", SLOW_CONFIGS, ids=_ids(SLOW_CONFIGS))
+@FEWER
+@given(problem=problems(with_identities=True), seed=st.integers(0, 1000))
+def test_identity_guarantee_slow_algorithms(algo, params, problem, seed):
+    _identity_guarantee(algo, params, problem, seed)
+
+
 @pytest.mark.parametrize("outliers", ["nearest", "group"])
 @pytest.mark.parametrize("algo,params", OUTLIER_CONFIGS, ids=[a for a, _ in OUTLIER_CONFIGS])
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(problem=problems(with_identities=False))
 def test_outlier_policies_keep_guarantee(algo, params, outliers, problem):
     X, k, _ = problem

@@ -27,9 +27,9 @@ class GNNConfig:
     """Training settings (``GNN/config.toml`` holds the defaults for the command line)."""
 
     image_size: int = 64
-    width: int = 32
-    id_features: int = 256
-    steps: int = 3000
+    width: int = 16
+    id_features: int = 128
+    steps: int = 1000
     batch_size: int = 32
     learning_rate: float = 2e-3
     lr_decay_start: float = 0.6  # fraction of the steps after which the rate decays (cosine) to 5 %

@@ -60,6 +60,9 @@ class GNNSynthesizer:
             if isinstance(self.weights, (str, os.PathLike)):
                 from anonfaces.synthesize.gnn.training import load_gnn
 
+                if not Path(self.weights).is_file():
+                    raise BadInputError(f"GNN weights {os.fspath(self.weights)!r} not found; train them with "
+                                        "`python GNN/train.py` (see GNN/README.md) and pass weights=PATH")
                 self._loaded = load_gnn(self.weights, device=self.device)
             else:
                 self._loaded = tuple(self.weights)
@@ -106,7 +109,7 @@ class GNNSynthesizer:
         image = cv2.resize(self.generate(code.numpy()[0]), (size, size), interpolation=cv2.INTER_CUBIC)
         shape = np.asarray(landmarks, dtype=np.float32)
         points = detect_landmarks(image, shape) if self.landmarks == "detect" else shape
-        return make_surrogate(image, points)
+        return make_surrogate(image, points, {"gnn_identities": [names[i] for i in idx]})
 
     def synthesize(self, faces: np.ndarray, landmarks: np.ndarray, embeddings: np.ndarray | None = None):
         """One surrogate for a cluster: faces uint8 (m, S, S, 3) in the canonical frame, landmarks (m, 68, 2)."""

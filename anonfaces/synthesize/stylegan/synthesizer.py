@@ -26,13 +26,11 @@ log = logging.getLogger(__name__)
 DEFAULT_GENERATOR = Path("stylegan") / "ffhq.pkl"
 
 
-def make_surrogate(image: np.ndarray, landmarks: np.ndarray):
-    """The synthesis stage's `Surrogate` record (from ``anonfaces.synthesize.base``)."""
-    try:
-        from anonfaces.synthesize.base import Surrogate
-    except ImportError:  # the shared base module is not there yet: same fields, local stand-in
-        from anonfaces.synthesize.stylegan._surrogate import Surrogate
-    return Surrogate(image=image, landmarks=np.asarray(landmarks, dtype=np.float32))
+def make_surrogate(image: np.ndarray, landmarks: np.ndarray, info: dict | None = None):
+    """The synthesis stage's `Surrogate` record (``anonfaces.synthesize.base``)."""
+    from anonfaces.synthesize.base import Surrogate
+
+    return Surrogate(image=image, landmarks=np.asarray(landmarks, dtype=np.float32), info=dict(info or {}))
 
 
 def check_cluster(faces: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,6 +171,9 @@ class StyleGANSynthesizer:
             if isinstance(self.generator, (str, os.PathLike)):
                 from anonfaces.synthesize.stylegan.loader import load_generator
 
+                if not Path(self.generator).is_file():
+                    raise BadInputError(f"StyleGAN weights {os.fspath(self.generator)!r} not found; download NVIDIA's "
+                                        "ffhq.pkl into stylegan/ as described in stylegan/README.md")
                 self._G = load_generator(self.generator, device=self.device)
             else:
                 self._G = self.generator
@@ -260,13 +261,16 @@ class StyleGANSynthesizer:
                 reidentification_rate=lambda lat: self.reidentify(self._crop(lat, shape, size), faces, embeddings),
                 **opts)
             latent = result.latent
+            info = {"alpha": result.alpha, "reidentification_rate": result.rate, "privacy_target_met": result.satisfied}
             log.info("privacy-adjusted alpha %.3f, re-identification rate %.3f (target %.3f)%s", result.alpha,
                      result.rate, 1 / k, "" if result.satisfied else " NOT reached")
         else:
             latent = average_latents(latents, alpha=self.alpha, **opts)
+            info = {"alpha": self.alpha}
+        info.update(toward=self.toward, members=len(latents))
         image = self._crop(latent, shape, size)
         points = detect_landmarks(image, shape) if self.landmarks == "detect" else shape
-        return make_surrogate(image, points)
+        return make_surrogate(image, points, info)
 
     def synthesize(self, faces: np.ndarray, landmarks: np.ndarray, embeddings: np.ndarray | None = None):
         """One surrogate for a cluster: faces uint8 (m, S, S, 3) in the canonical frame, landmarks (m, 68, 2)."""

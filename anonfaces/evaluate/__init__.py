@@ -1,0 +1,67 @@
+"""Evaluation stage: how well identities are hidden, and how much usefulness survives.
+
+============================ ========================================== =====================
+what                         public names                               module
+============================ ========================================== =====================
+attackers (registry)         `RECOGNIZERS`, `make_recognizer`           ``recognizers.py``
+privacy protocols            `reidentification_rate`,                   ``protocols.py``
+                             `closed_set_identification`,
+                             `identity_reidentification`,
+                             `parrot_reidentification`, `k_bound`
+image quality                `ssim`, `psnr`, `bucket_means`             ``quality.py``
+detectability                `match_faces`, `landmark_displacement`     ``detectability.py``
+attributes, downstream       `attribute_agreement`, `downstream_utility` ``attributes.py``
+one pass over photos         `measure_photos`                           ``measure.py``
+the sweep                    `evaluate_dataset`                         ``sweep.py``
+table, plots, report         `read_table`, `plot_all`, `write_report`   ``table.py`` ...
+============================ ========================================== =====================
+"""
+
+from anonfaces.evaluate.attributes import attribute_agreement, downstream_utility, read_attributes
+from anonfaces.evaluate.detectability import landmark_displacement, match_faces
+from anonfaces.evaluate.measure import Measurements, measure_photos
+from anonfaces.evaluate.protocols import (
+    closed_set_identification,
+    identity_reidentification,
+    information_loss,
+    k_bound,
+    parrot_reidentification,
+    reidentification_rate,
+)
+from anonfaces.evaluate.quality import AREA_BUCKETS, bucket_means, face_area_share, psnr, ssim
+from anonfaces.evaluate.recognizers import RECOGNIZERS, Recognizer, calibrate_threshold, make_recognizer
+from anonfaces.evaluate.sweep import DEFAULT_KS, DEFAULT_METHODS, EvaluationReport, evaluate_dataset, parse_methods
+from anonfaces.evaluate.table import COLUMNS, METRICS, read_table
+
+__all__ = [
+    "AREA_BUCKETS",
+    "COLUMNS",
+    "DEFAULT_KS",
+    "DEFAULT_METHODS",
+    "METRICS",
+    "RECOGNIZERS",
+    "EvaluationReport",
+    "Measurements",
+    "Recognizer",
+    "attribute_agreement",
+    "bucket_means",
+    "calibrate_threshold",
+    "closed_set_identification",
+    "downstream_utility",
+    "evaluate_dataset",
+    "face_area_share",
+    "identity_reidentification",
+    "information_loss",
+    "k_bound",
+    "landmark_displacement",
+    "make_recognizer",
+    "match_faces",
+    "measure_photos",
+    "parrot_reidentification",
+    "parse_methods",
+    "psnr",
+    "read_attributes",
+    "read_table",
+    "reidentification_rate",
+    "ssim",
+]

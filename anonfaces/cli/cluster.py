@@ -74,6 +74,11 @@ def command(encodings_path, algo, k, unit, outliers, params, labels_path, n_jobs
             f"faces: {len(result)} ({known} with a known identity); identities clustered: "
             f"{result.info['n_units']}, of which pseudo-identities formed: {result.info['n_pseudo_identities']}"
         )
+    if unit == "photo" and len(result) and (result.identities != "").all():
+        from anonfaces.cluster.metrics import distinct_identities
+
+        people = distinct_identities(result.labels, result.identities)
+        click.echo(f"distinct people per cluster (known identities): min {people.min()}, mean {people.mean():.2f}")
     unit_name = "people" if unit == "identity" else "photos"
     below = "" if scores["min_identities"] >= k else f"  WARNING: clusters with fewer than k={k} {unit_name}"
     header = ["algorithm", "k", "clusters", "min size", "max size", f"min {unit_name}", f"mean {unit_name}", "SSD", "silhouette", "seconds"]

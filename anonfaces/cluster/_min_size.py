@@ -30,19 +30,18 @@ from anonfaces.cluster._base import NOISE, OUTLIER_POLICIES, centroids, relabel_
 from anonfaces.errors import BadInputError
 
 
-def _nearest_rows(A: np.ndarray, B: np.ndarray, *, exclude_self: bool = False, chunk: int = 4096) -> np.ndarray:
+def _nearest_rows(A: np.ndarray, B: np.ndarray, *, exclude: np.ndarray | None = None, chunk: int = 2048) -> np.ndarray:
     """Index into B of the nearest row (Euclidean) for each row of A; shape (len(A),).
 
-    With ``exclude_self`` (A is B) a row never picks itself.
+    ``exclude[i]``, when given, is a row of B that row i of A may not pick (itself).
     """
     out = np.empty(A.shape[0], dtype=np.int64)
     b2 = (B * B).sum(axis=1)
     for start in range(0, A.shape[0], chunk):
         a = A[start : start + chunk]
-        d = b2[None, :] - 2.0 * (a @ B.T)  # + |a|^2, same for the whole row
-        if exclude_self:
-            rows = np.arange(a.shape[0])
-            d[rows, start + rows] = np.inf
+        d = b2[None, :] - 2.0 * (a @ B.T)  # + |a|^2, the same along each row
+        if exclude is not None:
+            d[np.arange(a.shape[0]), exclude[start : start + chunk]] = np.inf
         out[start : start + chunk] = np.argmin(d, axis=1)
     return out
 
@@ -59,14 +58,7 @@ def _merge_small(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         C = centroids(X, labels, m)
         # each small cluster points at its nearest other cluster; follow the links
         target = np.arange(m)
-        nearest = _nearest_rows(C[small], C, exclude_self=False)
-        # exclude self: recompute for those that picked themselves
-        picked_self = nearest == small
-        if picked_self.any():
-            d = ((C[small[picked_self]][:, None, :] - C[None, :, :]) ** 2).sum(-1)
-            d[np.arange(d.shape[0]), small[picked_self]] = np.inf
-            nearest[picked_self] = np.argmin(d, axis=1)
-        target[small] = nearest
+        target[small] = _nearest_rows(C[small], C, exclude=small)
         graph = coo_matrix((np.ones(m), (np.arange(m), target)), shape=(m, m))
         _, comp = connected_components(graph, directed=False)
         labels = relabel_consecutive(comp[labels])

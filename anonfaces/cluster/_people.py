@@ -11,6 +11,7 @@ rule is applied to them.
 
 from __future__ import annotations
 
+import heapq
 import logging
 
 import numpy as np
@@ -22,8 +23,82 @@ logger = logging.getLogger(__name__)
 #: Prefix of the names given to pseudo-identities (real folder names never start with it).
 PSEUDO_PREFIX = "~pseudo-"
 
-#: Default pseudo-identity settings for dlib 128-D embeddings (tuned on LFW, see bench/).
-PSEUDO_DEFAULTS = {"method": "aroc", "n_neighbors": 20, "threshold": 1.0, "max_distance": 0.5}
+#: Default pseudo-identity settings for dlib 128-D embeddings: average linkage over the
+#: 10-nearest-neighbour graph, cut at mean distance 0.55 (pairwise F = 0.948 on all of LFW,
+#: see bench/bench_cluster_pseudo.py). Below 0.55 people start to split into several
+#: pseudo-identities (recall 0.91 at 0.5), which weakens the k-people guarantee; above
+#: it different people merge (safe, but coarser).
+PSEUDO_DEFAULTS = {"method": "average", "n_neighbors": 10, "threshold": 0.55, "max_distance": None}
+
+
+def graph_average_linkage(X: np.ndarray, *, threshold: float, n_neighbors: int = 10, n_jobs=None) -> np.ndarray:
+    """Average-linkage clustering restricted to the k-nearest-neighbour graph; labels of shape (n,).
+
+    Clusters merge, closest first, while their *mean* pairwise Euclidean distance
+    is below ``threshold``. Only clusters joined by a neighbour edge are candidates
+    (so memory stays linear in n, unlike a full linkage matrix), but the distance
+    between two candidates is exact: Lance-Williams updates of the mean, and the
+    members' distances computed directly when a pair had no edge. On LFW it
+    gives nearly the same clusters as SciPy's full average linkage (same number
+    of groups, pairwise F 0.947 against 0.949), in half the time and linear memory.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = X.shape[0]
+    if n < 2:
+        return np.zeros(n, dtype=np.int64)
+    K = min(n_neighbors, n - 1)
+    dist, idx = NearestNeighbors(n_neighbors=K, n_jobs=n_jobs).fit(X).kneighbors()
+    rows = np.repeat(np.arange(n), K)
+    a = np.minimum(rows, idx.ravel())
+    b = np.maximum(rows, idx.ravel())
+    _, first = np.unique(a.astype(np.int64) * n + b, return_index=True)
+    a, b, d = a[first].tolist(), b[first].tolist(), dist.ravel()[first].tolist()
+    mean_dist: list[dict[int, float]] = [dict() for _ in range(n)]  # between adjacent clusters
+    for i, j, w in zip(a, b, d):
+        mean_dist[i][j] = w
+        mean_dist[j][i] = w
+    members = [[i] for i in range(n)]
+    alive = np.ones(n, dtype=bool)
+    heap = [(w, i, j) for i, j, w in zip(a, b, d) if w < threshold]
+    heapq.heapify(heap)
+
+    def exact(p: int, q: int) -> float:
+        A, B = X[members[p]], X[members[q]]
+        return float(np.sqrt(np.maximum(
+            (A * A).sum(1)[:, None] - 2 * A @ B.T + (B * B).sum(1)[None, :], 0.0)).mean())
+
+    while heap:
+        w, i, j = heapq.heappop(heap)
+        if not (alive[i] and alive[j]) or mean_dist[i].get(j) != w:
+            continue  # stale entry
+        if len(members[i]) < len(members[j]):
+            i, j = j, i
+        na, nb = len(members[i]), len(members[j])
+        merged = {}
+        for c in (set(mean_dist[i]) | set(mean_dist[j])) - {i, j}:
+            dic = mean_dist[i].get(c)
+            djc = mean_dist[j].get(c)
+            dic = exact(i, c) if dic is None else dic
+            djc = exact(j, c) if djc is None else djc
+            merged[c] = (na * dic + nb * djc) / (na + nb)
+        for c in mean_dist[j]:
+            mean_dist[c].pop(j, None)
+        for c in mean_dist[i]:
+            mean_dist[c].pop(i, None)
+        mean_dist[j] = {}
+        alive[j] = False
+        members[i].extend(members[j])
+        members[j] = []
+        mean_dist[i] = merged
+        for c, v in merged.items():
+            mean_dist[c][i] = v
+            if v < threshold:
+                heapq.heappush(heap, (v, i, c))
+    labels = np.empty(n, dtype=np.int64)
+    for lab, c in enumerate(np.flatnonzero(alive)):
+        labels[members[c]] = lab
+    return labels
 
 
 def pseudo_identity_labels(
@@ -39,6 +114,8 @@ def pseudo_identity_labels(
 
     Methods (distances are Euclidean on the embeddings):
 
+    - ``"average"`` (default): `graph_average_linkage` cut at mean distance ``threshold``
+      over the ``n_neighbors``-nearest-neighbour graph (``max_distance`` unused).
     - ``"aroc"``: approximate rank-order clustering, linking two photos when their
       rank-order distance is below ``threshold`` **and** their distance is below
       ``max_distance``; transitive merging.
@@ -53,8 +130,10 @@ def pseudo_identity_labels(
     n = X.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if method not in ("aroc", "components"):
-        raise BadInputError(f"pseudo-identity method={method!r} must be 'aroc' or 'components'")
+    if method not in ("average", "aroc", "components"):
+        raise BadInputError(f"pseudo-identity method={method!r} must be 'average', 'aroc' or 'components'")
+    if method == "average":
+        return graph_average_linkage(X, threshold=threshold, n_neighbors=n_neighbors, n_jobs=n_jobs)
     idx, dist = neighbour_lists(X, n_neighbors, n_jobs=n_jobs)
     link = np.ones(idx.shape, dtype=bool)
     if max_distance is not None:

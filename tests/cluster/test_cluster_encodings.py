@@ -46,7 +46,7 @@ def test_identity_unit_with_known_people(algo):
 
 def test_pseudo_identities_when_labels_are_missing():
     X, ids = _people(n_people=10, per_person=5)
-    out = cluster_encodings(X, algo="fixed-kmeans", k=3, pseudo_params={"max_distance": 0.2}, random_state=0)
+    out = cluster_encodings(X, algo="fixed-kmeans", k=3, pseudo_params={"threshold": 0.2}, random_state=0)
     # tight blobs: each person becomes one pseudo-identity
     assert out.info["n_pseudo_identities"] == 10
     assert distinct_identities(out.labels, ids).min() >= 3
@@ -185,6 +185,7 @@ def test_cli_labels_file_and_photo_unit(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "Warning: unit='photo'" in result.output
+    assert "distinct people per cluster (known identities): min " in result.output
     result = CliRunner().invoke(
         main, ["cluster", "--encodings", str(enc_path), "--labels", str(labels), "--k", "2", "--out", str(tmp_path / "d.csv")]
     )

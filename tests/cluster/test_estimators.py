@@ -99,6 +99,6 @@ def test_hdbscan_reduces_high_dimensional_data():
     rng = np.random.RandomState(0)
     X = np.vstack([rng.randn(40, 128) * 0.05 + c for c in rng.randn(3, 128)])
     est = HDBSCANClusterer(k=5, random_state=0)
-    assert est._reduced(X, np.random.RandomState(0)).shape == (120, 16)
+    assert est._reduced(X, np.random.RandomState(0)).shape == (120, 8)
     labels = est.fit(X).labels_
     assert np.unique(labels).size == 3

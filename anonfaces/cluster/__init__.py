@@ -50,6 +50,7 @@ __all__ = [
     "CLUSTERERS",
     "NOISE",
     "PSEUDO_DEFAULTS",
+    "PSEUDO_PREFIX",
     "ApproximateRankOrder",
     "BaseKClusterer",
     "Clustering",

@@ -17,7 +17,11 @@ table, plots, report         `read_table`, `plot_all`, `write_report`   ``table.
 ============================ ========================================== =====================
 """
 
-from anonfaces.evaluate.attributes import attribute_agreement, downstream_utility, read_attributes
+from anonfaces.evaluate.attributes import (
+    attribute_agreement,
+    downstream_utility,
+    read_attributes,
+)
 from anonfaces.evaluate.detectability import landmark_displacement, match_faces
 from anonfaces.evaluate.measure import Measurements, measure_photos
 from anonfaces.evaluate.protocols import (
@@ -28,9 +32,26 @@ from anonfaces.evaluate.protocols import (
     parrot_reidentification,
     reidentification_rate,
 )
-from anonfaces.evaluate.quality import AREA_BUCKETS, bucket_means, face_area_share, psnr, ssim
-from anonfaces.evaluate.recognizers import RECOGNIZERS, Recognizer, calibrate_threshold, make_recognizer
-from anonfaces.evaluate.sweep import DEFAULT_KS, DEFAULT_METHODS, EvaluationReport, evaluate_dataset, parse_methods
+from anonfaces.evaluate.quality import (
+    AREA_BUCKETS,
+    bucket_means,
+    face_area_share,
+    psnr,
+    ssim,
+)
+from anonfaces.evaluate.recognizers import (
+    RECOGNIZERS,
+    Recognizer,
+    calibrate_threshold,
+    make_recognizer,
+)
+from anonfaces.evaluate.sweep import (
+    DEFAULT_KS,
+    DEFAULT_METHODS,
+    EvaluationReport,
+    evaluate_dataset,
+    parse_methods,
+)
 from anonfaces.evaluate.table import COLUMNS, METRICS, read_table
 
 __all__ = [

@@ -145,6 +145,6 @@ def identity_split(identities, *, test_size: float = 0.5, random_state=0) -> np.
     if people.size < 2:
         raise BadInputError(f"need at least 2 identities to split; got {people.size}")
     rng = check_random_state(random_state)
-    n_test = min(max(1, int(round(test_size * people.size))), people.size - 1)
+    n_test = min(max(1, round(test_size * people.size)), people.size - 1)
     test_people = rng.choice(people, n_test, replace=False)
     return np.isin(ids, test_people)

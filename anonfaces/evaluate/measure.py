@@ -172,7 +172,7 @@ def measure_photos(
     if not root.is_dir():
         raise BadInputError(f"folder not found: {root}")
     paths = np.asarray(encodings.paths)
-    photo_paths, first, inverse = np.unique(paths, return_index=True, return_inverse=True)
+    photo_paths, inverse = np.unique(paths, return_inverse=True)
     groups = [np.flatnonzero(inverse == p) for p in range(len(photo_paths))]
     tasks = [
         (
@@ -222,8 +222,8 @@ def measure_photos(
         bar.close()
     if errors:
         log.warning("%d of %d photos under %s could not be measured", errors, m, root)
-    for name in features:
-        if features[name] is None:
+    for name, value in features.items():
+        if value is None:
             features[name] = np.zeros((n, 0), np.float32)
     settings = {"detector": det, "min_iou": min_iou, "root": str(root), "original_root": str(original_root) if original_root else None}
     return Measurements(features, readable, detected, displacement, photo_paths.astype(str), ssim_v, psnr_v, share, settings)

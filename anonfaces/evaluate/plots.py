@@ -209,7 +209,8 @@ def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell
             for r, i in enumerate(picks):
                 try:
                     image = read_image(Path(run_dirs[(method, kk)]) / enc.paths[i])
-                except Exception:  # noqa: BLE001 - a missing photo leaves a blank cell
+                except (OSError, ValueError) as exc:  # a missing photo leaves a blank cell
+                    log.warning("example grid: %s", exc)
                     continue
                 left, top, right, bottom = enc.boxes_ltrb[i]
                 cx, cy, half = (left + right) / 2, (top + bottom) / 2, 0.8 * max(right - left, bottom - top)

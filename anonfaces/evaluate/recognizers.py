@@ -10,7 +10,7 @@ can run in worker processes:
 ``threshold`` is the distance at or below which the recognizer calls two faces
 the same person. dlib's is fixed at 0.6 (its documented operating point); the
 others are fitted on the original faces (`fit`) and their threshold calibrated
-there with `calibrate_threshold`, so no recognizer sees anonymized faces before
+there with `calibrate_threshold` (false-accept rate 1%), so no recognizer sees anonymized faces before
 it attacks them.
 
 ==============  =========================================================  ===========
@@ -39,6 +39,10 @@ RECOGNIZERS: Registry = Registry("recognizer")
 #: dlib's documented same-person distance (face_recognition's default tolerance).
 DLIB_THRESHOLD = 0.6
 
+#: The square of the canonical frame (fractions of its side) the greyscale recognizers look at:
+#: eyes at y = 0.38 and mouth at 0.70 (`anonfaces.detect.CANONICAL_TEMPLATE`), so brows to chin.
+INNER_FACE = (0.2, 0.86)
+
 
 class Recognizer:
     """Interface (see the module docstring)."""
@@ -57,7 +61,7 @@ class Recognizer:
     def prepare(self, image: np.ndarray, faces: list[FaceDetection]) -> np.ndarray:
         raise NotImplementedError
 
-    def fit(self, crops: np.ndarray, identities=None) -> "Recognizer":
+    def fit(self, crops: np.ndarray, identities=None) -> Recognizer:
         """Fit on the original faces' crops and calibrate `threshold` (when labels allow)."""
         if identities is not None:
             self.threshold = calibrate_threshold(self.embed(crops), identities)
@@ -67,16 +71,19 @@ class Recognizer:
         raise NotImplementedError
 
 
-def calibrate_threshold(embeddings, identities, *, max_pairs: int = 200_000, random_state=0) -> float | None:
-    """The distance that best separates same-person from different-person pairs.
+def calibrate_threshold(embeddings, identities, *, far: float = 0.01, max_pairs: int = 200_000, random_state=0) -> float | None:
+    """The distance below which only a fraction ``far`` of different-person pairs fall.
 
-    Over all pairs of faces (a random sample of ``max_pairs`` when there are more),
-    returns the threshold that maximises balanced accuracy (the mean of the
-    same-person and different-person accuracies). None when there is no
-    same-person pair or no different-person pair.
+    The operating point at a false-accept rate of ``far`` (1% by default) over all
+    different-person pairs of the original faces (a random sample of ``max_pairs``
+    when there are more): a recognizer calling faces "the same person" at this
+    distance mistakes 1 in 100 strangers for each other. None when there is no
+    different-person pair.
     """
     from sklearn.utils import check_random_state
 
+    if not 0 < far < 1:
+        raise BadInputError(f"far={far!r} must be in (0, 1)")
     X = np.asarray(embeddings, np.float64)
     ids = np.asarray(identities)
     n = len(X)
@@ -86,18 +93,11 @@ def calibrate_threshold(embeddings, identities, *, max_pairs: int = 200_000, ran
     if i.size > max_pairs:
         pick = check_random_state(random_state).choice(i.size, max_pairs, replace=False)
         i, j = i[pick], j[pick]
-    same = ids[i] == ids[j]
-    if same.all() or not same.any():
+    different = ids[i] != ids[j]
+    if not different.any():
         return None
-    d = np.linalg.norm(X[i] - X[j], axis=1)
-    order = np.argsort(d, kind="stable")
-    d, same = d[order], same[order]
-    # accept everything up to and including position t
-    tpr = np.cumsum(same) / same.sum()
-    tnr = 1.0 - np.cumsum(~same) / (~same).sum()
-    t = int(np.argmax((tpr + tnr) / 2))
-    upper = d[t + 1] if t + 1 < d.size else d[t]
-    return float((d[t] + upper) / 2)
+    d = np.linalg.norm(X[i[different]] - X[j[different]], axis=1)
+    return float(np.quantile(d, far))
 
 
 @RECOGNIZERS.register("dlib")
@@ -138,9 +138,20 @@ class _GreyRecognizer(Recognizer):
         return {"name": self.registry_name, "size": self.size, "threshold": self.threshold}
 
     def prepare(self, image, faces):
+        """Inner-face greyscale crops (brows to chin, cheek to cheek), shape (n, size, size) uint8.
+
+        Tighter than the canonical crop: hair, ears and background, which no
+        method replaces, would otherwise let these pixel-level recognizers match
+        the unchanged surroundings instead of the face.
+        """
         from anonfaces.encode._pca import grey_crops
 
-        return grey_crops(image, faces, self.size)
+        lo, hi = INNER_FACE
+        big = round(self.size / (hi - lo))
+        crops = grey_crops(image, faces, big)
+        a = round(lo * big)
+        inner = crops[:, a : a + self.size, a : a + self.size]
+        return np.ascontiguousarray(inner)
 
     def _flat(self, crops) -> np.ndarray:
         crops = np.asarray(crops)

@@ -71,10 +71,12 @@ def write_report(out, table: pd.DataFrame, record: dict, plots: list) -> Path:
     lines = [
         f"# Privacy and utility: {Path(record.get('dataset', '')).name}",
         "",
-        f"{enc.get('n_photos')} photos, {enc.get('n_faces')} faces, {enc.get('n_people')} people; "
-        f"identity-level attacks probe {enc.get('faces_probed')} faces of {enc.get('people_probed')} people with at least "
-        f"{s.get('reid_min_photos')} photos. Clustering: `{s.get('algo')}` (unit: {s.get('unit')}). "
-        f"anonfaces {record.get('anonfaces_version')}, {record.get('created')}, {record['seconds']['total']:.0f} s.",
+        (
+            f"{enc.get('n_photos')} photos, {enc.get('n_faces')} faces, {enc.get('n_people')} people; "
+            f"identity-level attacks probe {enc.get('faces_probed')} faces of {enc.get('people_probed')} people with at least "
+            f"{s.get('reid_min_photos')} photos. Clustering: `{s.get('algo')}` (unit: {s.get('unit')}). "
+            f"anonfaces {record.get('anonfaces_version')}, {record.get('created')}, {record['seconds']['total']:.0f} s."
+        ),
         "",
     ]
     if record.get("command"):

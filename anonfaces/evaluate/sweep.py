@@ -224,7 +224,10 @@ def privacy_rows(ctx: _Context, method: str, k, anonymized: dict[str, np.ndarray
     for name, rec in ctx.recognizers.items():
         G, A = ctx.originals[name], anonymized[name]
         n = int(ok.sum())
-        row = lambda metric, value, b=bound, nn=n: make_row(ctx.dataset_name, method, k, metric, value, recognizer=name, bound=b, n=nn)  # noqa: E731
+
+        def row(metric, value, b=bound, nn=n, rec_name=name):
+            return make_row(ctx.dataset_name, method, k, metric, value, recognizer=rec_name, bound=b, n=nn)
+
         if rec.threshold is not None:
             rows.append(row("threshold", rec.threshold, None))
             rows.append(row("ri", protocols.reidentification_rate(G[ok], A[ok], rec.threshold)))
@@ -277,7 +280,7 @@ def _attribute_rows(ctx: _Context, method, k, A: np.ndarray, readable: np.ndarra
             log.warning("attribute %s: one class only in the training faces; skipped", attribute)
             continue
         agree = attr.attribute_agreement(G[train], y[train], G[test], A[test], y[test])
-        base = dict(subset=attribute, recognizer="dlib", n=int(test.sum()))
+        base = {"subset": attribute, "recognizer": "dlib", "n": int(test.sum())}
         rows.append(make_row(ctx.dataset_name, method, k, "attribute_agreement", agree["agreement"], **base))
         rows.append(make_row(ctx.dataset_name, method, k, "attribute_accuracy", agree["accuracy_anonymized"], **base))
         down = attr.downstream_utility(A[train], G[train], y[train], G[test], y[test])
@@ -464,7 +467,7 @@ def evaluate_dataset(
             "detector": detector, "upsample": upsample, "jobs": jobs, "random_state": random_state,
         },
         "encodings": {"n_faces": len(enc), "n_photos": int(np.unique(enc.paths).size), "n_people": _n_people(enc),
-                      "people_probed": int(len(many)), "faces_probed": int(ctx.reid_probe.sum()), "meta": enc.meta},
+                      "people_probed": len(many), "faces_probed": int(ctx.reid_probe.sum()), "meta": enc.meta},
         "runs": {f"{m}" + (f" k={k}" if k is not None else ""): str(p) for (m, k), p in run_dirs.items()},
         "skipped": skipped,
         "seconds": {**timings, "total": seconds},

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces._version import __version__
+from anonfaces.detect.align import CANONICAL_TEMPLATE
 from anonfaces.errors import BadInputError
 from anonfaces.synthesize.base import Surrogate, make_synthesizer, synthesizer_settings
 from anonfaces.utils.atomic import atomic_open, atomic_write_text
@@ -120,6 +121,24 @@ def check_min_size(labels: np.ndarray, units: np.ndarray, k: int) -> list[tuple[
         if n < k:
             small.append((int(c), int(n)))
     return small
+
+
+def auto_crop_size(landmarks68: np.ndarray, *, low: int = 128, high: int = 512) -> int:
+    """Crop side at which the median face keeps its own resolution.
+
+    The canonical crop puts the eye centres 0.3 x size apart; the size is the
+    median eye distance / 0.3, rounded up to a multiple of 32 and clipped to
+    [``low``, ``high``] (``high`` when there is no face).
+    """
+    lm = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 68, 2)
+    if len(lm) == 0:
+        return high
+    eyes = np.linalg.norm(lm[:, 36:42].mean(1) - lm[:, 42:48].mean(1), axis=1)
+    eyes = eyes[np.isfinite(eyes)]
+    if len(eyes) == 0:
+        return high
+    side = np.median(eyes) / (CANONICAL_TEMPLATE[1, 0] - CANONICAL_TEMPLATE[0, 0])
+    return int(np.clip(np.ceil(side / 32.0) * 32, low, high))
 
 
 def _check_k(k) -> int:
@@ -280,7 +299,7 @@ def anonymize_dataset(
     color: str = "lab",
     forehead: float = 0.15,
     feather: float = 0.06,
-    size: int = 256,
+    size: int | None = None,
     detector: str = "hog",
     upsample: int = 1,
     save_encodings: str | os.PathLike | None = None,
@@ -322,8 +341,10 @@ def anonymize_dataset(
     synth_params, method_params : dict
         Settings of the synthesizer, or of the baseline.
     blend, color, forehead, feather : see `anonfaces.synthesize.blend.blend_surrogate`.
-    size : int
-        Side of the canonical crops the surrogates are made at.
+    size : int or None
+        Side of the canonical crops the surrogates are made at. None: from the
+        dataset's faces (`auto_crop_size`: the median face at its own resolution,
+        128 to 512 pixels), so small faces are not upsampled for nothing.
     detector, upsample : detector settings when encoding.
     save_encodings : path, optional
         Keep the encodings made here (they describe the original faces: keep them
@@ -349,8 +370,8 @@ def anonymize_dataset(
     out = Path(out)
     check_out_dir(root, out, overwrite=overwrite)
     jobs = _check_jobs(jobs)
-    if not isinstance(size, (int, np.integer)) or size < 64:
-        raise BadInputError(f"size={size!r} must be an integer >= 64")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64):
+        raise BadInputError(f"size={size!r} must be None or an integer >= 64")
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise BadInputError(f"quality={quality!r} must be an integer from 1 to 100")
     if method != KSAME:
@@ -392,6 +413,8 @@ def anonymize_dataset(
                                         allow_small_clusters=allow_small_clusters)
     seconds["cluster"] = time.perf_counter() - t
 
+    if size is None:
+        size = auto_crop_size(enc.landmarks68)
     by_photo: dict[str, list[int]] = {}
     for i, rel in enumerate(enc.paths.tolist()):
         by_photo.setdefault(rel, []).append(i)

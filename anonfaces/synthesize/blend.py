@@ -68,7 +68,7 @@ def face_mask(shape_hw: tuple[int, int], landmarks68: np.ndarray, *, forehead: f
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     inner = cv2.erode(hard, kernel)
     soft = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigmaX=width / 2.0)
-    return np.minimum(soft, (hard > 0).astype(np.float32))
+    return np.minimum(soft, (hard > 127).astype(np.float32))
 
 
 def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, mode: str = "lab") -> np.ndarray:

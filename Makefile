@@ -38,6 +38,7 @@ test: install-test
 ## make bench: the benchmarks behind the README's figures (slow; needs ../shared/data)
 bench: install-test
 	$(PY) bench/bench_encode.py
+	$(PY) bench/bench_anonymize.py
 
 lint: install-test
 	$(VENV)/bin/ruff check anonfaces scripts tests bench

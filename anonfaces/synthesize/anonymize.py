@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -360,6 +361,55 @@ def anonymize_dataset(
     -------
     AnonymizeReport
     """
+    out_path = Path(out)
+    created = not out_path.exists()
+    try:
+        return _anonymize_dataset(
+            dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings,
+            clusters=clusters, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
+            cluster_params=cluster_params, synth_params=synth_params, method_params=method_params,
+            blend=blend, color=color, forehead=forehead, feather=feather, size=size, detector=detector,
+            upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality,
+            jobs=jobs, random_state=random_state, max_pixels=max_pixels, progress=progress)
+    except BaseException:
+        if created and out_path.is_dir():  # a failed run leaves nothing half-written behind in an OUT it made
+            shutil.rmtree(out_path, ignore_errors=True)
+        raise
+
+
+def _anonymize_dataset(
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    k: int = 5,
+    algo: str = "fixed-kmeans",
+    synth: str | object = "morph",
+    method: str = KSAME,
+    encoder: str = "dlib",
+    encodings=None,
+    clusters=None,
+    unit: str = "identity",
+    outliers: str = "nearest",
+    allow_small_clusters: bool = False,
+    cluster_params: dict | None = None,
+    synth_params: dict | None = None,
+    method_params: dict | None = None,
+    blend: str = "feather",
+    color: str = "lab",
+    forehead: float = 0.15,
+    feather: float = 0.06,
+    size: int | None = None,
+    detector: str = "hog",
+    upsample: int = 1,
+    save_encodings: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+    jobs: int | None = None,
+    random_state: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> AnonymizeReport:
+    """The work of `anonymize_dataset`."""
     from anonfaces.synthesize.baselines import BASELINES
 
     t_start = time.perf_counter()

@@ -88,7 +88,7 @@ def test_output_tree_mapping_and_run_record(small, ksame_run):
     assert min(len(v) for v in people.values()) >= 3
     assert {p for p in photos} == set(list_images(root))
     run = json.loads((out / "run.json").read_text())
-    assert run["settings"]["k"] == 3 and run["settings"]["synth"]["name"] == "morph"
+    assert run["settings"]["k"] == 3 and run["settings"]["synth"]["name"] == "morph" and run["settings"]["size"] >= 128
     assert run["settings"]["algo"] == "fixed-kmeans" and run["counts"]["faces"] == len(enc)
     assert [r["path"] for r in run["no_face"]] == ["scenery/noise.png"] == [p for p, _ in report.no_face]
 
@@ -201,3 +201,15 @@ def test_cli_end_to_end_encodes_and_writes_a_contact_sheet(sample_dir, tmp_path)
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["encodings"]["file"] is None  # the encodings of the originals were not kept
     assert not list(out.rglob("*.npz"))
+
+
+def test_a_failed_run_leaves_no_half_written_out(small, tmp_path):
+    root, enc, _, _ = small
+
+    class Broken:
+        def synthesize(self, faces, landmarks, embeddings=None):
+            raise BadInputError("generator weights not found")
+
+    with pytest.raises(BadInputError, match="weights"):
+        anonymize_dataset(root, tmp_path / "out", k=3, synth=Broken(), encodings=enc, jobs=1, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -108,3 +108,16 @@ def test_eigen_fit_gives_a_face_space_and_same_seed_same_result(sample_crops):
     np.testing.assert_array_equal(a.synthesize(crops[idx], points[idx]).image, b.synthesize(crops[idx], points[idx]).image)
     with pytest.raises(BadInputError, match="n_components"):
         make_synthesizer("eigen", n_components=1.5)
+
+
+def test_auto_crop_size_keeps_the_median_face_at_its_own_resolution():
+    from anonfaces.synthesize.anonymize import auto_crop_size
+
+    lm = np.zeros((3, 68, 2))
+    for i, eyes in enumerate((30.0, 48.0, 300.0)):
+        lm[i, 42:48, 0] = eyes  # right eye at x=0, left eye at x=eyes
+    assert auto_crop_size(lm[1:2]) == 160  # 48 / 0.3 = 160
+    assert auto_crop_size(lm) == 160  # the median face
+    assert auto_crop_size(lm[:1]) == 128  # clipped below
+    assert auto_crop_size(lm[2:]) == 512  # clipped above
+    assert auto_crop_size(np.empty((0, 68, 2))) == 512

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,23 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pick_photos(lfw: Path, n: int, seed: int = 0) -> list[Path]:
-    photos = sorted(lfw.glob("*/*.jpg"))
-    if n >= len(photos):
-        return photos
-    rng = np.random.default_rng(seed)
-    return [photos[i] for i in sorted(rng.choice(len(photos), size=n, replace=False))]
+from photo_sets import DEFAULT_LFW, link_dataset, machine, pick_photos
 
 
 def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        ds = Path(tmp) / "photos"
-        for p in photos:
-            (ds / p.parent.name).mkdir(parents=True, exist_ok=True)
-            (ds / p.parent.name / p.name).symlink_to(p)
+        ds = link_dataset(photos, Path(tmp) / "photos")
         t0 = time.perf_counter()
         if side == "encode":
             from anonfaces.encode import encode_dataset
@@ -62,7 +49,7 @@ def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lfw", type=Path, default=REPO.parent / "shared" / "data" / "lfw")
+    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("--photos", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--k", type=int, default=5)
@@ -90,7 +77,7 @@ def main(argv=None) -> dict:
     record = {
         "benchmark": "anonymize",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, {platform.python_version()}",
+        "machine": machine(),
         "photos": len(photos),
         "faces": rounds[0]["encode"]["faces"],
         "jobs": args.jobs,

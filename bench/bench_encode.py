@@ -18,23 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pick_photos(lfw: Path, n: int, seed: int = 0) -> list[Path]:
-    photos = sorted(lfw.glob("*/*.jpg"))
-    rng = np.random.default_rng(seed)
-    return [photos[i] for i in sorted(rng.choice(len(photos), size=n, replace=False))]
+from photo_sets import DEFAULT_LFW, link_dataset, machine, pick_photos
 
 
 def baseline(photos: list[Path]) -> tuple[float, int]:
@@ -53,10 +44,7 @@ def pipeline(photos: list[Path], jobs: int) -> tuple[float, int]:
     from anonfaces.encode import encode_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
-        ds = Path(tmp) / "photos"
-        for p in photos:
-            (ds / p.parent.name).mkdir(parents=True, exist_ok=True)
-            (ds / p.parent.name / p.name).symlink_to(p)
+        ds = link_dataset(photos, Path(tmp) / "photos")
         t0 = time.perf_counter()
         report = encode_dataset(ds, Path(tmp) / "enc.npz", jobs=jobs, progress=False)
         return time.perf_counter() - t0, report.n_faces
@@ -64,7 +52,7 @@ def pipeline(photos: list[Path], jobs: int) -> tuple[float, int]:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lfw", type=Path, default=REPO.parent / "shared" / "data" / "lfw")
+    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("--photos", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--side", choices=["baseline", "anonfaces"], help=argparse.SUPPRESS)
@@ -88,7 +76,7 @@ def main(argv=None) -> dict:
     record = {
         "benchmark": "encode",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, {platform.python_version()}",
+        "machine": machine(),
         "photos": len(photos),
         "baseline_photos_per_s": round(len(photos) / t_base, 2),
         "baseline_faces": f_base,

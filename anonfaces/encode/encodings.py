@@ -106,6 +106,20 @@ class Encodings:
     def has_identities(self) -> bool:
         return bool(len(self)) and bool(np.all(self.identities != ""))
 
+    def central_faces(self) -> np.ndarray:
+        """Index of one face per photo: the one whose box centre is nearest the image centre.
+
+        LFW-style photos are centred on the named person, so this picks the face the
+        identity label belongs to. Photos come in the order of first appearance.
+        """
+        centre = (self.boxes_ltrb[:, :2] + self.boxes_ltrb[:, 2:]) / 2 - self.image_sizes / 2
+        offset = np.linalg.norm(centre, axis=1)
+        best: dict[str, int] = {}
+        for i, path in enumerate(self.paths.tolist()):
+            if path not in best or offset[i] < offset[best[path]]:
+                best[path] = i
+        return np.fromiter(best.values(), dtype=np.intp, count=len(best))
+
     def subset(self, index) -> "Encodings":
         """The faces selected by ``index`` (boolean mask or integer indices)."""
         return Encodings(**{name: getattr(self, name)[index] for name in self._ARRAYS}, meta=dict(self.meta), encoder_state=self.encoder_state)

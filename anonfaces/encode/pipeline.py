@@ -31,7 +31,14 @@ from anonfaces.encode.base import ENCODERS, Encoder
 from anonfaces.encode.encodings import Encodings
 from anonfaces.errors import BadInputError
 from anonfaces.utils.atomic import atomic_open, atomic_write_text
-from anonfaces.utils.images import DEFAULT_MAX_PIXELS, ImageReadError, identity_of, list_images, read_image
+from anonfaces.utils.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    identity_of,
+    list_images,
+    read_image,
+)
+from anonfaces.utils.parallel import check_jobs
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +207,7 @@ def encode_dataset(
         out = out.with_name(out.name + ".npz")
     if out.is_dir():
         raise BadInputError(f"--encodings {out} is a folder; give a file name such as encodings.npz")
-    jobs = _check_jobs(jobs)
+    jobs = check_jobs(jobs)
     enc = make_encoder(encoder, **(encoder_settings or {}))
     det = make_detector(detector, upsample=upsample)  # validates the settings early
 
@@ -242,13 +249,6 @@ def encode_dataset(
     log.info("encode: %s", report.summary())
     return report
 
-
-def _check_jobs(jobs):
-    if jobs is None:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise BadInputError(f"jobs={jobs!r} must be an integer >= 1")
-    return int(jobs)
 
 
 def _state_digest(state: dict) -> str:

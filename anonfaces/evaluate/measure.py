@@ -26,6 +26,7 @@ from anonfaces.detect import FaceDetection, make_detector
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate import detectability, quality
 from anonfaces.utils.images import ImageReadError, read_image
+from anonfaces.utils.parallel import check_jobs
 
 log = logging.getLogger(__name__)
 
@@ -229,16 +230,9 @@ def measure_photos(
     return Measurements(features, readable, detected, displacement, photo_paths.astype(str), ssim_v, psnr_v, share, settings)
 
 
-def _n_jobs(jobs):
-    if jobs is None:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise BadInputError(f"jobs={jobs!r} must be an integer >= 1")
-    return int(jobs)
-
 
 def _run(tasks, initargs, jobs):
-    jobs = _n_jobs(jobs)
+    jobs = check_jobs(jobs)
     if jobs == 1 or len(tasks) < 8:
         _init(*initargs)
         for t in tasks:

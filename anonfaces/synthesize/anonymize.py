@@ -26,6 +26,7 @@ Photos are processed in parallel worker processes (``jobs``, default: every core
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import multiprocessing as mp
@@ -52,6 +53,7 @@ from anonfaces.utils.images import (
     read_image,
     write_image,
 )
+from anonfaces.utils.parallel import check_jobs
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,6 @@ def _check_k(k) -> int:
         raise BadInputError(f"k={k!r} must be an integer >= 2 (k=1 hides no one)")
     return int(k)
 
-
-def _check_jobs(jobs) -> int:
-    if jobs is None:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise BadInputError(f"jobs={jobs!r} must be an integer >= 1")
-    return int(jobs)
 
 
 # --- worker side --------------------------------------------------------------------------------
@@ -279,6 +274,24 @@ class _Workers:
 
 
 # --- main side ------------------------------------------------------------------------------------
+def _remove_new_out_on_failure(func):
+    """A failed run leaves nothing half-written behind in an OUT folder it created."""
+
+    @functools.wraps(func)
+    def wrapper(dataset, out, **kwargs):
+        out_path = Path(out)
+        created = not out_path.exists()
+        try:
+            return func(dataset, out, **kwargs)
+        except BaseException:
+            if created and out_path.is_dir():
+                shutil.rmtree(out_path, ignore_errors=True)
+            raise
+
+    return wrapper
+
+
+@_remove_new_out_on_failure
 def anonymize_dataset(
     dataset: str | os.PathLike,
     out: str | os.PathLike,
@@ -361,55 +374,6 @@ def anonymize_dataset(
     -------
     AnonymizeReport
     """
-    out_path = Path(out)
-    created = not out_path.exists()
-    try:
-        return _anonymize_dataset(
-            dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings,
-            clusters=clusters, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
-            cluster_params=cluster_params, synth_params=synth_params, method_params=method_params,
-            blend=blend, color=color, forehead=forehead, feather=feather, size=size, detector=detector,
-            upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality,
-            jobs=jobs, random_state=random_state, max_pixels=max_pixels, progress=progress)
-    except BaseException:
-        if created and out_path.is_dir():  # a failed run leaves nothing half-written behind in an OUT it made
-            shutil.rmtree(out_path, ignore_errors=True)
-        raise
-
-
-def _anonymize_dataset(
-    dataset: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    k: int = 5,
-    algo: str = "fixed-kmeans",
-    synth: str | object = "morph",
-    method: str = KSAME,
-    encoder: str = "dlib",
-    encodings=None,
-    clusters=None,
-    unit: str = "identity",
-    outliers: str = "nearest",
-    allow_small_clusters: bool = False,
-    cluster_params: dict | None = None,
-    synth_params: dict | None = None,
-    method_params: dict | None = None,
-    blend: str = "feather",
-    color: str = "lab",
-    forehead: float = 0.15,
-    feather: float = 0.06,
-    size: int | None = None,
-    detector: str = "hog",
-    upsample: int = 1,
-    save_encodings: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    quality: int = 95,
-    jobs: int | None = None,
-    random_state: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: bool = True,
-) -> AnonymizeReport:
-    """The work of `anonymize_dataset`."""
     from anonfaces.synthesize.baselines import BASELINES
 
     t_start = time.perf_counter()
@@ -419,7 +383,7 @@ def _anonymize_dataset(
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(out)
     check_out_dir(root, out, overwrite=overwrite)
-    jobs = _check_jobs(jobs)
+    jobs = check_jobs(jobs)
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64):
         raise BadInputError(f"size={size!r} must be None or an integer >= 64")
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-LFW = REPO / ".." / "shared" / "data" / "lfw"
 
 #: People with many photos and people with 2-4 photos (a mix like LFW's).
 _N_BIG = 6
 _N_SMALL = 40
 _MAX_PER_BIG = 12
-
-
-def _model_paths() -> tuple[str, str]:
-    """dlib model files from the face_recognition_models package.
-
-    Its helper functions import ``pkg_resources``, which recent setuptools no longer
-    ships, so fall back to the files inside the installed package.
-    """
-    try:
-        import face_recognition_models as frm
-
-        return frm.pose_predictor_five_point_model_location(), frm.face_recognition_model_location()
-    except ImportError:
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or spec.origin is None:
-            pytest.skip("face_recognition_models is not installed")
-        models = Path(spec.origin).parent / "models"
-        return str(models / "shape_predictor_5_face_landmarks.dat"), str(models / "dlib_face_recognition_resnet_model_v1.dat")
 
 
 def _pick_photos(root: Path) -> list[Path]:
@@ -49,32 +26,20 @@ def _pick_photos(root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def lfw_embeddings():
+def lfw_embeddings(lfw_dir, tmp_path_factory):
     """dlib 128-D embeddings of a few hundred LFW photos: (X float32 (n, 128), identities, paths)."""
-    if not LFW.is_dir():
-        pytest.skip(f"LFW photos not found at {LFW.resolve()} (needs ../shared/data/lfw beside the repo)")
-    return compute_lfw_subset()
+    return compute_lfw_subset(lfw_dir, tmp_path_factory.mktemp("lfw-subset"))
 
 
-def compute_lfw_subset():
-    """The embeddings behind `lfw_embeddings` (also used by bench/ to report the test floors)."""
-    import dlib
-    from PIL import Image
+def compute_lfw_subset(root: Path, workdir: Path):
+    """Encode `_pick_photos(root)` with the encoding stage; one face per photo (the central one)."""
+    from anonfaces.encode import Encodings, encode_dataset
 
-    sp_path, rec_path = _model_paths()
-    detector = dlib.get_frontal_face_detector()
-    shape = dlib.shape_predictor(sp_path)
-    rec = dlib.face_recognition_model_v1(rec_path)
-    X, ids, paths = [], [], []
-    for photo in _pick_photos(LFW):
-        img = np.asarray(Image.open(photo).convert("RGB"))
-        boxes = detector(img, 1)
-        if not boxes:
-            continue
-        # the face nearest the centre (LFW photos are centred on the person)
-        h, w = img.shape[:2]
-        box = min(boxes, key=lambda b: ((b.left() + b.right()) / 2 - w / 2) ** 2 + ((b.top() + b.bottom()) / 2 - h / 2) ** 2)
-        X.append(np.array(rec.compute_face_descriptor(img, shape(img, box)), dtype=np.float32))
-        ids.append(photo.parent.name)
-        paths.append(f"{photo.parent.name}/{photo.name}")
-    return np.stack(X), np.array(ids), np.array(paths)
+    ds = workdir / "photos"
+    for photo in _pick_photos(root):
+        (ds / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        (ds / photo.parent.name / photo.name).symlink_to(photo)
+    report = encode_dataset(ds, workdir / "encodings.npz", jobs=2, progress=False)
+    enc = Encodings.load(report.encodings_path)
+    keep = enc.central_faces()
+    return enc.embeddings[keep], enc.identities[keep], enc.paths[keep]

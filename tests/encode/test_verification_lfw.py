@@ -33,12 +33,7 @@ def test_verification_accuracy_on_lfw_pairs(lfw_dir, tmp_path):
     enc = anonfaces.load_encodings(report.encodings_path)
 
     # one face per photo: the one nearest the centre (LFW photos are centred on the named person)
-    centre = (enc.boxes[:, :2] + enc.boxes[:, 2:]) / 2 - enc.image_sizes / 2
-    best: dict[str, int] = {}
-    for i, p in enumerate(enc.paths.tolist()):
-        if p not in best or np.linalg.norm(centre[i]) < np.linalg.norm(centre[best[p]]):
-            best[p] = i
-    vec = {p: enc.embeddings[i] for p, i in best.items()}
+    vec = {enc.paths[i]: enc.embeddings[i] for i in enc.central_faces()}
 
     all_photos = [p for pair in same_pairs for p in pair]
     diff_pairs = []

@@ -1,7 +1,9 @@
 """Shared pieces of the clustering benchmarks: LFW embeddings, tiling, peak-memory runs.
 
 Data: the dlib 128-D embeddings of all of LFW (``--data``, default
-``/work/cache/lfw_dlib_full.npz`` with ``embeddings``, ``paths``, ``identities``).
+``runs/lfw/encodings.npz``), made once with
+``anonfaces encode --dataset ../shared/data/lfw --encodings runs/lfw/encodings.npz``;
+one face per photo is used (the central one, the person LFW names).
 Larger sets are made by tiling: tile t > 0 of person p gets one random offset
 (N(0, 0.03²) per dimension, about 0.34 in distance, so a tiled person looks like
 a different but similar person) plus per-photo jitter N(0, 0.01²).
@@ -20,14 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA = "/work/cache/lfw_dlib_full.npz"
+DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "runs" / "lfw" / "encodings.npz")
 MACHINE = "2-core x86_64, 24 GiB, no GPU"
 
 
 def load_lfw(path: str = DEFAULT_DATA):
-    """(X float32 (n, 128), identities str (n,), paths str (n,))."""
-    with np.load(path, allow_pickle=False) as data:
-        return data["embeddings"].astype(np.float32), data["identities"].astype(str), data["paths"].astype(str)
+    """(X float32 (n, 128), identities str (n,), paths str (n,)): one face per photo."""
+    from anonfaces.encode import Encodings
+
+    if not Path(path).is_file():
+        sys.exit(f"{path} not found: encode LFW first (see this module's docstring) or pass --data")
+    enc = Encodings.load(path)
+    keep = enc.central_faces()
+    return enc.embeddings[keep], enc.identities[keep], enc.paths[keep]
 
 
 def make_set(n: int, *, data: str = DEFAULT_DATA, seed: int = 0):

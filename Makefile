@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(PY) -m anonfaces.cli encode --encodings $(DEMO)/encodings.npz --no-progress
 	$(PY) -m anonfaces.cli cluster --encodings $(DEMO)/encodings.npz --algo fixed-kmeans --k 5 --out $(DEMO)/clusters.csv
-	$(PY) -m anonfaces.cli anonymize --dataset datasets/sample --out $(DEMO)/anonymized --k 5 --overwrite --no-progress \
+	$(PY) -m anonfaces.cli anonymize --out $(DEMO)/anonymized --k 5 --overwrite --no-progress \
 		--encodings $(DEMO)/encodings.npz --clusters $(DEMO)/clusters.csv --contact-sheet $(DEMO)/contact_sheet.jpg
 	$(PY) -m anonfaces.cli evaluate --out $(DEMO)/results --methods ksame:morph,ksame:pixel,blur --k 2,5 \
 		--recognizers dlib,lbp --no-detect --jobs 2 --no-progress

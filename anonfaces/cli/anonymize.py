@@ -19,8 +19,8 @@ load_optional_synthesizers()
 
 
 @click.command("anonymize")
-@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder of photos (one sub-folder per person if known). It is only read.")
+@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of photos (one sub-folder per person if known). It is only read. Default: the bundled sample.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (not inside the dataset): same relative paths, surrogates/, mapping.csv, run.json.")
 @click.option("--k", type=int, default=5, show_default=True, help="Every cluster stands for at least k people.")

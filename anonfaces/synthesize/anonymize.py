@@ -53,6 +53,7 @@ from anonfaces.utils.images import (
     read_image,
     write_image,
 )
+from anonfaces.encode.pipeline import default_dataset
 from anonfaces.utils.parallel import check_jobs
 
 log = logging.getLogger(__name__)
@@ -328,8 +329,9 @@ def anonymize_dataset(
 
     Parameters
     ----------
-    dataset : path
+    dataset : path or None
         Folder of photos (searched recursively; identities are the first folder level).
+        None: the bundled sample.
     out : path
         Output folder (see the module docstring for its tree). Must not be inside
         ``dataset``; must be new or empty unless ``overwrite``.
@@ -378,7 +380,7 @@ def anonymize_dataset(
 
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
-    root = Path(dataset)
+    root = Path(dataset) if dataset is not None else default_dataset()
     if not root.is_dir():
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(out)

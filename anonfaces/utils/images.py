@@ -114,12 +114,19 @@ def identity_of(relpath: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
+# output format by suffix, so that a file's contents match its name
+_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".webp": "WEBP", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM",
+}
+
+
 def encode_image(image: np.ndarray, suffix: str = ".png", *, quality: int = 95) -> bytes:
     """Encode an RGB uint8 array to bytes with no metadata at all."""
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}.get(
-        suffix.lower(), "PNG"
-    )
+    fmt = _FORMATS.get(suffix.lower(), "PNG")
     pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
+    if suffix.lower() == ".pgm":
+        pil = pil.convert("L")  # PGM holds grey levels only
     buf = io.BytesIO()
     params = {"quality": quality, "optimize": True} if fmt in ("JPEG", "WEBP") else {}
     pil.save(buf, format=fmt, **params)  # a fresh image: no exif, icc_profile or xmp is passed

@@ -75,3 +75,14 @@ def test_list_images_is_sorted_relative_and_skips_hidden(tmp_path):
     for p in ["b/2.jpg", "b/1.PNG", "a.jpeg", ".hidden/x.jpg", "b/notes.txt", "b/.x.jpg"]:
         (tmp_path / p).write_bytes(b"x")
     assert list_images(tmp_path) == ["a.jpeg", "b/1.PNG", "b/2.jpg"]
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".gif", "GIF"), (".ppm", "PPM"), (".pgm", "PPM"), (".webp", "WEBP"), (".tif", "TIFF")])
+def test_written_files_hold_the_format_their_suffix_names(tmp_path, suffix, fmt):
+    from PIL import Image
+
+    path = tmp_path / f"x{suffix}"
+    write_image(path, np.full((8, 8, 3), 100, np.uint8))
+    with Image.open(path) as img:
+        assert img.format == fmt
+    assert read_image(path).shape == (8, 8, 3)

@@ -76,5 +76,5 @@ def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_
     if contact_sheet is not None:
         from anonfaces.synthesize.contact_sheet import write_contact_sheet
 
-        write_contact_sheet(contact_sheet, dataset, out)
+        write_contact_sheet(contact_sheet, report.dataset, out)
         click.echo(f"contact sheet: {contact_sheet}")

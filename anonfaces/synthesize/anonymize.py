@@ -79,6 +79,7 @@ class AnonymizeReport:
     no_face: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    dataset: Path | None = None  # the photos that were read (the bundled sample when none was named)
 
     @property
     def mapping_path(self) -> Path:
@@ -479,7 +480,7 @@ def anonymize_dataset(
     report = AnonymizeReport(out=out, method=method, synth=(synthesizer_settings(synthesizer).get("name") if synthesizer is not None else None),
                              k=k_checked, n_images=len(images), n_faces=n_faces,
                              n_clusters=len(sur_landmarks), written=sorted(written), no_face=no_face,
-                             unreadable=sorted(unreadable), seconds=seconds)
+                             unreadable=sorted(unreadable), seconds=seconds, dataset=root)
     run = {
         "format": "anonfaces-anonymize-run", "format_version": 1, "anonfaces_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

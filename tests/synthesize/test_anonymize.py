@@ -217,8 +217,11 @@ def test_a_failed_run_leaves_no_half_written_out(small, tmp_path):
 
 def test_cli_defaults_to_the_bundled_sample(sample_encodings_path, sample_dir, tmp_path):
     out = tmp_path / "anon"
-    r = _cli(["--out", str(out), "--encodings", str(sample_encodings_path), "--synth", "pixel", "--jobs", "2"])
+    sheet = tmp_path / "sheet.png"
+    r = _cli(["--out", str(out), "--encodings", str(sample_encodings_path), "--synth", "pixel", "--jobs", "2",
+              "--contact-sheet", str(sheet)])
     assert r.exit_code == 0, r.output
+    assert read_image(sheet).shape[0] > 0
     assert "240 images" in r.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
     assert written == sorted(p.relative_to(sample_dir).as_posix() for p in sample_dir.rglob("*.jpg"))

@@ -9,7 +9,7 @@ unknown name is refused with the list of valid ones::
     @ENCODERS.register("dlib")
     class DlibEncoder: ...
 
-    ENCODERS.get("dlib")      # -> DlibEncoder
+    ENCODERS.get("dlib")      # -> DlibEncoder (also ENCODERS["dlib"])
     ENCODERS.names()          # -> ["dlib", ...]
 """
 
@@ -47,6 +47,8 @@ class Registry(Generic[T]):
             raise BadInputError(
                 f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}"
             ) from None
+
+    __getitem__ = get  # REGISTRY["name"], with the same message for an unknown name
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -3,7 +3,9 @@
 Data: the dlib 128-D embeddings of all of LFW (``--data``, default
 ``runs/lfw/encodings.npz``), made once with
 ``anonfaces encode --dataset ../shared/data/lfw --encodings runs/lfw/encodings.npz``;
-one face per photo is used (the central one, the person LFW names).
+one face per photo is used (the central one, the person LFW names). A plain
+``.npz`` holding only ``embeddings``, ``identities`` and ``paths`` (one face per
+photo already) is read as it is.
 Larger sets are made by tiling: tile t > 0 of person p gets one random offset
 (N(0, 0.03²) per dimension, about 0.34 in distance, so a tiled person looks like
 a different but similar person) plus per-photo jitter N(0, 0.01²).
@@ -32,6 +34,10 @@ def load_lfw(path: str = DEFAULT_DATA):
 
     if not Path(path).is_file():
         sys.exit(f"{path} not found: encode LFW first (see this module's docstring) or pass --data")
+    with np.load(path, allow_pickle=False) as z:
+        if "meta" not in z.files and {"embeddings", "identities", "paths"} <= set(z.files):
+            # a plain file of one face per photo (embeddings, identities, paths)
+            return z["embeddings"].astype(np.float32), z["identities"].astype(str), z["paths"].astype(str)
     enc = Encodings.load(path)
     keep = enc.central_faces()
     return enc.embeddings[keep], enc.identities[keep], enc.paths[keep]

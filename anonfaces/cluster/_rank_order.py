@@ -143,7 +143,8 @@ class ApproximateRankOrder(OutlierHandlingMixin, BaseKClusterer):
         Also require the Euclidean distance to be below this (None: no limit).
     outliers : {"nearest", "group", "none"}, default="nearest"
         Faces linked to nobody are the noise.
-    split_large : bool, default=False
+    split_large : bool, default=True
+        As for `DBSCANClusterer`: split clusters of 2k or more units.
     n_jobs : int, default=None
     random_state : int, RandomState or None
         Used by the outlier step only.
@@ -168,7 +169,7 @@ class ApproximateRankOrder(OutlierHandlingMixin, BaseKClusterer):
         threshold=1.0,
         max_distance=None,
         outliers="nearest",
-        split_large=False,
+        split_large=True,
         n_jobs=None,
         random_state=None,
     ):

@@ -98,7 +98,19 @@ def test_balanced_bisection_leaf_sizes():
 def test_hdbscan_reduces_high_dimensional_data():
     rng = np.random.RandomState(0)
     X = np.vstack([rng.randn(40, 128) * 0.05 + c for c in rng.randn(3, 128)])
-    est = HDBSCANClusterer(k=5, random_state=0)
+    est = HDBSCANClusterer(k=5, split_large=False, random_state=0)
     assert est._reduced(X, np.random.RandomState(0)).shape == (120, 8)
     labels = est.fit(X).labels_
     assert np.unique(labels).size == 3
+
+
+@pytest.mark.parametrize("name", ["aroc", "dbscan", "hdbscan", "optics"])
+def test_density_methods_split_large_clusters_by_default(name):
+    # two tight, distant blobs of 30: every algorithm finds them; by default each is
+    # split into clusters of k..2k-1, with split_large=False they are kept whole
+    rng = np.random.RandomState(1)
+    X = np.vstack([rng.randn(30, 16) * 0.01, rng.randn(30, 16) * 0.01 + 5.0])
+    sizes = np.bincount(CLUSTERERS[name](k=5, random_state=0).fit(X).labels_)
+    assert sizes.min() >= 5 and sizes.max() <= 9 and sizes.size == 12
+    kept = np.bincount(CLUSTERERS[name](k=5, split_large=False, random_state=0).fit(X).labels_)
+    assert kept.tolist() == [30, 30]

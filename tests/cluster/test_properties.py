@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from anonfaces.cluster import CLUSTERERS, make_clusterer
 
 # (algo, extra params): every registered algorithm, plus the variants that take
-# other code paths (partition method, noise grouping, splitting, no PCA, ...).
+# other code paths (partition method, noise grouping, no splitting, no PCA, ...).
 CONFIGS = [(name, {}) for name in CLUSTERERS.names()] + [
     ("fixed-kmeans", {"method": "partition", "leaf_size": 6}),
-    ("aroc", {"n_neighbors": 4, "threshold": 3.0, "split_large": True}),
+    ("aroc", {"n_neighbors": 4, "threshold": 3.0, "split_large": False}),
     ("aroc", {"max_distance": 0.5}),
     ("dbscan", {"eps": 2.0, "min_samples": 2}),
     ("hdbscan", {"n_components": 2}),
-    ("hdbscan", {"split_large": True}),
+    ("hdbscan", {"split_large": False}),
+    ("dbscan", {"split_large": False}),
     ("optics", {"min_samples": 2}),
     ("hierarchical", {"connectivity_above": 10, "n_neighbors": 3}),
 ]

@@ -20,7 +20,12 @@ def load_encodings(path):
 
 
 def load_generator(path, **kwargs):
-    """Load a StyleGAN2-ADA network pickle safely as a torch module (needs torch)."""
+    """Load a StyleGAN network pickle safely as a torch module (needs torch).
+
+    stylegan2-ada-pytorch pickles and StyleGAN v1 TensorFlow pickles (such as
+    ``karras2019stylegan-ffhq-1024x1024.pkl``) are told apart by their content;
+    no code from the file is run.
+    """
     from anonfaces.synthesize.stylegan import load_generator as _load
 
     return _load(path, **kwargs)

@@ -1,9 +1,10 @@
-"""StyleGAN2 (ADA) generator, loaded safely from NVIDIA's network pickles, and latent averaging.
+"""StyleGAN2 (ADA) and StyleGAN v1 generators, loaded safely from NVIDIA's network pickles, and latent averaging.
 
 Public names:
 
 * `load_generator` (also ``anonfaces.load_generator``): a stylegan2-ada-pytorch
-  ``.pkl`` -> our torch `Generator`, without running code from the pickle.
+  ``.pkl`` -> our torch `Generator`, or a StyleGAN v1 TensorFlow ``.pkl`` -> our
+  torch `GeneratorV1` (no TensorFlow needed), without running code from the pickle.
 * `read_network_pickle` / `write_network_pickle`: the pickle format as data.
 * `load_latent`, `load_latents`, `latent_path_for`: per-image W / W+ ``.npy`` files
   (``<image stem>_01.npy``).

@@ -1,4 +1,4 @@
-"""`load_generator`: a network pickle -> our `Generator`, with its settings and shapes checked."""
+"""`load_generator`: a network pickle -> our `Generator` (or `GeneratorV1`), with its settings and shapes checked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from typing import Any
 import numpy as np
 
 from anonfaces.errors import BadInputError, FileFormatError
-from anonfaces.synthesize.stylegan.network_pickle import PersistentObject, read_network_pickle
+from anonfaces.synthesize.stylegan.network_pickle import (
+    PersistentObject,
+    read_network_pickle,
+)
+from anonfaces.synthesize.stylegan.tf_network_pickle import is_tf_pickle
 
 log = logging.getLogger(__name__)
 
@@ -168,27 +172,42 @@ def generator_from_record(record: PersistentObject):
 
 
 def load_generator(path: str | os.PathLike, *, key: str = "G_ema", device: str = "cpu"):
-    """Load the generator from a stylegan2-ada-pytorch network pickle, safely.
+    """Load the generator from a network pickle, safely; the format is detected from the content.
+
+    Reads NVIDIA's stylegan2-ada-pytorch pickles (``ffhq.pkl``; our StyleGAN2
+    `Generator`) and StyleGAN (v1) TensorFlow pickles
+    (``karras2019stylegan-ffhq-1024x1024.pkl``; our `GeneratorV1`, converted from
+    the stored arrays without TensorFlow). StyleGAN2 TensorFlow pickles are refused.
 
     Parameters
     ----------
-    path : path of the ``.pkl`` (for example NVIDIA's ``ffhq.pkl``; see ``stylegan/README.md``).
-    key : which network of the pickle: ``"G_ema"`` (the one to render with, default) or ``"G"``.
+    path : path of the ``.pkl`` (see ``stylegan/README.md``).
+    key : which network of the pickle: ``"G_ema"`` (the one to render with, default; ``Gs`` of
+        a TensorFlow pickle) or ``"G"`` (the instantaneous snapshot).
     device : torch device for the returned module.
 
     Returns
     -------
-    `Generator` (a ``torch.nn.Module`` in eval mode, gradients off) with ``z_dim``,
-    ``w_dim``, ``num_ws``, ``mapping(z, truncation_psi=1.0) -> [N, num_ws, w_dim]``
-    and ``synthesis(ws, noise_mode='const') -> [N, 3, H, W]`` (values about -1..1).
+    A ``torch.nn.Module`` in eval mode, gradients off, with ``z_dim``, ``w_dim``,
+    ``num_ws``, ``img_resolution``, ``w_avg``, ``mapping(z, truncation_psi=1.0) ->
+    [N, num_ws, w_dim]`` and ``synthesis(ws, noise_mode='const') -> [N, 3, H, W]``
+    (values about -1..1).
 
-    Raises `UnsafeFileError` if the file asks for anything outside the format
+    Raises `UnsafeFileError` if the file asks for anything outside the formats
     (no code from it is run), `FileFormatError` if its settings or shapes do not
-    form a StyleGAN2 generator.
+    form a generator these modules implement.
     """
     if key not in ("G_ema", "G"):
         raise BadInputError(f"key={key!r} must be 'G_ema' or 'G'")
     data = read_network_pickle(path)
+    if is_tf_pickle(data):
+        from anonfaces.synthesize.stylegan.loader_v1 import generator_v1_from_record
+
+        G = generator_v1_from_record(data[2] if key == "G_ema" else data[0])
+        log.info("loaded StyleGAN v1 %s from %s: %dx%d, z_dim=%d, w_dim=%d, num_ws=%d",
+                 "Gs" if key == "G_ema" else "G", os.fspath(path), G.img_resolution, G.img_resolution, G.z_dim,
+                 G.w_dim, G.num_ws)
+        return G.to(device)
     record = data.get(key)
     if not isinstance(record, PersistentObject):
         raise FileFormatError(f"{os.fspath(path)} has no network {key!r} (keys: {sorted(map(str, data))})")

@@ -20,9 +20,13 @@ Settings dicts are ``dnnlib.util.EasyDict``.
 `read_network_pickle` reads this with a restricted unpickler that maps exactly
 those globals onto inert stand-ins: no stored source is executed and no other
 global (``os.system``, ``builtins.eval``, ...) is ever imported; anything else
-raises `UnsafeFileError`. Networks come back as `PersistentObject` records
-holding numpy arrays; `load_generator` checks the generator's settings and
-shapes and loads them into this project's `Generator`. `write_network_pickle`
+raises `UnsafeFileError`. The same reader admits NVIDIA's StyleGAN (v1)
+TensorFlow pickles, a tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network``
+objects, whose one extra global it maps onto `tf_network_pickle.TFNetwork`
+(see that module; their stored source is not executed either). PyTorch
+networks come back as `PersistentObject` records holding numpy arrays;
+`load_generator` checks the generator's settings and shapes and loads them into
+this project's `Generator` (TensorFlow ones: `loader_v1`, `GeneratorV1`). `write_network_pickle`
 writes the same structure (the same opcodes and global names) from our modules,
 for tests and for exchanging generators; its ``module_src`` is a placeholder,
 so NVIDIA's own loader cannot rebuild our files, only ours can.
@@ -31,6 +35,7 @@ so NVIDIA's own loader cannot rebuild our files, only ours can.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import io
 import logging
@@ -38,13 +43,15 @@ import math
 import os
 import pickle
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
 from anonfaces.errors import BadInputError, FileFormatError, UnsafeFileError
+from anonfaces.synthesize.stylegan.tf_network_pickle import TF_STAND_INS, is_tf_pickle
 from anonfaces.utils.atomic import atomic_open
 from anonfaces.utils.safe_pickle import NUMPY_GLOBALS, RestrictedUnpickler
 
@@ -115,7 +122,7 @@ class PersistentObject:
             raise FileFormatError(f"{self.class_name}.{key} is a {type(value).__name__}, not a dict")
         return value
 
-    def children(self) -> dict[str, "PersistentObject"]:
+    def children(self) -> dict[str, PersistentObject]:
         out = {}
         for name, child in self._dict("_modules").items():
             if child is None:
@@ -125,7 +132,7 @@ class PersistentObject:
             out[name] = child
         return out
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "PersistentObject"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, PersistentObject]]:
         yield prefix, self
         for name, child in self.children().items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
@@ -158,7 +165,7 @@ class _Storage:
 
 
 class _StorageType:
-    __slots__ = ("name", "dtype")
+    __slots__ = ("dtype", "name")
 
     def __init__(self, name: str):
         self.name = name
@@ -296,6 +303,7 @@ def _device(*args) -> str:
 
 
 #: (module, name) -> inert stand-in; together with numpy's data globals, all the reader admits
+#: (``dnnlib.tflib.network.Network`` of the TensorFlow pickles is added from `TF_STAND_INS`)
 STAND_INS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): EasyDict,
@@ -308,6 +316,7 @@ STAND_INS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    **TF_STAND_INS,
 }
 
 
@@ -324,35 +333,37 @@ class NetworkUnpickler(RestrictedUnpickler):
         return super().find_class(module, name)
 
 
-def read_network_pickle(file: str | os.PathLike | BinaryIO | bytes) -> dict:
-    """Read a stylegan2-ada-pytorch network pickle as data (see module docstring).
+def read_network_pickle(file: str | os.PathLike | BinaryIO | bytes) -> dict | tuple:
+    """Read a network pickle as data (see module docstring); the format is detected from the content.
 
-    Returns a dict whose networks are `PersistentObject` records with numpy
-    arrays. Raises `UnsafeFileError` for anything outside the format (no code
-    from the file runs) and `FileFormatError` if the top level is not a dict.
+    Returns, for a stylegan2-ada-pytorch pickle, a dict whose networks are
+    `PersistentObject` records with numpy arrays; for a StyleGAN (v1) TensorFlow
+    pickle, the tuple ``(G, D, Gs)`` of `TFNetwork` records. Raises
+    `UnsafeFileError` for anything outside the formats (no code from the file
+    runs) and `FileFormatError` if the top level is neither.
     """
-    if isinstance(file, (bytes, bytearray)):
-        fh, name, close = io.BytesIO(file), "network pickle", True
-    elif isinstance(file, (str, os.PathLike)):
-        path = Path(file)
-        if not path.is_file():
-            raise BadInputError(f"network pickle {str(path)!r} does not exist")
-        fh, name, close = open(path, "rb"), str(path), True
-    else:
-        fh, name, close = file, getattr(file, "name", "network pickle"), False
-    try:
-        data = NetworkUnpickler(fh, source=name).load()
-    except (UnsafeFileError, FileFormatError):
-        raise
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError,
-            TypeError, ValueError, RecursionError, struct.error) as exc:
-        raise UnsafeFileError(f"could not read {name} as a network pickle: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if close:
-            fh.close()
+    with contextlib.ExitStack() as stack:
+        if isinstance(file, (bytes, bytearray)):
+            fh, name = io.BytesIO(file), "network pickle"
+        elif isinstance(file, (str, os.PathLike)):
+            path = Path(file)
+            if not path.is_file():
+                raise BadInputError(f"network pickle {str(path)!r} does not exist")
+            fh, name = stack.enter_context(open(path, "rb")), str(path)
+        else:
+            fh, name = file, getattr(file, "name", "network pickle")
+        try:
+            data = NetworkUnpickler(fh, source=name).load()
+        except (UnsafeFileError, FileFormatError):
+            raise
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError,
+                TypeError, ValueError, RecursionError, struct.error) as exc:
+            raise UnsafeFileError(f"could not read {name} as a network pickle: {type(exc).__name__}: {exc}") from exc
+    if is_tf_pickle(data):
+        return data
     if isinstance(data, tuple) and len(data) == 3:
-        raise FileFormatError(f"{name} looks like a TensorFlow network pickle (G, D, Gs); only the PyTorch "
-                              "stylegan2-ada format is supported; see stylegan/README.md")
+        raise FileFormatError(f"{name} holds a tuple of three, like a TensorFlow network pickle (G, D, Gs), but not "
+                              "of dnnlib.tflib.network.Network objects; see stylegan/README.md")
     if not isinstance(data, dict):
         raise FileFormatError(f"{name} holds a {type(data).__name__}, not the dict of networks of a network pickle")
     return data
@@ -364,7 +375,7 @@ def read_network_pickle(file: str | os.PathLike | BinaryIO | bytes) -> dict:
 class _GlobalRef:
     """A global name written into a pickle (``module.name``) without importing it."""
 
-    _cache: dict[tuple[str, str], "_GlobalRef"] = {}
+    _cache: ClassVar[dict[tuple[str, str], _GlobalRef]] = {}
 
     def __new__(cls, module: str, name: str):
         key = (module, name)
@@ -415,7 +426,7 @@ def _save_global_ref(pickler, obj: _GlobalRef) -> None:
         pickler.save(obj.name)
         pickler.write(pickle.STACK_GLOBAL)
     else:
-        pickler.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
+        pickler.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
     pickler.memoize(obj)
 
 
@@ -434,7 +445,7 @@ def _save_easydict(pickler, obj: EasyDict) -> None:
 
 
 class _Writer(pickle._Pickler):  # the pure-Python pickler, so that globals can be written by name
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
     dispatch[_GlobalRef] = _save_global_ref
     dispatch[EasyDict] = _save_easydict
 

@@ -43,8 +43,14 @@ import numpy as np
 
 from anonfaces._version import __version__
 from anonfaces.detect.align import CANONICAL_TEMPLATE
+from anonfaces.encode.pipeline import default_dataset
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize.base import Surrogate, make_synthesizer, synthesizer_settings
+from anonfaces.synthesize.base import (
+    Surrogate,
+    call_synthesize,
+    make_synthesizer,
+    synthesizer_settings,
+)
 from anonfaces.utils.atomic import atomic_open, atomic_write_text
 from anonfaces.utils.images import (
     DEFAULT_MAX_PIXELS,
@@ -53,7 +59,6 @@ from anonfaces.utils.images import (
     read_image,
     write_image,
 )
-from anonfaces.encode.pipeline import default_dataset
 from anonfaces.utils.parallel import check_jobs
 
 log = logging.getLogger(__name__)
@@ -228,12 +233,13 @@ def _rewrite_task(task):
 
 def _synthesize_task(task):
     """One cluster's surrogate, written to OUT/surrogates/<cluster>.png; returns (cluster, landmarks)."""
-    synthesizer, cluster, faces, points, embeddings = task
-    return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, _WORKER["out"] / "surrogates")
+    synthesizer, cluster, faces, points, embeddings, identities = task
+    return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities,
+                                    _WORKER["out"] / "surrogates")
 
 
-def _make_surrogate(synthesizer, cluster, faces, points, embeddings, folder: Path) -> np.ndarray:
-    sur = synthesizer.synthesize(faces, points, embeddings)
+def _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, folder: Path) -> np.ndarray:
+    sur = call_synthesize(synthesizer, faces, points, embeddings, identities)
     if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
         sur = Surrogate(sur.image, sur.landmarks)
     write_image(folder / f"{cluster}.png", sur.image)
@@ -342,6 +348,10 @@ def anonymize_dataset(
         Clusterer (a name in `anonfaces.cluster.CLUSTERERS`).
     synth : str or synthesizer
         A name in `SYNTHESIZERS` (``morph``, ``pixel``, ``eigen``, ...) or an instance.
+        Each cluster's faces, landmarks and embeddings are passed to its
+        ``synthesize``; one that declares ``uses_identities = True`` (``gnn``) also
+        gets the members' identity labels from the encodings (``identities=``,
+        ``""`` where unknown; see `anonfaces.synthesize.base`).
     method : str
         ``"ksame"`` (k-anonymous replacement) or a baseline in `BASELINES`
         (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``).
@@ -452,7 +462,8 @@ def anonymize_dataset(
                 raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
             seconds["align"] = time.perf_counter() - t
             t = time.perf_counter()
-            sur_landmarks = _synthesize_all(workers, synthesizer, crops, points, enc.embeddings, labels, out / "surrogates")
+            sur_landmarks = _synthesize_all(workers, synthesizer, crops, points, enc.embeddings, enc.identities, labels,
+                                            out / "surrogates")
             del crops, points
             seconds["synthesize"] = time.perf_counter() - t
 
@@ -604,8 +615,15 @@ def _align_all(workers: _Workers, enc, by_photo, *, size):
     return crops, points, bad
 
 
-def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, labels, folder: Path) -> dict[int, np.ndarray]:
-    """Every cluster's surrogate; built-in synthesizers run in the workers, others (learned ones) here."""
+def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, identities, labels,
+                    folder: Path) -> dict[int, np.ndarray]:
+    """Every cluster's surrogate; built-in synthesizers run in the workers, others (learned ones) here.
+
+    ``identities`` (the members' labels, ``""`` when unknown) reach only synthesizers
+    that declare ``uses_identities`` (`anonfaces.synthesize.base.call_synthesize`).
+    """
+    if not getattr(synthesizer, "uses_identities", False):
+        identities = None
     if callable(getattr(synthesizer, "fit", None)) and len(crops):
         synthesizer.fit(crops, points)
     if folder.is_dir():  # an earlier run's surrogates (overwrite=True): remove them so none is left over
@@ -615,15 +633,20 @@ def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, l
     clusters = np.unique(labels).tolist()
     members = {c: np.flatnonzero(labels == c) for c in clusters}
     if getattr(synthesizer, "parallel", False) and workers.pool is not None:
-        tasks = [(synthesizer, c, crops[m], points[m], embeddings[m]) for c, m in members.items()]
+        tasks = [(synthesizer, c, crops[m], points[m], embeddings[m], _labels(identities, m)) for c, m in members.items()]
         return dict(workers.imap(_synthesize_task, tasks, desc="synthesize", unit="cluster", chunksize=1))
     result = {}
     from tqdm.auto import tqdm
 
     for c in tqdm(clusters, desc="synthesize", unit="cluster", disable=not workers.progress):
         m = members[c]
-        result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m], folder)
+        result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m],
+                                         _labels(identities, m), folder)
     return result
+
+
+def _labels(identities, members: np.ndarray) -> list[str] | None:
+    return None if identities is None else [str(v) for v in np.asarray(identities)[members]]
 
 
 def _write_mapping(path: Path, enc, labels: np.ndarray) -> None:

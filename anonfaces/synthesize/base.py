@@ -17,6 +17,21 @@ of S pixels)::
 * ``landmarks``: float32 ndarray of shape (m, 68, 2), their 68 points in crop pixels;
 * ``embeddings``: optional float32 ndarray of shape (m, dim).
 
+A synthesizer that can use the members' identity labels declares
+``uses_identities = True`` and takes them as a keyword::
+
+    surrogate = synth.synthesize(faces, landmarks, embeddings, identities=["Tony_Blair", ""])
+
+* ``identities``: optional sequence of m str, each member's identity label
+  (`anonfaces.encode.Encodings.identities`: the first folder level of the
+  dataset, or a labels file); ``""`` where a member's identity is unknown.
+
+The pipeline (`call_synthesize`) passes ``identities`` only to synthesizers that
+declare ``uses_identities``; the others, including user objects with just
+``synthesize(faces, landmarks, embeddings)``, are called exactly as before.
+The ``gnn`` synthesizer uses the labels to map members to its training
+identities (k-Same-Net, where the GNN is trained on the people being anonymised).
+
 Learned generators (``stylegan``, ``gnn``) implement the same ``synthesize``;
 they need not subclass `Synthesizer` (``fit`` and ``settings`` are optional).
 """
@@ -73,6 +88,8 @@ class Synthesizer:
     #: True when an instance is small and picklable, so that clusters can be synthesized in
     #: the worker processes (a synthesizer holding a large model keeps this False).
     parallel: bool = False
+    #: True when ``synthesize`` takes the keyword ``identities`` (the members' labels; see the module docstring).
+    uses_identities: bool = False
 
     def fit(self, faces: np.ndarray, landmarks: np.ndarray) -> Synthesizer:
         """See every face of the dataset before synthesizing (no-op unless a method needs it)."""
@@ -105,6 +122,28 @@ def check_cluster(faces, landmarks, embeddings=None) -> tuple[np.ndarray, np.nda
         if embeddings.ndim != 2 or len(embeddings) != m:
             raise BadInputError(f"embeddings must have shape ({m}, dim); got {embeddings.shape}")
     return faces, landmarks, embeddings
+
+
+def check_identities(identities, m: int) -> list[str] | None:
+    """Validate a cluster's identity labels: None, or a list of ``m`` str (``""`` = unknown)."""
+    if identities is None:
+        return None
+    if isinstance(identities, str):
+        raise BadInputError(f"identities must be a sequence of {m} labels, not one string ({identities!r})")
+    labels = list(identities)
+    if len(labels) != m:
+        raise BadInputError(f"identities must have one label per face ({m}); got {len(labels)}")
+    bad = [v for v in labels if not isinstance(v, (str, np.str_))]
+    if bad:
+        raise BadInputError(f"identity labels must be str; got {bad[0]!r} ({type(bad[0]).__name__})")
+    return [str(v) for v in labels]
+
+
+def call_synthesize(synth, faces, landmarks, embeddings=None, identities=None):
+    """``synth.synthesize(...)``, with ``identities=`` only when the synthesizer declares ``uses_identities``."""
+    if identities is not None and getattr(synth, "uses_identities", False):
+        return synth.synthesize(faces, landmarks, embeddings, identities=identities)
+    return synth.synthesize(faces, landmarks, embeddings)
 
 
 def make_synthesizer(name, **settings):

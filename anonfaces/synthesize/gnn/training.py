@@ -39,7 +39,7 @@ class GNNConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, values: dict) -> "GNNConfig":
+    def from_dict(cls, values: dict) -> GNNConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(values) - names
         if unknown:
@@ -68,8 +68,14 @@ class GNNConfig:
 
 def save_checkpoint(path: str | os.PathLike, *, model, config: GNNConfig, identities: list, step: int,
                     losses: list, identity_means: np.ndarray, optimizer=None, rng_state=None,
-                    attribute_names: list | None = None, attribute_mean: np.ndarray | None = None) -> None:
-    """Write a checkpoint atomically (model weights, settings, identities; optimizer and RNG for resuming)."""
+                    attribute_names: list | None = None, attribute_mean: np.ndarray | None = None,
+                    identity_embeddings: np.ndarray | None = None, embedding_encoder: dict | None = None) -> None:
+    """Write a checkpoint atomically (model weights, settings, identities; optimizer and RNG for resuming).
+
+    ``identity_embeddings`` (n_identities, dim), NaN rows where unknown, with the
+    settings of the encoder that made them, let the ``gnn`` synthesizer match
+    people it has no label for by embedding. Checkpoints without them still load.
+    """
     import torch
 
     state = {
@@ -86,6 +92,12 @@ def save_checkpoint(path: str | os.PathLike, *, model, config: GNNConfig, identi
     }
     if attribute_mean is not None:
         state["attribute_mean"] = torch.from_numpy(np.asarray(attribute_mean, dtype=np.float32))
+    if identity_embeddings is not None:
+        emb = np.asarray(identity_embeddings, dtype=np.float32)
+        if emb.ndim != 2 or len(emb) != len(identities):
+            raise BadInputError(f"identity_embeddings must have shape ({len(identities)}, dim); got {emb.shape}")
+        state["identity_embeddings"] = torch.from_numpy(np.ascontiguousarray(emb))
+        state["embedding_encoder"] = json.dumps(embedding_encoder or {})
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if rng_state is not None:
@@ -118,7 +130,13 @@ def read_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> dict:
 
 
 def load_gnn(path: str | os.PathLike, *, device: str = "cpu"):
-    """Load a trained GNN: returns ``(model, info)`` with ``info`` holding identities, identity means, config."""
+    """Load a trained GNN: returns ``(model, info)``.
+
+    ``info`` holds ``identities``, ``identity_means`` (uint8 (n_identities, s, s, 3)),
+    ``identity_embeddings`` (float32 (n_identities, dim) or None for checkpoints
+    trained without embeddings), ``embedding_encoder`` (dict or None),
+    ``attribute_names``, ``attribute_mean``, ``config``, ``step``, ``losses``.
+    """
     from anonfaces.synthesize.gnn.network import ARCH_KEYS, FaceGenNet
 
     state = read_checkpoint(path, device=device)
@@ -135,6 +153,14 @@ def load_gnn(path: str | os.PathLike, *, device: str = "cpu"):
     info = {k: state[k] for k in ("identities", "config", "step", "losses", "attribute_names")}
     info["identity_means"] = state["identity_means"].numpy()
     info["attribute_mean"] = state["attribute_mean"].numpy() if "attribute_mean" in state else None
+    info["identity_embeddings"] = None
+    info["embedding_encoder"] = None
+    if "identity_embeddings" in state:
+        emb = state["identity_embeddings"].numpy().astype(np.float32)
+        if emb.ndim != 2 or len(emb) != arch["n_identities"]:
+            raise FileFormatError(f"{path}: identity embeddings of shape {emb.shape} for {arch['n_identities']} identities")
+        info["identity_embeddings"] = emb
+        info["embedding_encoder"] = json.loads(state.get("embedding_encoder") or "{}")
     return model.to(device).eval().requires_grad_(False), info
 
 
@@ -173,6 +199,16 @@ def train_gnn(faces, out_dir: str | os.PathLike, *, config: GNNConfig | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, weights_path = out / "checkpoint.pt", out / "gnn.pt"
+    state = None
+    if resume:  # the run's recorded settings (the network's shape among them) win
+        if not ckpt_path.is_file():
+            raise BadInputError(f"--resume: no checkpoint at {ckpt_path}")
+        state = read_checkpoint(ckpt_path)
+        if state["identities"] != list(faces.identities):
+            raise BadInputError(f"--resume: {ckpt_path} was trained on other identities than the given faces")
+        recorded = GNNConfig.from_dict(state["config"])
+        recorded.steps = max(recorded.steps, cfg.steps)
+        cfg = recorded
     if faces.images.shape[1] != cfg.image_size:
         raise BadInputError(f"faces are {faces.images.shape[1]} px, the config wants image_size={cfg.image_size}")
     n_attr = 0 if faces.attributes is None else faces.attributes.shape[1]
@@ -182,15 +218,7 @@ def train_gnn(faces, out_dir: str | os.PathLike, *, config: GNNConfig | None = N
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.5, 0.999))
     gen = torch.Generator().manual_seed(cfg.seed)
     step, losses = 0, []
-    if resume:
-        if not ckpt_path.is_file():
-            raise BadInputError(f"--resume: no checkpoint at {ckpt_path}")
-        state = read_checkpoint(ckpt_path)
-        if state["identities"] != list(faces.identities):
-            raise BadInputError(f"--resume: {ckpt_path} was trained on other identities than the given faces")
-        recorded = GNNConfig.from_dict(state["config"])
-        recorded.steps = max(recorded.steps, cfg.steps)
-        cfg = recorded
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "rng_state" in state:
@@ -199,7 +227,8 @@ def train_gnn(faces, out_dir: str | os.PathLike, *, config: GNNConfig | None = N
         log.info("resuming at step %d of %d", step, cfg.steps)
     atomic_write_text(out / "config.json", json.dumps(
         {"config": asdict(cfg), "identities": list(faces.identities), "n_faces": len(faces),
-         "n_attributes": n_attr, "attribute_names": faces.attribute_names or []}, indent=2) + "\n")
+         "n_attributes": n_attr, "attribute_names": faces.attribute_names or [],
+         "embedding_encoder": faces.embedding_encoder}, indent=2) + "\n")
 
     images = torch.from_numpy(faces.images).permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0
     labels = torch.from_numpy(faces.labels)
@@ -207,18 +236,23 @@ def train_gnn(faces, out_dir: str | os.PathLike, *, config: GNNConfig | None = N
     eye = torch.eye(len(faces.identities))
     means = faces.identity_means()
     attr_mean = faces.attributes.mean(0) if faces.attributes is not None else None
+    id_emb = faces.identity_embeddings()
+    if id_emb is not None:
+        log.info("identity embeddings for %d of %d identities", int(np.isfinite(id_emb).all(1).sum()), len(id_emb))
 
     def checkpoint(final: bool = False):
         save_checkpoint(ckpt_path, model=model, config=cfg, identities=faces.identities, step=step, losses=losses,
                         identity_means=means, optimizer=optimizer, rng_state=gen.get_state(),
-                        attribute_names=faces.attribute_names, attribute_mean=attr_mean)
+                        attribute_names=faces.attribute_names, attribute_mean=attr_mean,
+                        identity_embeddings=id_emb, embedding_encoder=faces.embedding_encoder)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
             recent = losses[-cfg.checkpoint_every:] or [float("nan")]
             fh.write(json.dumps({"step": step, "loss": float(np.mean(recent)), "time": time.time()}) + "\n")
         if final:
             save_checkpoint(weights_path, model=model, config=cfg, identities=faces.identities, step=step,
                             losses=losses, identity_means=means, attribute_names=faces.attribute_names,
-                            attribute_mean=attr_mean)
+                            attribute_mean=attr_mean, identity_embeddings=id_emb,
+                            embedding_encoder=faces.embedding_encoder)
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="training GNN", unit="step", disable=not progress)

@@ -24,7 +24,7 @@ from anonfaces.utils.images import read_image
 
 # dlib 68-point index ranges, named as face_recognition names them
 _PARTS_68 = {
-    "chin": range(0, 17),
+    "chin": range(17),
     "left_eyebrow": range(17, 22),
     "right_eyebrow": range(22, 27),
     "nose_bridge": range(27, 31),

@@ -15,7 +15,8 @@ unknown name is refused with the list of valid ones::
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from anonfaces.errors import BadInputError
 

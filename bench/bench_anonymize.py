@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from photo_sets import DEFAULT_LFW, link_dataset, machine, pick_photos
 
 

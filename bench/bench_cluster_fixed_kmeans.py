@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster_common import DEFAULT_DATA, make_set, record, run_measured, worker_argv  # noqa: E402
+from bench_cluster_common import (
+    DEFAULT_DATA,
+    make_set,
+    record,
+    run_measured,
+    worker_argv,
+)
 
 
 def worker(method: str, n: int, k: int, data: str, seed: int, extra: dict) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster_common import DEFAULT_DATA, load_lfw, record  # noqa: E402
+from bench_cluster_common import DEFAULT_DATA, load_lfw, record
 
 
 def components_at(X: np.ndarray, eps: float) -> np.ndarray:

@@ -32,14 +32,23 @@ import warnings
 import numpy as np
 
 from anonfaces.cluster._base import NOISE, BaseKClusterer
-from anonfaces.cluster._density import DBSCANClusterer, HDBSCANClusterer, OPTICSClusterer
+from anonfaces.cluster._density import (
+    DBSCANClusterer,
+    HDBSCANClusterer,
+    OPTICSClusterer,
+)
 from anonfaces.cluster._fixed_kmeans import FixedSizeKMeans
 from anonfaces.cluster._hierarchical import HierarchicalFixedSize
 from anonfaces.cluster._kmember import KMember
 from anonfaces.cluster._mdav import MDAV
 from anonfaces.cluster._min_size import enforce_min_size
 from anonfaces.cluster._oka import OneKMeans
-from anonfaces.cluster._people import PSEUDO_DEFAULTS, PSEUDO_PREFIX, fill_identities, pseudo_identity_labels
+from anonfaces.cluster._people import (
+    PSEUDO_DEFAULTS,
+    PSEUDO_PREFIX,
+    fill_identities,
+    pseudo_identity_labels,
+)
 from anonfaces.cluster._random import RandomGrouping
 from anonfaces.cluster._rank_order import ApproximateRankOrder
 from anonfaces.cluster.io import Clustering, read_clusters, write_clusters
@@ -48,6 +57,7 @@ from anonfaces.registry import Registry
 
 __all__ = [
     "CLUSTERERS",
+    "MDAV",
     "NOISE",
     "PSEUDO_DEFAULTS",
     "PSEUDO_PREFIX",
@@ -59,7 +69,6 @@ __all__ = [
     "HDBSCANClusterer",
     "HierarchicalFixedSize",
     "KMember",
-    "MDAV",
     "OPTICSClusterer",
     "OneKMeans",
     "RandomGrouping",

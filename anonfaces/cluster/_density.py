@@ -11,7 +11,6 @@ import numbers
 import numpy as np
 
 from anonfaces.cluster._base import (
-    K,
     N_JOBS,
     NOISE,
     OUTLIERS,
@@ -19,6 +18,7 @@ from anonfaces.cluster._base import (
     RANDOM_STATE,
     BaseKClusterer,
     Interval,
+    K,
     Options,
     OutlierHandlingMixin,
     none_or,

@@ -27,12 +27,12 @@ from joblib import Parallel, delayed
 from sklearn.cluster import KMeans
 
 from anonfaces.cluster._base import (
-    K,
     N_JOBS,
     POSITIVE_INT,
     RANDOM_STATE,
     BaseKClusterer,
     Interval,
+    K,
     Options,
 )
 

@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from anonfaces.cluster._base import K, RANDOM_STATE, BaseKClusterer, Interval
+from anonfaces.cluster._base import RANDOM_STATE, BaseKClusterer, Interval, K
 from anonfaces.cluster._min_size import _nearest_rows
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.cluster._base import K, RANDOM_STATE, BaseKClusterer
+from anonfaces.cluster._base import RANDOM_STATE, BaseKClusterer, K
 
 
 def kmember_labels(X: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.cluster._base import K, RANDOM_STATE, BaseKClusterer
+from anonfaces.cluster._base import RANDOM_STATE, BaseKClusterer, K
 
 
 def _sqdist(X: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.utils import check_random_state
 
-from anonfaces.cluster._base import NOISE, OUTLIER_POLICIES, centroids, relabel_consecutive
+from anonfaces.cluster._base import (
+    NOISE,
+    OUTLIER_POLICIES,
+    centroids,
+    relabel_consecutive,
+)
 from anonfaces.errors import BadInputError
 
 

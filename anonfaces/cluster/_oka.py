@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.cluster._base import K, RANDOM_STATE, BaseKClusterer
+from anonfaces.cluster._base import RANDOM_STATE, BaseKClusterer, K
 from anonfaces.cluster._min_size import _nearest_rows
 
 

@@ -54,7 +54,7 @@ def graph_average_linkage(X: np.ndarray, *, threshold: float, n_neighbors: int =
     b = np.maximum(rows, idx.ravel())
     _, first = np.unique(a.astype(np.int64) * n + b, return_index=True)
     a, b, d = a[first].tolist(), b[first].tolist(), dist.ravel()[first].tolist()
-    mean_dist: list[dict[int, float]] = [dict() for _ in range(n)]  # between adjacent clusters
+    mean_dist: list[dict[int, float]] = [{} for _ in range(n)]  # between adjacent clusters
     for i, j, w in zip(a, b, d):
         mean_dist[i][j] = w
         mean_dist[j][i] = w

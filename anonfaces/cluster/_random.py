@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.cluster._base import K, RANDOM_STATE, BaseKClusterer
+from anonfaces.cluster._base import RANDOM_STATE, BaseKClusterer, K
 
 
 def random_groups(n: int, k: int, rng: np.random.RandomState) -> np.ndarray:

@@ -24,7 +24,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from anonfaces.cluster._base import (
-    K,
     N_JOBS,
     NOISE,
     OUTLIERS,
@@ -32,6 +31,7 @@ from anonfaces.cluster._base import (
     RANDOM_STATE,
     BaseKClusterer,
     Interval,
+    K,
     Options,
     OutlierHandlingMixin,
     none_or,

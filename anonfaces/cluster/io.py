@@ -52,7 +52,7 @@ class Clustering:
         write_clusters(path, self)
 
     @classmethod
-    def load(cls, path) -> "Clustering":
+    def load(cls, path) -> Clustering:
         return read_clusters(path)
 
 

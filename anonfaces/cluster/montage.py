@@ -53,7 +53,7 @@ def write_montages(
             if img is None:
                 continue
             if boxes is not None and np.all(np.isfinite(boxes[i])):
-                left, top, right, bottom = (int(round(v)) for v in boxes[i])
+                left, top, right, bottom = (round(v) for v in boxes[i])
                 face = img.crop((left, top, right, bottom))
             else:
                 face = img

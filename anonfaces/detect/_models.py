@@ -9,7 +9,6 @@ from pathlib import Path
 
 from anonfaces.errors import AnonfacesError
 
-
 _FILES = {
     "shape5": "shape_predictor_5_face_landmarks.dat",
     "shape68": "shape_predictor_68_face_landmarks.dat",
@@ -18,7 +17,7 @@ _FILES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _paths() -> dict[str, str]:
     # Locate the package's files without importing it: its __init__ imports
     # pkg_resources, which current setuptools no longer ships.
@@ -33,21 +32,21 @@ def _paths() -> dict[str, str]:
     return paths
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hog_detector():
     import dlib
 
     return dlib.get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cnn_detector():
     import dlib
 
     return dlib.cnn_face_detection_model_v1(_paths()["mmod"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_predictor(points: int):
     import dlib
 
@@ -56,7 +55,7 @@ def shape_predictor(points: int):
     return dlib.shape_predictor(_paths()["shape5" if points == 5 else "shape68"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def face_recognizer():
     import dlib
 

@@ -111,5 +111,5 @@ def to_dlib_shape(landmarks: np.ndarray, box_ltrb=None):
     lm = np.asarray(landmarks, dtype=np.float64)
     if box_ltrb is None:
         box_ltrb = (*lm.min(0), *lm.max(0))
-    rect = dlib.rectangle(*(int(round(v)) for v in box_ltrb))
-    return dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in lm])
+    rect = dlib.rectangle(*(round(v) for v in box_ltrb))
+    return dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in lm])

@@ -34,5 +34,5 @@ class FaceDetection:
     @property
     def box_trbl(self) -> tuple[int, int, int, int]:
         """The box in face_recognition's (top, right, bottom, left) order, as ints."""
-        left, top, right, bottom = (int(round(v)) for v in self.box_ltrb)
+        left, top, right, bottom = (round(v) for v in self.box_ltrb)
         return top, right, bottom, left

@@ -11,7 +11,13 @@ from anonfaces.encode._onnx import OnnxEncoder
 from anonfaces.encode._pca import PCAEncoder
 from anonfaces.encode.base import ENCODERS, Encoder
 from anonfaces.encode.encodings import Encodings
-from anonfaces.encode.pipeline import EncodeReport, encode_dataset, make_encoder, read_skips, skipped_path_for
+from anonfaces.encode.pipeline import (
+    EncodeReport,
+    encode_dataset,
+    make_encoder,
+    read_skips,
+    skipped_path_for,
+)
 
 __all__ = [
     "ENCODERS",

@@ -75,7 +75,7 @@ class PCAEncoder(Encoder):
     def prepare(self, image, faces) -> np.ndarray:
         return grey_crops(image, faces, self.size)
 
-    def fit(self, prepared: np.ndarray) -> "PCAEncoder":
+    def fit(self, prepared: np.ndarray) -> PCAEncoder:
         X = self._flatten(prepared)
         n, d = X.shape
         if n < 2:

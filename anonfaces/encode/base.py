@@ -38,7 +38,7 @@ class Encoder:
         return {}
 
     @classmethod
-    def from_saved(cls, settings: dict, state: dict[str, np.ndarray]) -> "Encoder":
+    def from_saved(cls, settings: dict, state: dict[str, np.ndarray]) -> Encoder:
         settings = {k: v for k, v in settings.items() if k != "name"}
         return cls(**settings)
 
@@ -58,7 +58,7 @@ class Encoder:
     def embed(self, prepared: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def fit(self, prepared: np.ndarray) -> "Encoder":
+    def fit(self, prepared: np.ndarray) -> Encoder:
         return self
 
     def encode(self, image: np.ndarray, faces: list[FaceDetection]) -> np.ndarray:

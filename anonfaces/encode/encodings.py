@@ -120,7 +120,7 @@ class Encodings:
                 best[path] = i
         return np.fromiter(best.values(), dtype=np.intp, count=len(best))
 
-    def subset(self, index) -> "Encodings":
+    def subset(self, index) -> Encodings:
         """The faces selected by ``index`` (boolean mask or integer indices)."""
         return Encodings(**{name: getattr(self, name)[index] for name in self._ARRAYS}, meta=dict(self.meta), encoder_state=self.encoder_state)
 
@@ -134,7 +134,7 @@ class Encodings:
         return ENCODERS.get(settings["name"]).from_saved(settings, self.encoder_state)
 
     @classmethod
-    def empty(cls, dim: int = 128, meta: dict | None = None) -> "Encodings":
+    def empty(cls, dim: int = 128, meta: dict | None = None) -> Encodings:
         return cls(
             embeddings=np.empty((0, dim), np.float32),
             paths=np.empty(0, str),
@@ -149,7 +149,7 @@ class Encodings:
         )
 
     @classmethod
-    def concatenate(cls, parts: list["Encodings"], meta: dict | None = None, dim: int | None = None) -> "Encodings":
+    def concatenate(cls, parts: list[Encodings], meta: dict | None = None, dim: int | None = None) -> Encodings:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty(dim or 0, meta)
@@ -171,7 +171,7 @@ class Encodings:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Encodings":
+    def load(cls, path: str | os.PathLike) -> Encodings:
         path = Path(path)
         if not path.is_file():
             raise BadInputError(f"encodings file not found: {path}")
@@ -198,7 +198,7 @@ class Encodings:
 
     # --- the original research's encodings.pickle -------------------------------------
     @classmethod
-    def from_legacy_pickle(cls, path: str | os.PathLike, *, dataset_root: str | os.PathLike | None = None) -> "Encodings":
+    def from_legacy_pickle(cls, path: str | os.PathLike, *, dataset_root: str | os.PathLike | None = None) -> Encodings:
         """Import a list of ``{"imagePath", "loc", "encoding"}`` dicts (``loc`` = top, right, bottom, left).
 
         Read through a restricted unpickler: a pickle that asks for anything but
@@ -261,7 +261,7 @@ class Encodings:
         root = Path(self.dataset) if self.dataset else None
         records = []
         for i in range(len(self)):
-            left, top, right, bottom = (int(round(v)) for v in self.boxes_ltrb[i])
+            left, top, right, bottom = (round(v) for v in self.boxes_ltrb[i])
             image_path = str(root / self.paths[i]) if root else str(self.paths[i])
             records.append({"imagePath": image_path, "loc": (top, right, bottom, left), "encoding": self.embeddings[i].astype(np.float64)})
         with atomic_open(path, "wb") as fh:

@@ -77,7 +77,7 @@ def default_dataset() -> Path:
 
 def skipped_path_for(encodings_path: str | os.PathLike) -> Path:
     p = Path(encodings_path)
-    stem = p.name[: -len(".npz")] if p.name.endswith(".npz") else p.name
+    stem = p.name.removesuffix(".npz")
     return p.with_name(stem + ".skipped.csv")
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 from anonfaces.errors import UnsafeFileError
 

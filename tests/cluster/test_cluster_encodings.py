@@ -73,7 +73,7 @@ def test_photo_unit_warns_and_counts_photos():
 
 
 def test_outliers_none_makes_noise_its_own_cluster():
-    X, ids = _people(n_people=6, per_person=1)
+    X, _ids = _people(n_people=6, per_person=1)
     X[5] += 100
     out = cluster_encodings(X, algo="dbscan", k=2, outliers="none", params={"eps": 0.5}, random_state=0)
     assert out.labels.min() >= 0  # no -1 in the output, even here ...
@@ -116,8 +116,9 @@ def test_read_clusters_refuses_bad_files(tmp_path):
 
 
 def _real_encodings_file(tmp_path):
-    from anonfaces.encode.encodings import Encodings
     from PIL import Image
+
+    from anonfaces.encode.encodings import Encodings
 
     X, ids = _people(n_people=8, per_person=3, d=128)
     n = len(X)
@@ -177,7 +178,7 @@ def test_cli_errors_exit_2(tmp_path):
 def test_cli_labels_file_and_photo_unit(tmp_path):
     from anonfaces.cli import main
 
-    enc_path, ids = _real_encodings_file(tmp_path)
+    enc_path, _ids = _real_encodings_file(tmp_path)
     labels = tmp_path / "labels.csv"
     labels.write_text("path,identity\n" + "".join(f"{p},someone\n" for p in read_paths(enc_path)[:3]))
     result = CliRunner().invoke(

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from anonfaces.cluster import CLUSTERERS, FixedSizeKMeans, HDBSCANClusterer, make_clusterer
+from anonfaces.cluster import (
+    CLUSTERERS,
+    FixedSizeKMeans,
+    HDBSCANClusterer,
+    make_clusterer,
+)
 from anonfaces.errors import BadInputError
 
 NAMES = CLUSTERERS.names()

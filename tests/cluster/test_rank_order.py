@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from anonfaces.cluster import NOISE, ApproximateRankOrder
-from anonfaces.cluster._rank_order import neighbour_lists, rank_order_distances, rank_order_labels
+from anonfaces.cluster._rank_order import (
+    neighbour_lists,
+    rank_order_distances,
+    rank_order_labels,
+)
 
 
 def test_symmetric_lists_by_hand():
@@ -38,7 +42,7 @@ def test_asymmetric_lists_by_hand():
 
 def test_neighbour_lists_put_self_first_even_with_duplicates():
     X = np.zeros((5, 2))
-    idx, dist = neighbour_lists(X, 3)
+    idx, _dist = neighbour_lists(X, 3)
     assert (idx[:, 0] == np.arange(5)).all()
     assert all(len(set(row)) == 3 for row in idx.tolist())
 

@@ -40,7 +40,7 @@ def test_rank_order_f_measure(lfw_embeddings):
 
 @pytest.mark.parametrize("algo", ["fixed-kmeans", "hdbscan", "aroc", "dbscan", "hierarchical", "mdav", "kmember", "oka", "random", "optics"])
 def test_guarantee_on_real_faces(lfw_embeddings, algo):
-    X, ids, paths = lfw_embeddings
+    X, ids, _paths = lfw_embeddings
     for unit_ids in (ids, None):
         params = {"eps": 0.5} if algo == "dbscan" else {}
         est = make_clusterer(algo, k=5, params=params, random_state=0).fit(X, identities=unit_ids)

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from anonfaces import face_api
-from anonfaces.detect import CANONICAL_TEMPLATE, align_face, detect_faces, face_chip, similarity_transform, transform_points
+from anonfaces.detect import (
+    CANONICAL_TEMPLATE,
+    align_face,
+    detect_faces,
+    face_chip,
+    similarity_transform,
+    transform_points,
+)
 from anonfaces.detect.align import anchor_points
 from anonfaces.errors import BadInputError
 from anonfaces.utils.images import read_image

@@ -5,12 +5,12 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from anonfaces.detect import detect_faces, face_chip  # noqa: E402
-from anonfaces.encode import OnnxEncoder  # noqa: E402
-from anonfaces.errors import BadInputError  # noqa: E402
-from anonfaces.utils.images import read_image  # noqa: E402
+from anonfaces.detect import detect_faces, face_chip
+from anonfaces.encode import OnnxEncoder
+from anonfaces.errors import BadInputError
+from anonfaces.utils.images import read_image
 
 SIZE, DIM = 24, 8
 

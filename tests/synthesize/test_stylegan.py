@@ -11,12 +11,19 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is the optional extra anonfaces[stylegan]")
 
-from anonfaces.errors import BadInputError, FileFormatError, UnsafeFileError  # noqa: E402
-from anonfaces.synthesize.stylegan import (average_latents, latent_path_for, load_generator, load_latent,  # noqa: E402
-                                           load_latents, privacy_adjusted_average, read_network_pickle,
-                                           write_network_pickle)
-from anonfaces.synthesize.stylegan.network_pickle import PersistentObject  # noqa: E402
-from anonfaces.synthesize.stylegan.networks import Generator  # noqa: E402
+from anonfaces.errors import BadInputError, FileFormatError, UnsafeFileError
+from anonfaces.synthesize.stylegan import (
+    average_latents,
+    latent_path_for,
+    load_generator,
+    load_latent,
+    load_latents,
+    privacy_adjusted_average,
+    read_network_pickle,
+    write_network_pickle,
+)
+from anonfaces.synthesize.stylegan.network_pickle import PersistentObject
+from anonfaces.synthesize.stylegan.networks import Generator
 
 W_DIM = 32
 
@@ -29,7 +36,7 @@ def small_generator(seed: int = 0, resolution: int = 32, **synthesis) -> Generat
                   mapping_kwargs={"num_layers": 2}, synthesis_kwargs=synthesis)
     with torch.no_grad():
         for name, p in G.named_parameters():  # non-trivial noise strengths and biases, moderate output range
-            if name.endswith("noise_strength") or name.endswith(".bias"):
+            if name.endswith(("noise_strength", ".bias")):
                 p.add_(torch.randn_like(p) * 0.1)
             if ".torgb.weight" in name:
                 p.mul_(0.2)

@@ -45,7 +45,7 @@ class FaceGenNet(nn.Module):
         self.image_size = image_size
         self.width = width
         self.id_features = id_features
-        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)
         self.identity = nn.Sequential(nn.Linear(n_identities, id_features), act(),
                                       nn.Linear(id_features, id_features), act())
         in_features = id_features

@@ -16,10 +16,22 @@ Needs torch (``pip install anonfaces[stylegan]``) to build, load or run a
 generator; importing this package does not import torch.
 """
 
-from anonfaces.synthesize.stylegan.latents import (AdjustedAverage, average_latents, latent_path_for, load_latent,
-                                                   load_latents, privacy_adjusted_average, scale_latent, to_wplus)
+from anonfaces.synthesize.stylegan.latents import (
+    AdjustedAverage,
+    average_latents,
+    latent_path_for,
+    load_latent,
+    load_latents,
+    privacy_adjusted_average,
+    scale_latent,
+    to_wplus,
+)
 from anonfaces.synthesize.stylegan.loader import generator_from_record, load_generator
-from anonfaces.synthesize.stylegan.network_pickle import PersistentObject, read_network_pickle, write_network_pickle
+from anonfaces.synthesize.stylegan.network_pickle import (
+    PersistentObject,
+    read_network_pickle,
+    write_network_pickle,
+)
 from anonfaces.synthesize.stylegan.synthesizer import StyleGANSynthesizer, ffhq_matrix
 
 __all__ = [

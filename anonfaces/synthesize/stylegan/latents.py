@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
 from anonfaces.errors import BadInputError, FileFormatError
 
 log = logging.getLogger(__name__)

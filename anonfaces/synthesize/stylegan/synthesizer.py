@@ -12,14 +12,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize.stylegan.latents import (TOWARD, average_latents, check_latent, privacy_adjusted_average,
-                                                   stack_latents)
+from anonfaces.synthesize.stylegan.latents import (
+    TOWARD,
+    average_latents,
+    check_latent,
+    privacy_adjusted_average,
+    stack_latents,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ def from_generator_frame(image: np.ndarray, landmarks68: np.ndarray, size: int) 
     M = ffhq_matrix(landmarks68, res)
     factor = float(np.hypot(*M[0, :2]))  # generator pixels per crop pixel
     if factor > 1.25:  # shrink first (area filter) so the warp does not alias
-        res = max(8, int(round(res / factor)))
+        res = max(8, round(res / factor))
         image = cv2.resize(image, (res, res), interpolation=cv2.INTER_AREA)
         M = ffhq_matrix(landmarks68, res)
     return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -110,7 +115,7 @@ def detect_landmarks(image: np.ndarray, guess: np.ndarray) -> np.ndarray:
         from anonfaces.detect import _models
 
         lo, hi = guess.min(0), guess.max(0)
-        rect = dlib.rectangle(*(int(round(v)) for v in (lo[0], lo[1], hi[0], hi[1])))
+        rect = dlib.rectangle(*(round(v) for v in (lo[0], lo[1], hi[0], hi[1])))
         shape = _models.shape_predictor(68)(np.ascontiguousarray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
     except Exception as exc:  # the models are optional here: keep the geometric guess
@@ -253,7 +258,7 @@ class StyleGANSynthesizer:
                                 "must describe the same members")
         shape = landmarks.mean(0)
         w_avg = G.w_avg.detach().cpu().numpy() if hasattr(G.mapping, "w_avg") else None
-        opts = dict(toward=self.toward, w_avg=w_avg, weights=self.weights, random_state=self.random_state)
+        opts = {"toward": self.toward, "w_avg": w_avg, "weights": self.weights, "random_state": self.random_state}
         if self.reidentify is not None:
             k = self.k or len(latents)
             result = privacy_adjusted_average(

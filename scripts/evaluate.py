@@ -3,6 +3,8 @@
 
     python scripts/evaluate.py --dataset DIR --methods ksame:morph,ksame:pixel,blur,pixelate,closing,blocking \
         --k 2,3,5,10,20 --out results/
+    python scripts/evaluate.py --dataset ../shared/data/lfw --people 60 --photos-per-person 10 --min-photos 10 \
+        --k 2,5,10,19 --reid-min-photos 10 --out results/     # a deterministic subset (see anonfaces.evaluate.subset)
 """
 
 from anonfaces.cli.evaluate import command

@@ -13,6 +13,7 @@ detectability                `match_faces`, `landmark_displacement`     ``detect
 attributes, downstream       `attribute_agreement`, `downstream_utility` ``attributes.py``
 one pass over photos         `measure_photos`                           ``measure.py``
 the sweep                    `evaluate_dataset`                         ``sweep.py``
+a deterministic subset       `DatasetSubset`, `link_subset`             ``subset.py``
 table, plots, report         `read_table`, `plot_all`, `write_report`   ``table.py`` ...
 ============================ ========================================== =====================
 """
@@ -45,6 +46,7 @@ from anonfaces.evaluate.recognizers import (
     calibrate_threshold,
     make_recognizer,
 )
+from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.evaluate.sweep import (
     DEFAULT_KS,
     DEFAULT_METHODS,
@@ -61,6 +63,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "METRICS",
     "RECOGNIZERS",
+    "DatasetSubset",
     "EvaluationReport",
     "Measurements",
     "Recognizer",
@@ -75,6 +78,7 @@ __all__ = [
     "information_loss",
     "k_bound",
     "landmark_displacement",
+    "link_subset",
     "make_recognizer",
     "match_faces",
     "measure_photos",

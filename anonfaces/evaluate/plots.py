@@ -7,6 +7,9 @@
 * ``frontier.png``: privacy (identity-level re-identification, dlib) against
   utility (SSIM of the photo), one point per method x k.
 * ``quality_buckets.png``: SSIM and PSNR by face area share.
+* ``detection.png``: detection rate and landmark displacement against k (re-detection).
+* ``attribute_agreement.png``, ``downstream_ratio.png``: one panel per attribute
+  against k (with ``--attributes``).
 * ``examples-k<k>.png``: the same photos under every method (`example_grids`).
 """
 
@@ -169,6 +172,53 @@ def plot_quality_buckets(table: pd.DataFrame, path: Path, *, k: int | None = Non
     return _save(fig, path)
 
 
+def plot_panels(table: pd.DataFrame, panels: list[tuple[str, str, str]], path: Path, *, ylabel: str = "",
+                ylim: tuple[float, float] | None = None) -> Path | None:
+    """One panel per ``(metric, subset, title)`` against k: ksame methods as lines, the others as horizontal lines.
+
+    Panels without rows are left out; None when no panel has any.
+    """
+    plt = _plt()
+    panels = [(m, s, title, table[(table["metric"] == m) & (table["subset"] == s)]) for m, s, title in panels]
+    panels = [p for p in panels if not p[3].empty]
+    if not panels:
+        return None
+    ks = sorted(int(k) for k in table["k"].dropna().unique())
+    colors = _colors(table)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (_, _, title, sub) in zip(axes[0], panels):
+        _lines(ax, sub, colors, ks)
+        if ks:
+            ax.set_xticks(ks)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("k")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    handles: dict = {}
+    for ax in axes[0]:  # a method may be missing from the first panel
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    labels = list(handles)
+    fig.legend([handles[lab] for lab in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _save(fig, path)
+
+
+def plot_detection(table: pd.DataFrame, path: Path) -> Path | None:
+    """Detection rate and landmark displacement of the re-detected faces against k."""
+    return plot_panels(table, [("detection_rate", "", "detection rate (IoU >= 0.5)"),
+                               ("landmark_displacement", "", "landmark displacement / inter-ocular")], path, ylabel="value")
+
+
+def plot_attributes(table: pd.DataFrame, metric: str, path: Path) -> Path | None:
+    """``attribute_agreement`` or ``downstream_ratio`` against k, one panel per attribute."""
+    attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "subset"]))
+    titles = {"attribute_agreement": "agreement", "downstream_ratio": "downstream ratio"}
+    return plot_panels(table, [(metric, a, f"{a}: {titles.get(metric, metric)}") for a in attributes], path,
+                       ylabel=metric.replace("_", " "))
+
+
 def plot_all(table: pd.DataFrame, folder) -> list[Path]:
     """Every figure the table allows, into ``folder``; returns the files written."""
     folder = Path(folder)
@@ -178,6 +228,9 @@ def plot_all(table: pd.DataFrame, folder) -> list[Path]:
     paths.append(plot_metric_vs_k(table, "il", folder / "il.png", recognizer="dlib", ylabel="IL: mean dlib distance to surrogate"))
     paths.append(plot_frontier(table, folder / "frontier.png"))
     paths.append(plot_quality_buckets(table, folder / "quality_buckets.png"))
+    paths.append(plot_detection(table, folder / "detection.png"))
+    for metric in ("attribute_agreement", "downstream_ratio"):
+        paths.append(plot_attributes(table, metric, folder / f"{metric}.png"))
     return [p for p in paths if p is not None]
 
 

@@ -43,9 +43,12 @@ def summary_table(table: pd.DataFrame, recognizer: str = "dlib") -> pd.DataFrame
     out = out.merge(pick("ssim", subset=ALL_BUCKET, col="SSIM"), on=keys, how="left")
     out = out.merge(pick("psnr", subset=ALL_BUCKET, col="PSNR"), on=keys, how="left")
     out = out.merge(pick("detection_rate", col="detected"), on=keys, how="left")
-    agree = t[t["metric"] == "attribute_agreement"].groupby(keys, dropna=False)["value"].mean().reset_index()
-    if len(agree):
-        out = out.merge(agree.rename(columns={"value": "attr. agreement"}), on=keys, how="left")
+    if (t["metric"] == "landmark_displacement").any():
+        out = out.merge(pick("landmark_displacement", col="landmark displ."), on=keys, how="left")
+    for metric, col in (("attribute_agreement", "attr. agreement"), ("downstream_ratio", "downstream ratio")):
+        mean = t[t["metric"] == metric].groupby(keys, dropna=False)["value"].mean().reset_index()
+        if len(mean):
+            out = out.merge(mean.rename(columns={"value": col}), on=keys, how="left")
     out["1/k"] = [1.0 / k if pd.notna(k) else np.nan for k in out["k"]]
     order = {m: i for i, m in enumerate(dict.fromkeys(t["method"]))}
     out = out.sort_values(by=["method", "k"], key=lambda s: s.map(order) if s.name == "method" else s)
@@ -69,7 +72,7 @@ def write_report(out, table: pd.DataFrame, record: dict, plots: list) -> Path:
     enc = record.get("encodings", {})
     s = record.get("settings", {})
     lines = [
-        f"# Privacy and utility: {Path(record.get('dataset', '')).name}",
+        f"# Privacy and utility: {record.get('dataset_name') or Path(record.get('dataset', '')).name}",
         "",
         (
             f"{enc.get('n_photos')} photos, {enc.get('n_faces')} faces, {enc.get('n_people')} people; "

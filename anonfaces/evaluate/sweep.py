@@ -8,6 +8,7 @@
       run.json                    every setting, versions, timings, what was skipped
       plots/*.png                 privacy vs k (with 1/k), IL vs k, frontier, SSIM/PSNR buckets, examples
       cache/encodings.npz         the dataset's encodings (reused while the photos are unchanged)
+      cache/subset/<name>/        links to the photos of a `DatasetSubset` (when one is asked for)
       cache/clusters-<algo>-k<k>.csv  one clustering per k, shared by every ksame method
       runs/<method>/k<k>/         each anonymization (`anonfaces.synthesize.anonymize_dataset`)
 
@@ -35,9 +36,10 @@ from anonfaces.evaluate import attributes as attr
 from anonfaces.evaluate import protocols, quality
 from anonfaces.evaluate.measure import Measurements, measure_photos
 from anonfaces.evaluate.recognizers import RECOGNIZERS, make_recognizer
+from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.evaluate.table import make_row, to_frame, write_table
 from anonfaces.utils.atomic import atomic_write_text
-from anonfaces.utils.images import list_images
+from anonfaces.utils.images import identity_of, list_images
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +301,7 @@ def evaluate_dataset(
     dataset,
     out,
     *,
+    subset: DatasetSubset | dict | None = None,
     methods=DEFAULT_METHODS,
     ks=DEFAULT_KS,
     recognizers=DEFAULT_RECOGNIZERS,
@@ -330,6 +333,11 @@ def evaluate_dataset(
         identity-level and parrot attacks and for fisherfaces).
     out : path
         Output folder (see the module docstring). Must not be inside ``dataset``.
+    subset : DatasetSubset or dict, optional
+        Evaluate only these photos of ``dataset`` (``{"people": 60, "photos_per_person": 10,
+        "min_photos": 10}``; the rule is in `anonfaces.evaluate.subset`). They are linked
+        into ``OUT/cache/subset/`` and every stage sees only them; the rule is recorded in
+        run.json and names the dataset in metrics.csv (``lfw[people=60,...]``).
     methods : list of str or str
         ``ksame:<synth>`` (``ksame:morph``, ``ksame:pixel``, ...), baselines
         (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``) and ``none``
@@ -348,7 +356,8 @@ def evaluate_dataset(
         CelebA-format attribute file: adds attribute agreement and downstream utility
         for ``attribute_names``.
     detect : bool
-        Re-run the detector on anonymized photos (hit rate, landmark displacement; the slowest part).
+        Re-run the detector on anonymized photos (hit rate, landmark displacement; about a fifth
+        of each measuring pass, the dlib attacker being most of the rest).
     measure_quality : bool
         SSIM and PSNR against the originals.
     anonymize_params : dict, optional
@@ -378,10 +387,27 @@ def evaluate_dataset(
     if not isinstance(reid_min_photos, (int, np.integer)) or reid_min_photos < 2:
         raise BadInputError(f"reid_min_photos={reid_min_photos!r} must be an integer >= 2")
     settings_by_name = dict(recognizer_settings or {})
+    if isinstance(subset, dict):
+        subset = DatasetSubset(**subset)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
+    source, dataset_name, subset_record = root, root.name, None
+    t = time.perf_counter()
+    if subset is not None and not subset.is_everything:
+        photos = subset.select(source)
+        root = link_subset(source, photos, cache / "subset" / source.name)
+        dataset_name = subset.describe(source.name)
+        subset_record = {**subset.to_dict(), "description": dataset_name, "folder": str(root), "n_photos": len(photos),
+                         "selected_people": sorted({identity_of(p) for p in photos})}
+        log.info("evaluate: %s, %d photos linked into %s", dataset_name, len(photos), root)
+    timings = {"subset": time.perf_counter() - t}
+    stages: dict[str, dict[str, float]] = {}
 
+    t = time.perf_counter()
     enc = cached_encodings(root, cache, encodings=encodings, detector=detector, upsample=upsample, jobs=jobs, progress=progress)
+    if subset_record is not None and encodings is not None:  # encodings of the whole dataset: keep the subset's faces
+        enc = enc.subset(np.isin(enc.paths, photos))
+    stages["originals"] = {"encode": time.perf_counter() - t}
     if len(enc) < 2:
         raise BadInputError(f"found {len(enc)} faces in {root}; the evaluation needs at least 2")
     identities = enc.identities if enc.has_identities else np.array([f"{p}#{f}" for p, f in zip(enc.paths, enc.face_index)])
@@ -397,6 +423,8 @@ def evaluate_dataset(
     # the original faces, once: features and fitted recognizers
     t = time.perf_counter()
     original = measure_photos(root, enc, recs, detect=False, jobs=jobs, progress=progress, desc="originals")
+    stages["originals"]["measure"] = time.perf_counter() - t
+    t_fit = time.perf_counter()
     fit_ids = identities if enc.has_identities else None
     for rec_name, rec in recs.items():
         if rec.needs_fit:
@@ -404,13 +432,14 @@ def evaluate_dataset(
     originals = {n: (recs[n].embed(original.features[n]) if recs[n].needs_fit else np.asarray(original.features[n], np.float32)) for n in recs}
     people, counts = np.unique(identities, return_counts=True)
     many = set(people[counts >= reid_min_photos].tolist()) if enc.has_identities else set()
-    ctx = _Context(root.name, enc, recs, originals, identities, np.isin(identities, list(many)))
+    ctx = _Context(dataset_name, enc, recs, originals, identities, np.isin(identities, list(many)))
     if attributes is not None:
         if "dlib" not in recs:
             raise BadInputError("attribute metrics use dlib embeddings: add 'dlib' to the recognizers")
         ctx.attribute_labels = attr.attribute_labels(enc.paths, attr.read_attributes(attributes), attribute_names)
         ctx.attribute_test = attr.identity_split(identities, test_size=0.5, random_state=random_state)
-    timings = {"encode_and_originals": time.perf_counter() - t}
+    stages["originals"]["fit"] = time.perf_counter() - t_fit
+    timings["encode_and_originals"] = sum(stages["originals"].values())
 
     rows: list[dict] = []
     run_dirs: dict[tuple[str, int | None], Path] = {}
@@ -427,15 +456,22 @@ def evaluate_dataset(
                 skipped.append(f"{label}: k is larger than the {_n_people(enc)} people in the dataset")
                 continue
             clustering = _clustering(enc, cache, k=k, algo=algo, unit=unit, random_state=random_state) if spec.uses_k else None
+            stage = stages[label] = {"cluster": time.perf_counter() - t}
             run_dir = out / "runs" / spec.folder / (f"k{k}" if k is not None else "all")
             log.info("evaluate: %s", label)
+            t_stage = time.perf_counter()
             _anonymize(spec, k, root, run_dir, enc, clustering, algo=algo, random_state=random_state, jobs=jobs,
                        progress=progress, anonymize_params=anonymize_params)
+            stage["anonymize"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
             meas = measure_photos(run_dir, enc, recs, original_root=root if measure_quality else None, detect=detect,
                                   detector=detector, upsample=upsample, jobs=jobs, progress=progress, desc=label)
+            stage["measure"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
             anonymized = _embeddings(ctx, meas)
             rows.extend(privacy_rows(ctx, spec.name, k, anonymized, meas.readable))
             rows.extend(utility_rows(ctx, spec.name, k, meas, anonymized, clustering))
+            stage["score"] = time.perf_counter() - t_stage
             run_dirs[(spec.name, k)] = run_dir
             timings[label] = time.perf_counter() - t
     if attributes is not None:
@@ -458,7 +494,9 @@ def evaluate_dataset(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
         "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
-        "dataset": str(root.resolve()),
+        "dataset": str(source.resolve()),
+        "dataset_name": dataset_name,
+        "subset": subset_record,
         "settings": {
             "methods": [s.name for s in specs], "ks": k_values, "recognizers": {n: r.settings() for n, r in recs.items()},
             "algo": algo, "unit": unit, "reid_min_photos": reid_min_photos,
@@ -471,6 +509,7 @@ def evaluate_dataset(
         "runs": {f"{m}" + (f" k={k}" if k is not None else ""): str(p) for (m, k), p in run_dirs.items()},
         "skipped": skipped,
         "seconds": {**timings, "total": seconds},
+        "stage_seconds": stages,
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
     from anonfaces.evaluate.report import write_report

@@ -10,16 +10,25 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anonfaces.evaluate import COLUMNS, METRICS, evaluate_dataset, read_table
+from anonfaces.evaluate import (
+    COLUMNS,
+    METRICS,
+    DatasetSubset,
+    evaluate_dataset,
+    read_table,
+)
+from anonfaces.utils.images import list_images
 
 pytestmark = [pytest.mark.lfw, pytest.mark.slow]
 
 N_PEOPLE, N_PHOTOS = 20, 5
+SUBSET = DatasetSubset(people=N_PEOPLE, photos_per_person=N_PHOTOS, min_photos=10)
+DATASET_NAME = "lfw[people=20,photos-per-person=5,min-photos=10]"
 
 
 @pytest.fixture(scope="module")
 def lfw_subset(lfw_dir, tmp_path_factory) -> Path:
-    """20 LFW people with at least 10 photos, 5 photos each (links to the originals)."""
+    """20 LFW people with at least 10 photos, 5 photos each (links to the originals), the rule written out by hand."""
     people = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 10)
     picks = [people[int(i)] for i in np.linspace(0, len(people) - 1, N_PEOPLE).round()]
     root = tmp_path_factory.mktemp("lfw-subset") / "lfw"
@@ -31,10 +40,11 @@ def lfw_subset(lfw_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sweep(lfw_subset, tmp_path_factory):
+def sweep(lfw_dir, tmp_path_factory):
+    """The sweep on the same 100 photos, asked for with the subset option on the whole of LFW."""
     out = tmp_path_factory.mktemp("evaluate") / "results"
-    report = evaluate_dataset(lfw_subset, out, methods=["ksame:pixel"], ks=[5], recognizers=["dlib", "lbp"], detect=False,
-                              examples=2, jobs=2, progress=False)
+    report = evaluate_dataset(lfw_dir, out, subset=SUBSET, methods=["ksame:pixel"], ks=[5], recognizers=["dlib", "lbp"],
+                              detect=False, examples=2, jobs=2, progress=False)
     return report
 
 
@@ -66,7 +76,7 @@ def test_table_schema(sweep):
     assert set(t["metric"]) <= set(METRICS)
     assert {"ri", "closed_set", "identity_reid", "parrot_reid", "il", "ssd", "ssim", "psnr"} <= set(t["metric"])
     assert set(t["method"]) == {"none", "ksame:pixel"}
-    assert (t["dataset"] == "lfw").all()
+    assert (t["dataset"] == DATASET_NAME).all()
     privacy = t["metric"].isin(["ri", "closed_set", "identity_reid", "parrot_reid"])
     assert t.loc[privacy, "value"].between(0, 1).all()
     assert t.loc[privacy, "recognizer"].isin(["dlib", "lbp"]).all()
@@ -87,21 +97,30 @@ def test_outputs_and_run_record(sweep):
     record = json.loads((out / "run.json").read_text())
     assert record["settings"]["ks"] == [5] and record["settings"]["methods"] == ["none", "ksame:pixel"]
     assert record["encodings"]["n_people"] == N_PEOPLE
+    assert record["dataset_name"] == DATASET_NAME and record["subset"]["n_photos"] == N_PEOPLE * N_PHOTOS
+    assert record["subset"]["people"] == N_PEOPLE and len(record["subset"]["selected_people"]) == N_PEOPLE
+    assert set(record["stage_seconds"]["ksame:pixel k=5"]) == {"cluster", "anonymize", "measure", "score"}
     report = (out / "report.md").read_text()
-    assert "plots/privacy_dlib.png" in report and "1/k" in report
+    assert "plots/privacy_dlib.png" in report and "1/k" in report and DATASET_NAME in report
 
 
-def test_command_reuses_the_cache(sweep, lfw_subset, tmp_path):
+def test_subset_option_selects_the_rule_written_by_hand(sweep, lfw_subset):
+    assert list_images(sweep.out / "cache" / "subset" / "lfw") == list_images(lfw_subset)
+
+
+def test_command_reuses_the_cache(sweep, lfw_dir, tmp_path):
     from anonfaces.cli import main
 
     out = tmp_path / "cli"
     enc = sweep.out / "cache" / "encodings.npz"
-    result = CliRunner().invoke(main, ["evaluate", "--dataset", str(lfw_subset), "--out", str(out), "--methods", "blur",
+    result = CliRunner().invoke(main, ["evaluate", "--dataset", str(lfw_dir), "--people", str(N_PEOPLE), "--photos-per-person",
+                                       str(N_PHOTOS), "--min-photos", "10", "--out", str(out), "--methods", "blur",
                                        "--recognizers", "dlib", "--encodings", str(enc), "--no-detect", "--examples", "0",
                                        "--jobs", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     t = read_table(out / "metrics.csv")
     assert set(t["method"]) == {"none", "blur"}
+    assert (t["dataset"] == DATASET_NAME).all()
     assert _value(t, "blur", "closed_set") < _value(t, "none", "closed_set")
 
 

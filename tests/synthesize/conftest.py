@@ -21,3 +21,24 @@ def sample_crops(sample_dir, sample_encodings):
         crops.append(face.image)
         points.append(face.landmarks68)
     return np.stack(crops), np.stack(points).astype(np.float32)
+
+
+@pytest.fixture
+def pickle_globals():
+    """``pickle_globals(path)``: every (module, name) global a network pickle asks for."""
+    return _pickle_globals
+
+
+def _pickle_globals(path) -> set[tuple[str, str]]:
+    from anonfaces.synthesize.stylegan.network_pickle import NetworkUnpickler
+
+    names: set[tuple[str, str]] = set()
+
+    class Recorder(NetworkUnpickler):
+        def find_class(self, module, name):
+            names.add((module, name))
+            return super().find_class(module, name)
+
+    with open(path, "rb") as fh:
+        Recorder(fh).load()
+    return names

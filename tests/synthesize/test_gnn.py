@@ -60,11 +60,15 @@ def test_training_loss_falls(faces, trained):
 def test_one_member_surrogate_resembles_that_member(faces, trained):
     out, _ = trained
     syn = GNNSynthesizer(weights=out / "gnn.pt")
-    n = len(faces.identities)
     lm = np.full((68, 2), 16.0, np.float32)
     surrogates = np.stack([syn.synthesize_identities([name], size=SIZE, landmarks=lm).image
                            for name in faces.identities]).astype(np.float64)
-    # D[i, j]: mean squared distance from person i's photos to the surrogate of the one-member cluster {j}
+    _assert_each_person_nearest_own_surrogate(faces, surrogates)
+
+
+def _assert_each_person_nearest_own_surrogate(faces, surrogates):
+    """D[i, j]: mean squared distance from person i's photos to surrogate j (made from person j); argmin is i."""
+    n = len(faces.identities)
     D = np.array([[((faces.images[faces.labels == i].astype(np.float64) - surrogates[j]) ** 2).mean()
                    for j in range(n)] for i in range(n)])
     assert (D.argmin(axis=1) == np.arange(n)).all(), np.round(D)
@@ -163,12 +167,8 @@ def test_a_labelled_member_maps_to_its_own_identity(faces, trained):
         assert s.info["gnn_mapped"] == {"label": 1, "embedding": 0, "pixels": 0}
         assert s.info["gnn_identities"] == [name]
         surrogates.append(s.image)
-    small = np.stack([_downsampled(img) for img in surrogates]).astype(np.float64)
-    # D[i, j]: mean squared distance from person i's photos to the surrogate made from one photo of person j;
-    # each person's photos are nearest to the surrogate made from their own photo
-    D = np.array([[((faces.images[faces.labels == i].astype(np.float64) - small[j]) ** 2).mean() for j in range(n)]
-                  for i in range(n)])
-    assert (D.argmin(axis=1) == np.arange(n)).all(), np.round(D)
+    # each person's photos are nearest to the surrogate made from one of their own photos
+    _assert_each_person_nearest_own_surrogate(faces, np.stack([_downsampled(img) for img in surrogates]).astype(np.float64))
     # the label decides, whatever the pixels look like
     other = _upsampled(faces.images[faces.labels == 0][:1])
     s = syn.synthesize(other, LM128, identities=[faces.identities[1]])

@@ -62,18 +62,8 @@ def pkl(G, tmp_path_factory):
 # ----------------------------------------------------------------------------- round trip
 
 
-def test_pickle_has_the_official_structure(pkl):
-    from anonfaces.synthesize.stylegan.network_pickle import NetworkUnpickler
-
-    names = set()
-
-    class Recorder(NetworkUnpickler):  # notes every global the file asks for
-        def find_class(self, module, name):
-            names.add((module, name))
-            return super().find_class(module, name)
-
-    with open(pkl, "rb") as fh:
-        Recorder(fh).load()
+def test_pickle_has_the_official_structure(pkl, pickle_globals):
+    names = pickle_globals(pkl)
     assert ("torch_utils.persistence", "_reconstruct_persistent_obj") in names
     assert ("torch._utils", "_rebuild_tensor_v2") in names
     assert ("torch._utils", "_rebuild_parameter") in names

@@ -250,19 +250,9 @@ def np_synthesis(v, dl, *, fused_scale="auto", noise=True, resolution=32):
 # ----------------------------------------------------------------------------- reading
 
 
-def test_v1_pickle_is_read_as_data_with_the_official_names(v1_pkl):
-    from anonfaces.synthesize.stylegan.network_pickle import NetworkUnpickler
-
-    names = set()
-
-    class Recorder(NetworkUnpickler):  # notes every global the file asks for
-        def find_class(self, module, name):
-            names.add((module, name))
-            return super().find_class(module, name)
-
+def test_v1_pickle_is_read_as_data_with_the_official_names(v1_pkl, pickle_globals):
     path, variables = v1_pkl
-    with open(path, "rb") as fh:
-        Recorder(fh).load()
+    names = pickle_globals(path)
     assert ("dnnlib.tflib.network", "Network") in names
     assert {m for m, _ in names} <= {"dnnlib.tflib.network", "numpy", "numpy.core.multiarray",
                                      "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric", "_codecs"}

@@ -5,13 +5,18 @@ tests with the official structure (``(G, D, Gs)`` of ``dnnlib.tflib.network.Netw
 states) and random arrays under the official variable names and layouts, read
 from NVlabs/stylegan's ``training/networks_stylegan.py``. The numpy reference
 below is written separately from ``networks_v1`` straight from that file's ops.
+At the end, the outputs of NVIDIA's own TensorFlow ``G_style`` on small random
+weights (``tests/data/stylegan_v1/*.npz``, made by ``make_reference.py`` there)
+are compared with anonfaces' generator loaded from the same weights.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -527,3 +532,54 @@ def test_tuple_of_other_things_is_not_a_tf_pickle(tmp_path):
     (tmp_path / "t.pkl").write_bytes(pickle.dumps((1, 2, 3)))
     with pytest.raises(FileFormatError, match="not of dnnlib.tflib.network.Network"):
         load_generator(tmp_path / "t.pkl")
+
+
+# ----------------------------------------------------------------------------- NVIDIA's TensorFlow code
+
+NVIDIA_REFERENCES = sorted((Path(__file__).parent.parent / "data" / "stylegan_v1").glob("*.npz"))
+
+
+def _split_by_network(arrays) -> dict[str, list]:
+    """``var/G_mapping/Dense0/weight`` etc. back into each network's own variables, in the stored order."""
+    by_network: dict[str, list] = {"G_style": [], "G_mapping": [], "G_synthesis": []}
+    for key in arrays.files:
+        if key.startswith("var/"):
+            name = key[len("var/"):]
+            net, _, local = name.partition("/")
+            if net in ("G_mapping", "G_synthesis"):
+                by_network[net].append((local, arrays[key]))
+            else:
+                by_network["G_style"].append((name, arrays[key]))
+    return by_network
+
+
+def test_nvidia_references_are_present():
+    assert {p.stem for p in NVIDIA_REFERENCES} >= {"res32", "res128"}
+
+
+@pytest.mark.parametrize("ref", NVIDIA_REFERENCES, ids=lambda p: p.stem)
+def test_generator_matches_nvidia_tensorflow(tmp_path, ref):
+    """Images and dlatents from NVlabs/stylegan's G_style run in TensorFlow (made by make_reference.py)."""
+    arrays = np.load(ref)
+    static_kwargs = json.loads(str(arrays["static_kwargs"]))
+    by_network = _split_by_network(arrays)
+    write_v1_pickle(tmp_path / "g.pkl", gs=g_style("Gs", by_network, static_kwargs), **static_kwargs)
+    import anonfaces
+
+    G = anonfaces.load_generator(tmp_path / "g.pkl")
+    res = static_kwargs["resolution"]
+    assert (G.img_resolution, G.num_ws) == (res, 2 * int(np.log2(res)) - 2)
+    assert getattr(G.synthesis, f"{res}x{res}").Conv0_up.fused == (res >= 128)  # NVIDIA's fused_scale='auto'
+    z = torch.from_numpy(arrays["latents"])
+    for psi, cutoff, dlatents_tf, images_tf in zip(arrays["psi"], arrays["cutoff"], arrays["dlatents"],
+                                                    arrays["images"], strict=True):
+        ws = G.mapping(z, truncation_psi=float(psi), truncation_cutoff=int(cutoff))
+        img = G.synthesis(ws, noise_mode="const")
+        assert ws.shape == dlatents_tf.shape and img.shape == images_tf.shape
+        ws_diff = np.abs(ws.numpy() - dlatents_tf).max()
+        img_diff = np.abs(img.numpy() - images_tf).max()
+        assert ws_diff < 1e-5 * max(1.0, np.abs(dlatents_tf).max()), (psi, ws_diff)
+        assert img_diff < 1e-4 * max(1.0, np.abs(images_tf).max()), (psi, img_diff)
+        # from NVIDIA's dlatents too, so that a mapping difference cannot hide one in synthesis
+        img_from_tf_ws = G.synthesis(torch.from_numpy(dlatents_tf), noise_mode="const").numpy()
+        assert np.abs(img_from_tf_ws - images_tf).max() < 1e-4 * max(1.0, np.abs(images_tf).max())

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from photo_sets import DEFAULT_LFW, link_dataset, machine, pick_photos
+from photo_sets import add_photo_options, chosen_photos, link_dataset, machine
 
 
 def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
@@ -48,16 +48,12 @@ def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
-    ap.add_argument("--photos", type=int, default=300)
-    ap.add_argument("--jobs", type=int, default=2)
+    add_photo_options(ap, photos=300)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--side", choices=["encode", "anonymize"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if not args.lfw.is_dir():
-        sys.exit(f"LFW not found at {args.lfw}; pass --lfw (any folder of photos in person sub-folders works)")
-    photos = pick_photos(args.lfw, args.photos)
+    photos = chosen_photos(args)
     if args.side:  # one side, in this fresh process
         print(json.dumps(run_side(args.side, photos, args.jobs, args.k)))
         return {}

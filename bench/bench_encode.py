@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from photo_sets import DEFAULT_LFW, link_dataset, machine, pick_photos
+from photo_sets import add_photo_options, chosen_photos, link_dataset, machine
 
 
 def baseline(photos: list[Path]) -> tuple[float, int]:
@@ -52,14 +52,10 @@ def pipeline(photos: list[Path], jobs: int) -> tuple[float, int]:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
-    ap.add_argument("--photos", type=int, default=200)
-    ap.add_argument("--jobs", type=int, default=2)
+    add_photo_options(ap, photos=200)
     ap.add_argument("--side", choices=["baseline", "anonfaces"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if not args.lfw.is_dir():
-        sys.exit(f"LFW not found at {args.lfw}; pass --lfw")
-    photos = pick_photos(args.lfw, args.photos)
+    photos = chosen_photos(args)
     if args.side:  # one side, in this fresh process
         seconds, faces = baseline(photos) if args.side == "baseline" else pipeline(photos, args.jobs)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

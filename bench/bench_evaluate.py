@@ -41,9 +41,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_cluster_common import record, run_measured, worker_argv
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = REPO.parent / "shared" / "data" / "lfw"
+from photo_sets import DEFAULT_LFW as DEFAULT_DATASET
 
 
 def _timed(stages: dict, name: str, func, *args, **kwargs):

@@ -242,9 +242,9 @@ class HDBSCANClusterer(OutlierHandlingMixin, BaseKClusterer):
         else:
             n_jobs = self.n_jobs or 1
             if n_jobs < 0:
-                import os
+                from anonfaces.utils.parallel import available_cores
 
-                n_jobs = os.cpu_count() or 1
+                n_jobs = available_cores()
             raw = hdbscan.HDBSCAN(
                 min_cluster_size=mcs,
                 min_samples=ms,

@@ -230,7 +230,6 @@ def measure_photos(
     return Measurements(features, readable, detected, displacement, photo_paths.astype(str), ssim_v, psnr_v, share, settings)
 
 
-
 def _run(tasks, initargs, jobs):
     jobs = check_jobs(jobs)
     if jobs == 1 or len(tasks) < 8:

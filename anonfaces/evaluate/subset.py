@@ -14,7 +14,6 @@ where links are not possible), so that the anonymize stage sees only the subset.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -24,8 +23,6 @@ import numpy as np
 
 from anonfaces.errors import BadInputError
 from anonfaces.utils.images import identity_of, list_images
-
-log = logging.getLogger(__name__)
 
 
 def _check_count(name: str, value, *, allow_none: bool) -> None:

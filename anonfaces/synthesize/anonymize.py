@@ -157,7 +157,6 @@ def _check_k(k) -> int:
     return int(k)
 
 
-
 # --- worker side --------------------------------------------------------------------------------
 _WORKER: dict = {}
 
@@ -622,8 +621,8 @@ def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, i
     ``identities`` (the members' labels, ``""`` when unknown) reach only synthesizers
     that declare ``uses_identities`` (`anonfaces.synthesize.base.call_synthesize`).
     """
-    if not getattr(synthesizer, "uses_identities", False):
-        identities = None
+    # labels as str, once (not per cluster); None for synthesizers that do not take them
+    identities = np.asarray(identities).astype(str) if getattr(synthesizer, "uses_identities", False) else None
     if callable(getattr(synthesizer, "fit", None)) and len(crops):
         synthesizer.fit(crops, points)
     if folder.is_dir():  # an earlier run's surrogates (overwrite=True): remove them so none is left over
@@ -646,7 +645,7 @@ def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, i
 
 
 def _labels(identities, members: np.ndarray) -> list[str] | None:
-    return None if identities is None else [str(v) for v in np.asarray(identities)[members]]
+    return None if identities is None else identities[members].tolist()
 
 
 def _write_mapping(path: Path, enc, labels: np.ndarray) -> None:

@@ -10,6 +10,7 @@ of its members.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -58,7 +59,7 @@ class FaceGenNet(nn.Module):
         self.joint = nn.Sequential(nn.Linear(in_features, 2 * id_features), act(),
                                    nn.Linear(2 * id_features, channels[0] * 16), act())
         blocks = []
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             blocks += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), act(),
                        nn.Conv2d(c_out, c_out, 3, padding=1), act()]
         self.upconv = nn.Sequential(*blocks)

@@ -118,7 +118,7 @@ def detect_landmarks(image: np.ndarray, guess: np.ndarray) -> np.ndarray:
         rect = dlib.rectangle(*(round(v) for v in (lo[0], lo[1], hi[0], hi[1])))
         shape = _models.shape_predictor(68)(np.ascontiguousarray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-    except Exception as exc:  # the models are optional here: keep the geometric guess
+    except Exception as exc:  # noqa: BLE001 - the models are optional here: keep the geometric guess
         log.warning("could not place landmarks on the surrogate (%s); using the members' mean shape", exc)
         return guess.astype(np.float32)
 

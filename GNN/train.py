@@ -5,7 +5,7 @@
     python GNN/train.py --dataset ... --out GNN/runs/lfw --resume     # continue from OUT/checkpoint.pt
     python GNN/train.py --dataset DIR --out OUT --encodings DIR.npz   # + identity embeddings (from `anonfaces encode`)
     python GNN/train.py --dataset DIR --out OUT --encode              # + identity embeddings (dlib, computed here)
-    python GNN/train.py --dataset DIR --out OUT --attributes attrs.csv  # + an attribute code (CSV path,<attr>,...)
+    python GNN/train.py --dataset DIR --out OUT --attributes attrs.csv  # + an attribute code (CSV path,<attr>,... or CelebA's list_attr file)
 
 Writes OUT/faces.npz (the aligned training faces, reused by --resume), OUT/config.json,
 OUT/metrics.jsonl, OUT/checkpoint.pt and OUT/gnn.pt (the weights the ``gnn`` synthesizer loads).
@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 @click.option("--max-per-identity", type=int, help="Override [data] max_per_identity.")
 @click.option("--align", type=click.Choice(["detect", "center"]), help="Override [data] align.")
 @click.option("--attributes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Override [data] attributes: CSV 'path,<attribute>,...' (values 0/1, -1/1 or in [0, 1]).")
+              help="Override [data] attributes: CSV 'path,<attribute>,...' (values 0/1, -1/1 or in [0, 1]) or CelebA's list_attr_celeba.txt.")
 @click.option("--encodings", "encodings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Encodings of DATASET (`anonfaces encode`): store each identity's mean embedding, so that "
                    "the gnn synthesizer can match unlabelled people by embedding.")

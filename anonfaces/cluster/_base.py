@@ -9,15 +9,21 @@ to the photos, so every algorithm gets the identity-level guarantee the same way
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils import check_random_state
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.checks import (  # noqa: F401  (re-exported for the algorithm modules)
+    N_JOBS,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    RANDOM_STATE,
+    Interval,
+    Options,
+    check_params,
+    none_or,
+)
 
 #: The label the density and rank-order methods give to points in no cluster.
 #: It survives `fit` only when the user turned outlier handling off (``outliers="none"``).
@@ -26,85 +32,9 @@ NOISE = -1
 OUTLIER_POLICIES = ("nearest", "group", "none")
 
 
-# ---------------------------------------------------------------------------
-# Declarative settings constraints (the idea of sklearn's `_parameter_constraints`,
-# but raising `BadInputError` with the offending value).
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A number in [low, high] (either end may be None for unbounded)."""
-
-    kind: type  # numbers.Integral or numbers.Real
-    low: float | None = None
-    high: float | None = None
-    closed_low: bool = True
-    allow_inf: bool = False
-
-    def check(self, name: str, value: Any) -> None:
-        ok_type = isinstance(value, self.kind) and not isinstance(value, bool)
-        if ok_type and np.isnan(value):
-            raise BadInputError(f"{name}={value!r} must be a number, not NaN")
-        if not ok_type:
-            what = "an integer" if self.kind is numbers.Integral else "a number"
-            raise BadInputError(f"{name}={value!r} must be {what}")
-        if not self.allow_inf and not np.isfinite(value):
-            raise BadInputError(f"{name}={value!r} must be finite")
-        if self.low is not None and (value < self.low or (not self.closed_low and value == self.low)):
-            op = ">=" if self.closed_low else ">"
-            raise BadInputError(f"{name}={value!r} must be {op} {self.low}")
-        if self.high is not None and value > self.high:
-            raise BadInputError(f"{name}={value!r} must be <= {self.high}")
-
-
-@dataclass(frozen=True)
-class Options:
-    """One of a fixed set of values."""
-
-    values: tuple
-
-    def check(self, name: str, value: Any) -> None:
-        if value not in self.values:
-            raise BadInputError(f"{name}={value!r} must be one of {', '.join(map(repr, self.values))}")
-
-
-class _NoneOr:
-    def __init__(self, inner):
-        self.inner = inner
-
-    def check(self, name: str, value: Any) -> None:
-        if value is not None:
-            self.inner.check(name, value)
-
-
-def none_or(inner) -> _NoneOr:
-    return _NoneOr(inner)
-
-
-class _RandomState:
-    def check(self, name: str, value: Any) -> None:
-        if value is None or isinstance(value, (numbers.Integral, np.random.RandomState)):
-            if isinstance(value, bool):
-                raise BadInputError(f"{name}={value!r} must be None, an int or a RandomState")
-            return
-        raise BadInputError(f"{name}={value!r} must be None, an int or a RandomState")
-
-
-RANDOM_STATE = _RandomState()
-K = Interval(numbers.Integral, 1)
-POSITIVE_INT = Interval(numbers.Integral, 1)
-POSITIVE_REAL = Interval(numbers.Real, 0, closed_low=False)
+# Settings constraints: the shared rules of `anonfaces.utils.checks`.
+K = POSITIVE_INT
 OUTLIERS = Options(OUTLIER_POLICIES)
-N_JOBS = none_or(Interval(numbers.Integral, -1))
-
-
-def check_params(estimator: BaseEstimator) -> None:
-    """Check every setting of ``estimator`` against its ``_parameter_constraints``."""
-    constraints = getattr(estimator, "_parameter_constraints", {})
-    for name, value in estimator.get_params(deep=False).items():
-        rule = constraints.get(name)
-        if rule is not None:
-            rule.check(name, value)
 
 
 # ---------------------------------------------------------------------------

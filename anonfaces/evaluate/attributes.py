@@ -8,7 +8,7 @@
   blur/morphology/inpainting work's measure).
 
 Attribute labels come in CelebA's ``list_attr_celeba.txt`` format
-(`read_attributes`). CelebA is for non-commercial research only.
+(`read_attributes`; CSV files work too). CelebA is for non-commercial research only.
 """
 
 from __future__ import annotations
@@ -19,36 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anonfaces.errors import BadInputError, FileFormatError
+from anonfaces.errors import BadInputError
+from anonfaces.utils.attributes import read_attribute_file
 
 #: The attributes the evaluation reports by default (CelebA column names).
 DEFAULT_ATTRIBUTES = ("Male", "Smiling", "Young", "Eyeglasses")
 
 
 def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
-    """CelebA attribute file -> boolean DataFrame indexed by image file name, one column per attribute.
-
-    Format: a count line, a header line with the attribute names, then
-    ``<file> <+1|-1> ...`` rows.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"attribute file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    if len(lines) < 2:
-        raise FileFormatError(f"{path}: expected a count line and a header line")
-    names = lines[1].split()
-    rows, files = [], []
-    for number, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != len(names) + 1:
-            raise FileFormatError(f"{path}:{number}: {len(parts) - 1} values for {len(names)} attributes")
-        files.append(parts[0])
-        rows.append([v == "1" for v in parts[1:]])
-    return pd.DataFrame(rows, index=pd.Index(files, name="file"), columns=names, dtype=bool)
+    """Attribute file (`anonfaces.utils.attributes`: CelebA's format or CSV) -> boolean DataFrame indexed by file."""
+    return read_attribute_file(path) > 0.5
 
 
 def attribute_labels(paths, table: pd.DataFrame, attributes=DEFAULT_ATTRIBUTES) -> pd.DataFrame:

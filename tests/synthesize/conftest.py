@@ -30,7 +30,7 @@ def pickle_globals():
 
 
 def _pickle_globals(path) -> set[tuple[str, str]]:
-    from anonfaces.synthesize.stylegan.network_pickle import NetworkUnpickler
+    from anonfaces.synthesize.stylegan.pickle import NetworkUnpickler
 
     names: set[tuple[str, str]] = set()
 

@@ -22,8 +22,8 @@ from anonfaces.synthesize.stylegan import (
     read_network_pickle,
     write_network_pickle,
 )
-from anonfaces.synthesize.stylegan.network_pickle import PersistentObject
 from anonfaces.synthesize.stylegan.networks import Generator
+from anonfaces.synthesize.stylegan.pickle import PersistentObject
 
 W_DIM = 32
 
@@ -79,7 +79,7 @@ def test_pickle_has_the_official_structure(pkl, pickle_globals):
 @pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
 def test_storage_bytes_are_what_torch_itself_reads():
     # our writer's tensor storages, read by torch's own (unrestricted) loader: trusted, self-written bytes
-    from anonfaces.synthesize.stylegan.network_pickle import _legacy_storage_bytes
+    from anonfaces.synthesize.stylegan.pickle.writer import _legacy_storage_bytes
 
     arr = np.arange(12, dtype=np.float32) * 0.5
     storage = torch.storage._load_from_bytes(_legacy_storage_bytes(arr))
@@ -143,9 +143,9 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
 
 def test_code_in_module_src_is_never_executed(G, tmp_path, monkeypatch):
     # NVIDIA's own loader would exec module_src; ours must not
-    from anonfaces.synthesize.stylegan import network_pickle
+    from anonfaces.synthesize.stylegan.pickle import writer
 
-    monkeypatch.setattr(network_pickle, "MODULE_SRC", "open('PWNED', 'w').write('x')\n")
+    monkeypatch.setattr(writer, "MODULE_SRC", "open('PWNED', 'w').write('x')\n")
     monkeypatch.chdir(tmp_path)
     write_network_pickle(tmp_path / "g.pkl", G_ema=G)
     assert b"PWNED" in (tmp_path / "g.pkl").read_bytes()
@@ -155,7 +155,7 @@ def test_code_in_module_src_is_never_executed(G, tmp_path, monkeypatch):
 
 def test_malicious_storage_bytes_are_refused():
     # a well-formed outer pickle whose tensor storage bytes hide a call to os.system
-    from anonfaces.synthesize.stylegan.network_pickle import _GlobalRef, _Writer
+    from anonfaces.synthesize.stylegan.pickle.writer import _GlobalRef, _Writer
 
     class Storage:
         def __reduce__(self):
@@ -168,7 +168,7 @@ def test_malicious_storage_bytes_are_refused():
 
 
 def test_wrong_shapes_and_settings_are_refused(G, tmp_path):
-    from anonfaces.synthesize.stylegan.network_pickle import record_from_module
+    from anonfaces.synthesize.stylegan.pickle import record_from_module
 
     rec = record_from_module(G)
     rec.state["_modules"]["mapping"].state["_modules"]["fc0"].state["_parameters"]["weight"] = np.zeros((3, 3), np.float32)
@@ -185,6 +185,11 @@ def test_wrong_shapes_and_settings_are_refused(G, tmp_path):
     write_network_pickle(tmp_path / "res.pkl", G_ema=rec)
     with pytest.raises(FileFormatError):
         load_generator(tmp_path / "res.pkl")
+    rec = record_from_module(G)
+    rec.state["_init_kwargs"]["synthesis_kwargs"]["use_noise"] = 1  # a number where a boolean belongs
+    write_network_pickle(tmp_path / "noise.pkl", G_ema=rec)
+    with pytest.raises(FileFormatError, match="generator setting synthesis.use_noise=1 must be true or false"):
+        load_generator(tmp_path / "noise.pkl")
 
 
 def test_plain_data_pickle_is_not_a_network(tmp_path):

@@ -26,8 +26,8 @@ torch = pytest.importorskip("torch", reason="torch is the optional extra anonfac
 
 from anonfaces.errors import FileFormatError, UnsafeFileError
 from anonfaces.synthesize.stylegan import load_generator, read_network_pickle
-from anonfaces.synthesize.stylegan.network_pickle import _GlobalRef, _Writer
-from anonfaces.synthesize.stylegan.tf_network_pickle import TFNetwork
+from anonfaces.synthesize.stylegan.pickle.tf import TFNetwork
+from anonfaces.synthesize.stylegan.pickle.writer import _GlobalRef, _Writer
 
 LATENT = 16
 SMALL = {"resolution": 32, "num_channels": 3, "label_size": 0, "latent_size": LATENT, "dlatent_size": LATENT,

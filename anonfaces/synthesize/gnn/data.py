@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -13,6 +12,7 @@ import numpy as np
 
 from anonfaces.errors import BadInputError, FileFormatError
 from anonfaces.utils.atomic import atomic_open
+from anonfaces.utils.attributes import read_attribute_file, row_for
 
 log = logging.getLogger(__name__)
 
@@ -134,22 +134,6 @@ def list_identities(root: str | os.PathLike, *, min_images: int = 2) -> dict[str
     return out
 
 
-def _read_attributes(path: str | os.PathLike) -> tuple[list[str], dict[str, np.ndarray]]:
-    """CSV ``path,<attr>,...`` (values 0/1 or -1/1, or in [0, 1]) -> names, {relative path: vector in [0, 1]}."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or rows[0][0] != "path" or len(rows[0]) < 2:
-        raise FileFormatError(f"{os.fspath(path)}: expected a CSV with header 'path,<attribute>,...'")
-    names = rows[0][1:]
-    table = {}
-    for row in rows[1:]:
-        values = np.array([float(v) for v in row[1:]], dtype=np.float32)
-        if len(values) != len(names):
-            raise FileFormatError(f"{os.fspath(path)}: row {row[0]!r} has {len(values)} values, expected {len(names)}")
-        table[row[0]] = np.where(values < 0, 0.0, values).clip(0, 1)
-    return names, table
-
-
 def _aligned_crop(image: np.ndarray, size: int, align: str, detector_upsample: int):
     """``(crop, detection)``: the canonical crop and the face it was cut around (None with ``align="center"``)."""
     import cv2
@@ -202,7 +186,8 @@ def load_face_set(root: str | os.PathLike, *, size: int = 64, min_images: int = 
     chosen = sorted(chosen)
     if not chosen:
         raise BadInputError(f"no identity in {str(root)!r} has at least {min_images} images")
-    attr_names, attr_table = _read_attributes(attributes) if attributes is not None else (None, None)
+    attr_table = read_attribute_file(attributes) if attributes is not None else None
+    attr_names = list(attr_table.columns) if attr_table is not None else None
     if encoder is not None:
         if align != "detect":
             raise BadInputError(f"encoder={encoder!r} needs align='detect' (the encoder embeds the detected face)")
@@ -217,7 +202,8 @@ def load_face_set(root: str | os.PathLike, *, size: int = 64, min_images: int = 
     skipped = 0
     for name, path in tqdm(jobs, desc="aligning faces", unit="img", disable=not progress):
         rel = path.relative_to(root).as_posix()
-        if attr_table is not None and rel not in attr_table:
+        attr_key = row_for(attr_table, rel) if attr_table is not None else None
+        if attr_table is not None and attr_key is None:
             skipped += 1
             continue
         with Image.open(path) as im:
@@ -230,7 +216,7 @@ def load_face_set(root: str | os.PathLike, *, size: int = 64, min_images: int = 
         labels.append(chosen.index(name))
         paths.append(rel)
         if attr_table is not None:
-            attrs.append(attr_table[rel])
+            attrs.append(attr_table.loc[attr_key].to_numpy(np.float32))
         if encoder is not None:
             embeddings.append(np.asarray(encoder.encode(image, [face]), dtype=np.float32)[0])
     if skipped:

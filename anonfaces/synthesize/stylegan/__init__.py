@@ -27,7 +27,7 @@ from anonfaces.synthesize.stylegan.latents import (
     to_wplus,
 )
 from anonfaces.synthesize.stylegan.loader import generator_from_record, load_generator
-from anonfaces.synthesize.stylegan.network_pickle import (
+from anonfaces.synthesize.stylegan.pickle import (
     PersistentObject,
     read_network_pickle,
     write_network_pickle,

@@ -10,11 +10,17 @@ from typing import Any
 import numpy as np
 
 from anonfaces.errors import BadInputError, FileFormatError
-from anonfaces.synthesize.stylegan.network_pickle import (
+from anonfaces.synthesize.stylegan._settings import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+)
+from anonfaces.synthesize.stylegan.pickle import (
     PersistentObject,
     read_network_pickle,
 )
-from anonfaces.synthesize.stylegan.tf_network_pickle import is_tf_pickle
+from anonfaces.synthesize.stylegan.pickle.tf import is_tf_pickle
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +38,6 @@ _CHECKED_ATTRS = ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_ch
                   "padding", "weight_gain", "bias_gain", "act_gain", "num_conv", "num_torgb", "block_resolutions")
 
 
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise FileFormatError(f"generator setting {name}={value!r} must be an integer from {lo} to {hi}")
-    return int(value)
-
-
-def _number(value: Any, name: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or (positive and value <= 0):
-        raise FileFormatError(f"generator setting {name}={value!r} must be a {'positive ' if positive else ''}number")
-    return float(value)
-
-
-def _choice(value: Any, name: str, choices) -> str:
-    if value not in choices:
-        raise FileFormatError(f"generator setting {name}={value!r} must be one of {', '.join(choices)}")
-    return value
-
-
 def generator_kwargs(record: PersistentObject) -> dict:
     """The checked keyword arguments for `Generator` from a stored generator's ``init_kwargs``."""
     if record.class_name != "Generator":
@@ -66,11 +53,11 @@ def generator_kwargs(record: PersistentObject) -> dict:
     if missing:
         raise FileFormatError(f"the generator's settings lack {missing}")
     out = {
-        "z_dim": _int(kwargs["z_dim"], "z_dim", 0, 4096),
-        "c_dim": _int(kwargs["c_dim"], "c_dim", 0, 100_000),
-        "w_dim": _int(kwargs["w_dim"], "w_dim", 1, 4096),
-        "img_resolution": _int(kwargs["img_resolution"], "img_resolution", 4, 4096),
-        "img_channels": _int(kwargs["img_channels"], "img_channels", 1, 4),
+        "z_dim": check_int(kwargs["z_dim"], "z_dim", 0, 4096),
+        "c_dim": check_int(kwargs["c_dim"], "c_dim", 0, 100_000),
+        "w_dim": check_int(kwargs["w_dim"], "w_dim", 1, 4096),
+        "img_resolution": check_int(kwargs["img_resolution"], "img_resolution", 4, 4096),
+        "img_channels": check_int(kwargs["img_channels"], "img_channels", 1, 4),
     }
     if out["img_resolution"] & (out["img_resolution"] - 1):
         raise FileFormatError(f"img_resolution={out['img_resolution']} must be a power of two")
@@ -82,16 +69,16 @@ def generator_kwargs(record: PersistentObject) -> dict:
     if unknown:
         raise FileFormatError(f"unknown mapping settings {sorted(unknown)}")
     if "num_layers" in mapping:
-        _int(mapping["num_layers"], "mapping.num_layers", 1, 32)
+        check_int(mapping["num_layers"], "mapping.num_layers", 1, 32)
     for key in ("embed_features", "layer_features"):
         if mapping.get(key) is not None:
-            _int(mapping[key], f"mapping.{key}", 1, 8192)
+            check_int(mapping[key], f"mapping.{key}", 1, 8192)
     if "activation" in mapping:
-        _choice(mapping["activation"], "mapping.activation", _ACTIVATIONS)
+        check_choice(mapping["activation"], "mapping.activation", _ACTIVATIONS)
     if "lr_multiplier" in mapping:
-        _number(mapping["lr_multiplier"], "mapping.lr_multiplier")
+        check_number(mapping["lr_multiplier"], "mapping.lr_multiplier")
     if mapping.get("w_avg_beta") is not None:
-        _number(mapping["w_avg_beta"], "mapping.w_avg_beta", positive=False)
+        check_number(mapping["w_avg_beta"], "mapping.w_avg_beta", positive=False)
 
     synthesis = dict(kwargs.get("synthesis_kwargs") or {})
     unknown = set(synthesis) - _SYNTHESIS_KEYS
@@ -99,24 +86,23 @@ def generator_kwargs(record: PersistentObject) -> dict:
         raise FileFormatError(f"unknown synthesis settings {sorted(unknown)}")
     for key, lo, hi in (("channel_base", 1, 1 << 22), ("channel_max", 1, 8192), ("num_fp16_res", 0, 16)):
         if key in synthesis:
-            _int(synthesis[key], f"synthesis.{key}", lo, hi)
-    if "kernel_size" in synthesis and _int(synthesis["kernel_size"], "synthesis.kernel_size", 1, 7) % 2 == 0:
+            check_int(synthesis[key], f"synthesis.{key}", lo, hi)
+    if "kernel_size" in synthesis and check_int(synthesis["kernel_size"], "synthesis.kernel_size", 1, 7) % 2 == 0:
         raise FileFormatError("synthesis.kernel_size must be odd")
     if "architecture" in synthesis:
-        _choice(synthesis["architecture"], "synthesis.architecture", _ARCHITECTURES)
+        check_choice(synthesis["architecture"], "synthesis.architecture", _ARCHITECTURES)
     if "activation" in synthesis:
-        _choice(synthesis["activation"], "synthesis.activation", _ACTIVATIONS)
+        check_choice(synthesis["activation"], "synthesis.activation", _ACTIVATIONS)
     if synthesis.get("conv_clamp") is not None:
-        _number(synthesis["conv_clamp"], "synthesis.conv_clamp")
-    if "use_noise" in synthesis and not isinstance(synthesis["use_noise"], bool):
-        raise FileFormatError(f"synthesis.use_noise={synthesis['use_noise']!r} must be true or false")
-    if "fp16_channels_last" in synthesis and not isinstance(synthesis["fp16_channels_last"], bool):
-        raise FileFormatError("synthesis.fp16_channels_last must be true or false")
+        check_number(synthesis["conv_clamp"], "synthesis.conv_clamp")
+    for key in ("use_noise", "fp16_channels_last"):
+        if key in synthesis:
+            check_bool(synthesis[key], f"synthesis.{key}")
     if "resample_filter" in synthesis:
         taps = synthesis["resample_filter"]
         if not isinstance(taps, (list, tuple)) or not 1 <= len(taps) <= 16:
             raise FileFormatError(f"synthesis.resample_filter={taps!r} must be a list of 1 to 16 numbers")
-        synthesis["resample_filter"] = [_number(t, "resample_filter tap", positive=False) for t in taps]
+        synthesis["resample_filter"] = [check_number(t, "resample_filter tap", positive=False) for t in taps]
     out["mapping_kwargs"] = mapping
     out["synthesis_kwargs"] = synthesis
     return out

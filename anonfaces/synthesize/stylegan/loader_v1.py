@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from anonfaces.errors import FileFormatError
-from anonfaces.synthesize.stylegan.tf_network_pickle import TFNetwork
+from anonfaces.synthesize.stylegan._settings import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+)
+from anonfaces.synthesize.stylegan.pickle.tf import TFNetwork
 
 #: ``G_style``'s own settings (``truncation_psi`` is not used: pass it to ``mapping``)
 G_STYLE_DEFAULTS = {"truncation_psi": 0.7, "truncation_cutoff": 8, "truncation_psi_val": None,
@@ -38,31 +44,6 @@ _DTYPES = ("float32", "float16")  # float16 networks are computed in float32 her
 _STRUCTURES = ("auto", "fixed", "linear", "recursive")  # all the same at lod = 0
 #: (role in components, network name, build function) of G_style's sub-networks
 _COMPONENTS = (("mapping", "G_mapping", "G_mapping"), ("synthesis", "G_synthesis", "G_synthesis"))
-
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise FileFormatError(f"generator setting {name}={value!r} must be an integer from {lo} to {hi}")
-    return int(value)
-
-
-def _number(value: Any, name: str, *, positive: bool = True) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or (positive and value <= 0):
-        raise FileFormatError(f"generator setting {name}={value!r} must be a {'positive ' if positive else ''}number")
-    return float(value)
-
-
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise FileFormatError(f"generator setting {name}={value!r} must be true or false")
-    return bool(value)
-
-
-def _choice(value: Any, name: str, choices) -> Any:
-    if not any(type(value) is type(c) and value == c for c in choices):  # (so that 1 is not True)
-        raise FileFormatError(f"generator setting {name}={value!r} must be one of {', '.join(map(repr, choices))}")
-    return value
 
 
 def _require(value: Any, name: str, want: Any, what: str) -> None:
@@ -96,36 +77,36 @@ def g_style_settings(Gs: TFNetwork) -> dict:
     m = _settings(Gs.components["mapping"], MAPPING_DEFAULTS)
     s = _settings(Gs.components["synthesis"], SYNTHESIS_DEFAULTS)
 
-    resolution = _int(s["resolution"], "resolution", 4, 4096)
+    resolution = check_int(s["resolution"], "resolution", 4, 4096)
     if resolution & (resolution - 1):
         raise FileFormatError(f"resolution={resolution} must be a power of two")
     log2 = int(math.log2(resolution))
     num_layers = 2 * log2 - 2
     synthesis = {
-        "dlatent_size": _int(s["dlatent_size"], "synthesis.dlatent_size", 1, 4096),
-        "num_channels": _int(s["num_channels"], "num_channels", 1, 4),
+        "dlatent_size": check_int(s["dlatent_size"], "synthesis.dlatent_size", 1, 4096),
+        "num_channels": check_int(s["num_channels"], "num_channels", 1, 4),
         "resolution": resolution,
-        "fmap_base": _int(s["fmap_base"], "fmap_base", 1, 1 << 22),
-        "fmap_decay": _number(s["fmap_decay"], "fmap_decay", positive=False),
-        "fmap_max": _int(s["fmap_max"], "fmap_max", 1, 8192),
-        "use_noise": _bool(s["use_noise"], "use_noise"),
-        "nonlinearity": _choice(s["nonlinearity"], "nonlinearity", _NONLINEARITIES),
-        "use_wscale": _bool(s["use_wscale"], "synthesis.use_wscale"),
-        "use_pixel_norm": _bool(s["use_pixel_norm"], "use_pixel_norm"),
-        "use_instance_norm": _bool(s["use_instance_norm"], "use_instance_norm"),
-        "fused_scale": _choice(s["fused_scale"], "fused_scale", (True, False, "auto")),
+        "fmap_base": check_int(s["fmap_base"], "fmap_base", 1, 1 << 22),
+        "fmap_decay": check_number(s["fmap_decay"], "fmap_decay", positive=False),
+        "fmap_max": check_int(s["fmap_max"], "fmap_max", 1, 8192),
+        "use_noise": check_bool(s["use_noise"], "use_noise"),
+        "nonlinearity": check_choice(s["nonlinearity"], "nonlinearity", _NONLINEARITIES),
+        "use_wscale": check_bool(s["use_wscale"], "synthesis.use_wscale"),
+        "use_pixel_norm": check_bool(s["use_pixel_norm"], "use_pixel_norm"),
+        "use_instance_norm": check_bool(s["use_instance_norm"], "use_instance_norm"),
+        "fused_scale": check_choice(s["fused_scale"], "fused_scale", (True, False, "auto")),
     }
     _require(s["use_styles"], "use_styles", True, "a generator without style inputs")
     _require(s["const_input_layer"], "const_input_layer", True, "a generator without the learned constant input")
-    _choice(s["dtype"], "synthesis.dtype", _DTYPES)
-    _choice(s["structure"], "structure", _STRUCTURES)
-    _bool(s["randomize_noise"], "randomize_noise")  # replaced by noise_mode at run time
-    _bool(s["force_clean_graph"], "force_clean_graph")
+    check_choice(s["dtype"], "synthesis.dtype", _DTYPES)
+    check_choice(s["structure"], "structure", _STRUCTURES)
+    check_bool(s["randomize_noise"], "randomize_noise")  # replaced by noise_mode at run time
+    check_bool(s["force_clean_graph"], "force_clean_graph")
     taps = s["blur_filter"]
     if taps is not None and taps != []:
         if not isinstance(taps, (list, tuple)) or not 1 <= len(taps) <= 16:
             raise FileFormatError(f"blur_filter={taps!r} must be None or a list of 1 to 16 numbers")
-        taps = [_number(t, "blur_filter tap", positive=False) for t in taps]
+        taps = [check_number(t, "blur_filter tap", positive=False) for t in taps]
         if sum(taps) == 0:
             raise FileFormatError(f"blur_filter={taps!r} sums to 0 and cannot be normalised")
     synthesis["blur_filter"] = taps or None
@@ -136,18 +117,18 @@ def g_style_settings(Gs: TFNetwork) -> dict:
                                   f"{nf} feature maps at {2 ** (stage + 1)} px")
 
     mapping = {
-        "latent_size": _int(m["latent_size"], "latent_size", 1, 4096),
-        "dlatent_size": _int(m["dlatent_size"], "mapping.dlatent_size", 1, 4096),
+        "latent_size": check_int(m["latent_size"], "latent_size", 1, 4096),
+        "dlatent_size": check_int(m["dlatent_size"], "mapping.dlatent_size", 1, 4096),
         "dlatent_broadcast": m["dlatent_broadcast"],
-        "mapping_layers": _int(m["mapping_layers"], "mapping_layers", 0, 32),
-        "mapping_fmaps": _int(m["mapping_fmaps"], "mapping_fmaps", 1, 8192),
-        "mapping_lrmul": _number(m["mapping_lrmul"], "mapping_lrmul"),
-        "mapping_nonlinearity": _choice(m["mapping_nonlinearity"], "mapping_nonlinearity", _NONLINEARITIES),
-        "use_wscale": _bool(m["use_wscale"], "mapping.use_wscale"),
-        "normalize_latents": _bool(m["normalize_latents"], "normalize_latents"),
+        "mapping_layers": check_int(m["mapping_layers"], "mapping_layers", 0, 32),
+        "mapping_fmaps": check_int(m["mapping_fmaps"], "mapping_fmaps", 1, 8192),
+        "mapping_lrmul": check_number(m["mapping_lrmul"], "mapping_lrmul"),
+        "mapping_nonlinearity": check_choice(m["mapping_nonlinearity"], "mapping_nonlinearity", _NONLINEARITIES),
+        "use_wscale": check_bool(m["use_wscale"], "mapping.use_wscale"),
+        "normalize_latents": check_bool(m["normalize_latents"], "normalize_latents"),
     }
     _require(m["label_size"], "label_size", 0, "a conditional (labelled) generator")
-    _choice(m["dtype"], "mapping.dtype", _DTYPES)
+    check_choice(m["dtype"], "mapping.dtype", _DTYPES)
     if mapping["dlatent_broadcast"] != num_layers or isinstance(mapping["dlatent_broadcast"], bool):
         raise FileFormatError(f"dlatent_broadcast={mapping['dlatent_broadcast']!r} must equal the {num_layers} "
                               f"synthesis layers of a {resolution} px generator")
@@ -161,15 +142,15 @@ def g_style_settings(Gs: TFNetwork) -> dict:
 
     for key in ("truncation_psi", "truncation_psi_val", "dlatent_avg_beta", "style_mixing_prob"):
         if g[key] is not None:
-            _number(g[key], key, positive=False)
+            check_number(g[key], key, positive=False)
     for key in ("is_training", "is_validation"):
-        _bool(g[key], key)
+        check_bool(g[key], key)
     cutoff = g["truncation_cutoff"]
     if cutoff is not None:
-        cutoff = _int(cutoff, "truncation_cutoff", -1 << 20, 1 << 20)
+        cutoff = check_int(cutoff, "truncation_cutoff", -1 << 20, 1 << 20)
         cutoff = None if cutoff <= 0 else cutoff  # G_style: a cutoff <= 0 disables truncation
     if g["truncation_cutoff_val"] is not None:
-        _int(g["truncation_cutoff_val"], "truncation_cutoff_val", -1 << 20, 1 << 20)
+        check_int(g["truncation_cutoff_val"], "truncation_cutoff_val", -1 << 20, 1 << 20)
     mapping["truncation_cutoff"] = cutoff
     return {"mapping_kwargs": mapping, "synthesis_kwargs": synthesis}
 

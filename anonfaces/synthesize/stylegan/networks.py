@@ -3,7 +3,7 @@
 The module tree and the names of parameters and buffers follow the layout of
 NVIDIA's ``stylegan2-ada-pytorch`` network pickles (``mapping.fc0.weight``,
 ``synthesis.b64.conv0.affine.bias``, ...), so that the state stored in those
-pickles loads with ``load_state_dict`` (see `network_pickle`). The code is
+pickles loads with ``load_state_dict`` (see `stylegan.pickle`). The code is
 this project's own; every layer computes in float32 (the pickles' FP16 settings
 are accepted and only affect speed on GPUs in NVIDIA's code).
 

@@ -17,7 +17,7 @@ dict of exactly
 * ``variables``: a list of ``(local name, numpy array)`` pairs, the network's own
   TensorFlow variables (``"Dense0/weight"``, ``"4x4/Const/const"``, ``"lod"``, ...).
 
-`TFNetwork` is the inert stand-in the restricted unpickler of `network_pickle`
+`TFNetwork` is the inert stand-in the restricted unpickler of `reader`
 maps ``dnnlib.tflib.network.Network`` onto: its ``__setstate__`` only checks the
 state's keys and types and keeps the data. ``build_module_src`` is never
 executed (only its SHA-1 is kept); any other key, or a value of the wrong kind,
@@ -139,7 +139,7 @@ class TFNetwork:
         return out
 
 
-#: (module, name) -> stand-in, for the restricted unpickler of `network_pickle`
+#: (module, name) -> stand-in, for the restricted unpickler of `reader`
 TF_STAND_INS = {NETWORK_GLOBAL: TFNetwork}
 
 

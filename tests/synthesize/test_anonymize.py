@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize import anonymize_dataset
+from anonfaces.pipeline import anonymize_dataset
 from anonfaces.synthesize.blend import face_mask
 from anonfaces.utils.images import list_images, read_image
 

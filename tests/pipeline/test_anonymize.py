@@ -1,4 +1,4 @@
-"""`anonymize_dataset` and `anonfaces anonymize` end to end on a small copy of the sample."""
+"""`anonymize_dataset` (the pipeline's anonymization run) and `anonfaces anonymize` end to end on a small copy of the sample."""
 
 from __future__ import annotations
 

@@ -171,8 +171,9 @@ def measure_photos(
     if not root.is_dir():
         raise BadInputError(f"folder not found: {root}")
     paths = np.asarray(encodings.paths)
-    photo_paths, inverse = np.unique(paths, return_inverse=True)
-    groups = [np.flatnonzero(inverse == p) for p in range(len(photo_paths))]
+    by_photo = encodings.rows_by_photo()
+    photo_paths = np.array(sorted(by_photo), dtype=paths.dtype)
+    groups = [by_photo[p] for p in photo_paths.tolist()]
     tasks = [
         (
             str(photo_paths[p]),

@@ -130,7 +130,8 @@ def _labels(enc, clustering, options: AnonymizeOptions) -> tuple[np.ndarray, dic
 
 
 def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, pool: WorkerPool,
-              skipped: dict | None = None, records: dict | None = None, command: str | None = None) -> AnonymizeRun:
+              skipped: dict | None = None, records: dict | None = None, command: str | None = None,
+              aligned: AlignedFaces | None = None) -> AnonymizeRun:
     """Replace every face of ``encodings`` in the photos under ``root``; write the run into ``out``.
 
     Parameters
@@ -149,6 +150,9 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         Photo -> why the encoder found no face (listed under ``no_face`` in run.json).
     records : dict, optional
         What else run.json records about the inputs (``encodings``, ``clustering_options``).
+    aligned : AlignedFaces, optional
+        The faces' canonical crops, made once for several runs (`align_once`); used when
+        their size is the one this run needs, else the faces are aligned again.
     """
     t_start = time.perf_counter()
     root = Path(root)
@@ -171,10 +175,9 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     sur_landmarks: dict[int, np.ndarray] = {}
     if options.is_ksame:
         t = time.perf_counter()
-        crops, points, bad = align_faces(pool, root, by_photo, encodings.landmarks68, encodings.image_sizes, size=size,
-                                         max_pixels=options.max_pixels)
-        if bad:
-            raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
+        if aligned is None or aligned.size != size or aligned.max_pixels != options.max_pixels:
+            aligned = align_once(pool, root, encodings, size=size, max_pixels=options.max_pixels)
+        crops, points = aligned.crops, aligned.points
         seconds["align"] = time.perf_counter() - t
         t = time.perf_counter()
         sur_landmarks = make_surrogates(pool, synthesizer, crops, points, encodings.embeddings, encodings.identities, labels,
@@ -238,6 +241,25 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     write_record(layout.run_record, record)
     log.info("anonymize: %s", run.summary())
     return run
+
+
+@dataclass(frozen=True)
+class AlignedFaces:
+    """Every face's canonical crop at one size: ``crops`` (n, S, S, 3) uint8, ``points`` (n, 68, 2)."""
+
+    size: int
+    max_pixels: int
+    crops: np.ndarray
+    points: np.ndarray
+
+
+def align_once(pool: WorkerPool, root, encodings, *, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> AlignedFaces:
+    """The canonical crops of every face of ``encodings`` (the same for every ksame run of a dataset at this size)."""
+    crops, points, bad = align_faces(pool, root, encodings.rows_by_photo(), encodings.landmarks68, encodings.image_sizes,
+                                     size=size, max_pixels=max_pixels)
+    if bad:
+        raise BadInputError(f"{len(bad)} encoded photos cannot be used: " + "; ".join(f"{p}: {r}" for p, r in bad[:3]))
+    return AlignedFaces(int(size), int(max_pixels), crops, points)
 
 
 # --- the command's entry point: encode and cluster when not given -----------------------------------

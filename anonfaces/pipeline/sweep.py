@@ -31,7 +31,7 @@ import numpy as np
 
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate.subset import DatasetSubset, link_subset
-from anonfaces.pipeline.anonymize import anonymize, cluster_faces
+from anonfaces.pipeline.anonymize import align_once, anonymize, cluster_faces
 from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest
 from anonfaces.pipeline.evaluate import Evaluation, EvaluationReport, finish, n_people
 from anonfaces.pipeline.layout import RunLayout
@@ -51,6 +51,7 @@ from anonfaces.pipeline.options import (
     parse_methods,
 )
 from anonfaces.pipeline.record import header
+from anonfaces.synthesize.surrogates import auto_crop_size
 from anonfaces.utils.images import identity_of, list_images
 from anonfaces.utils.parallel import WorkerPool, pool_for
 
@@ -217,6 +218,7 @@ def evaluate_dataset(
 
         rows: list[dict] = []
         run_dirs: dict[tuple[str, int | None], Path] = {}
+        aligned: dict = {}  # crop size option -> AlignedFaces
         for spec in specs:
             for k in (k_values if spec.uses_k else [None]):
                 label = spec.name if k is None else f"{spec.name} k={k}"
@@ -239,10 +241,14 @@ def evaluate_dataset(
                                   as_record(cluster_options[k]) if spec.uses_k else None)
 
                 def make(folder, opts=opts, clustering=clustering, k=k):
+                    if opts.is_ksame and aligned.get(opts.size) is None:  # the crops every ksame run shares, made once
+                        size = opts.size if opts.size is not None else auto_crop_size(enc.landmarks68)
+                        aligned[opts.size] = align_once(workers, root, enc, size=size, max_pixels=opts.max_pixels)
                     records = {"encodings": {"file": None, "encoder": enc.meta.get("encoder"), "detector": enc.meta.get("detector"),
                                              "dataset": enc.meta.get("dataset"), "n_faces": len(enc)},
                                "clustering_options": as_record(cluster_options[k]) if k is not None else None}
-                    return anonymize(root, enc, clustering, opts, folder, pool=workers, records=records, command=command)
+                    return anonymize(root, enc, clustering, opts, folder, pool=workers, records=records, command=command,
+                                     aligned=aligned.get(opts.size) if opts.is_ksame else None)
 
                 cached(run_dir, key, make, lambda folder: None)
                 stage["anonymize"] = time.perf_counter() - t_stage

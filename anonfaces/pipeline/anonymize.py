@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.errors import BadInputError
-from anonfaces.pipeline.layout import RunLayout, check_out_dir
+from anonfaces.pipeline.layout import RunLayout, check_out_dir, output_name
 from anonfaces.pipeline.options import KSAME, AnonymizeOptions, ClusterOptions, EncodeOptions, as_record
 from anonfaces.pipeline.record import header, write_record
 from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
@@ -186,8 +186,8 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         seconds["synthesize"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    photos = [(rel, [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in by_photo.get(rel, [])])
-              for rel in images]
+    photos = [(rel, output_name(rel), [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])))
+                                       for i in by_photo.get(rel, [])]) for rel in images]
     written, unreadable, n_faces = [], [], 0
     for rel, n, error in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
                                        method_params=options.method_params, seed=options.random_state,

@@ -31,7 +31,7 @@ def _surrogate(run: dict, cluster: int, landmarks: np.ndarray) -> Surrogate:
 
 def _replace_task(run: dict, task):
     """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None)."""
-    rel, faces = task
+    rel, name, faces = task
     try:
         image = read_image(Path(run["root"]) / rel, max_pixels=run["max_pixels"])
     except ImageReadError as exc:
@@ -50,7 +50,7 @@ def _replace_task(run: dict, task):
             result = apply_baseline(image, run["method"], [lm for lm, _, _ in faces], random_state=seed,
                                     forehead=run["forehead"], **run["method_params"])
         image = result
-    write_image(Path(run["out"]) / rel, image, quality=run["quality"])
+    write_image(Path(run["out"]) / name, image, quality=run["quality"])
     return rel, len(faces), None
 
 
@@ -58,8 +58,8 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, list]], *
                   method_params: dict, seed: int, quality: int, max_pixels: int, surrogates=None):
     """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None) in order.
 
-    ``photos``: (relative path, faces) with one ``(landmarks68, cluster, surrogate landmarks)``
-    per face (an empty list: copied unchanged). ``method`` is ``ksame`` (surrogates read from
+    ``photos``: (relative path in the dataset, name under ``out``, faces) with one
+    ``(landmarks68, cluster, surrogate landmarks)`` per face (an empty list: copied unchanged). ``method`` is ``ksame`` (surrogates read from
     ``surrogates/<cluster>.png``, put in with ``blend_surrogate(**blend)``) or a baseline
     (``apply_baseline(**method_params)``, seeded per photo from ``seed``; ``blend["forehead"]``
     sets how much forehead the region covers).

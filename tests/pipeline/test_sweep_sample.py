@@ -65,7 +65,8 @@ def test_evaluate_run_scores_an_existing_run_as_the_sweep_does(sweep, tmp_path):
     assert (run / "mapping.csv").stat().st_mtime_ns == before  # nothing anonymized again
     mine = read_table(out / "metrics.csv")
     assert set(mine["method"]) == {"none", "ksame:pixel"}
-    theirs = sweep.table[sweep.table["method"].isin(["none", "ksame:pixel"]) & (sweep.table["k"].isna() | (sweep.table["k"] == 2))]
+    table = read_table(sweep.metrics_path)
+    theirs = table[table["method"].isin(["none", "ksame:pixel"]) & (table["k"].isna() | (table["k"] == 2))]
     a, b = _values(mine), _values(theirs)
     assert len(a) == len(b) and a[KEY].equals(b[KEY])
     x, y = a["value"].astype(float).to_numpy(), b["value"].astype(float).to_numpy()
@@ -109,3 +110,22 @@ def test_same_photos_in_another_order_give_the_same_metrics(sweep, sample_dir, t
     other = evaluate_dataset(root, tmp_path / "out", jobs=1, **SWEEP)
     assert (read_table(other.metrics_path).drop(columns="dataset").equals(
         read_table(sweep.metrics_path).drop(columns="dataset")))
+
+
+def test_other_encodings_are_never_scored_with_stale_runs(sweep, sample_dir, tmp_path):
+    """The cause of sweeps that differed in their k-Same rows: clusterings and anonymizations were reused
+    by name and settings although they had been made from other encodings (now the content key holds the
+    encodings' digest, so both are made again)."""
+    from anonfaces.encode import Encodings
+
+    out = tmp_path / "again"
+    shutil.copytree(sweep.out, out, symlinks=True)
+    enc = Encodings.load(sweep.out / "cache" / "encodings.npz")
+    enc.embeddings = (enc.embeddings + np.random.RandomState(3).normal(0, 0.05, enc.embeddings.shape)).astype(np.float32)
+    enc.save(tmp_path / "other.npz")
+    runs = sorted(out.glob("runs/*/*/mapping.csv"))
+    stamps = {p: p.stat().st_mtime_ns for p in runs}
+    clusterings = {p: p.read_text() for p in out.glob("cache/clusters-*.csv.key")}
+    evaluate_dataset(sample_dir, out, jobs=1, encodings=tmp_path / "other.npz", **SWEEP)
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in runs), "a run made from other encodings was reused"
+    assert all(p.read_text() != key for p, key in clusterings.items())

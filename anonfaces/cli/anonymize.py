@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from anonfaces.cli._common import command_line, jobs_option, k_option, parse_params, progress_option, user_errors
+from anonfaces.cli._common import (
+    command_line,
+    jobs_option,
+    k_option,
+    parse_params,
+    progress_option,
+    user_errors,
+)
 from anonfaces.cluster import CLUSTERERS
 from anonfaces.detect import DETECTORS
 from anonfaces.encode import ENCODERS

@@ -7,7 +7,14 @@ import warnings
 
 import click
 
-from anonfaces.cli._common import UserError, jobs_option, k_option, parse_params, progress_option, user_errors
+from anonfaces.cli._common import (
+    UserError,
+    jobs_option,
+    k_option,
+    parse_params,
+    progress_option,
+    user_errors,
+)
 
 
 def _algo_names() -> list[str]:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from anonfaces.cli._common import UserError, jobs_option, parse_params, progress_option, user_errors
+from anonfaces.cli._common import (
+    UserError,
+    jobs_option,
+    parse_params,
+    progress_option,
+    user_errors,
+)
 from anonfaces.detect import DETECTORS
 from anonfaces.encode import ENCODERS, Encodings, encode_dataset
 

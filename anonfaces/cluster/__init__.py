@@ -51,7 +51,13 @@ from anonfaces.cluster._people import (
 )
 from anonfaces.cluster._random import RandomGrouping
 from anonfaces.cluster._rank_order import ApproximateRankOrder
-from anonfaces.cluster.io import Clustering, people_per_cluster, read_clusters, unit_names, write_clusters
+from anonfaces.cluster.io import (
+    Clustering,
+    people_per_cluster,
+    read_clusters,
+    unit_names,
+    write_clusters,
+)
 from anonfaces.errors import BadInputError
 from anonfaces.registry import Registry
 

@@ -91,7 +91,7 @@ def make_encoder(encoder: str | Encoder = "dlib", **settings) -> Encoder:
 # --- worker side --------------------------------------------------------------------------
 def _worker_models(context) -> tuple:
     """This worker's detector and encoder for ``context``, built once per context."""
-    root, detector, encoder_cls, encoder_settings, encoder_state, max_pixels = context
+    _, detector, encoder_cls, encoder_settings, encoder_state, _ = context
     token = (json.dumps([detector, encoder_cls, encoder_settings], sort_keys=True, default=str), _state_digest(encoder_state))
     held = worker_local("encode.models", token)
     if not held:

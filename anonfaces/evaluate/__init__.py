@@ -46,8 +46,8 @@ from anonfaces.evaluate.recognizers import (
     calibrate_threshold,
     make_recognizer,
 )
-from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.evaluate.scoring import privacy_rows, utility_rows
+from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.evaluate.table import COLUMNS, METRICS, read_table
 
 __all__ = [

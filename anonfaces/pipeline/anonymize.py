@@ -37,7 +37,13 @@ import numpy as np
 
 from anonfaces.errors import BadInputError
 from anonfaces.pipeline.layout import RunLayout, check_out_dir, output_name
-from anonfaces.pipeline.options import KSAME, AnonymizeOptions, ClusterOptions, EncodeOptions, as_record
+from anonfaces.pipeline.options import (
+    KSAME,
+    AnonymizeOptions,
+    ClusterOptions,
+    EncodeOptions,
+    as_record,
+)
 from anonfaces.pipeline.record import header, write_record
 from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
 from anonfaces.synthesize.mapping import NOT_CLUSTERED, Mapping

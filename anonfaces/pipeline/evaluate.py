@@ -26,7 +26,13 @@ from anonfaces.errors import BadInputError
 from anonfaces.evaluate import attributes as attr
 from anonfaces.evaluate.measure import measure_photos
 from anonfaces.evaluate.recognizers import make_recognizer
-from anonfaces.evaluate.scoring import _attribute_rows, _Context, _embeddings, privacy_rows, utility_rows
+from anonfaces.evaluate.scoring import (
+    _attribute_rows,
+    _Context,
+    _embeddings,
+    privacy_rows,
+    utility_rows,
+)
 from anonfaces.evaluate.table import to_frame, write_table
 from anonfaces.pipeline.layout import RunLayout
 from anonfaces.pipeline.options import KSAME, NONE, EvaluateOptions, as_record

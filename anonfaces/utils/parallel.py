@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import Self
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class WorkerPool:
         self._saved_threads = None
         self.started = 0  # worker processes started over the pool's life (a test checks it stays at jobs)
 
-    def __enter__(self) -> WorkerPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

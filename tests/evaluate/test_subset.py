@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate import DatasetSubset, link_subset
-from anonfaces.pipeline import EvaluationReport
 from anonfaces.evaluate.table import make_row, to_frame
+from anonfaces.pipeline import EvaluationReport
 from anonfaces.utils.images import list_images
 
 REPO = Path(__file__).resolve().parents[2]

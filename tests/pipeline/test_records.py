@@ -10,7 +10,14 @@ import pytest
 
 from anonfaces.cluster import Clustering, people_per_cluster, unit_names
 from anonfaces.errors import BadInputError, FileFormatError
-from anonfaces.pipeline import AnonymizeOptions, ClusterOptions, EvaluateOptions, RunLayout, check_k, check_ks
+from anonfaces.pipeline import (
+    AnonymizeOptions,
+    ClusterOptions,
+    EvaluateOptions,
+    RunLayout,
+    check_k,
+    check_ks,
+)
 from anonfaces.pipeline.cache import cached, content_key, files_digest
 from anonfaces.pipeline.options import as_record
 from anonfaces.synthesize.mapping import NOT_CLUSTERED, Mapping

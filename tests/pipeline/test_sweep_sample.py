@@ -19,8 +19,8 @@ from anonfaces.pipeline import evaluate_dataset
 pytestmark = pytest.mark.slow
 
 SUBSET = DatasetSubset(people=6, photos_per_person=3, min_photos=3)
-SWEEP = dict(subset=SUBSET, methods=["ksame:pixel", "blur"], ks=[2, 3], recognizers=["dlib", "lbp"], detect=False,
-             examples=1, progress=False)
+SWEEP = {"subset": SUBSET, "methods": ["ksame:pixel", "blur"], "ks": [2, 3], "recognizers": ["dlib", "lbp"],
+         "detect": False, "examples": 1, "progress": False}
 KEY = ["method", "k", "metric", "subset", "recognizer"]
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from anonfaces.errors import BadInputError
-from anonfaces.utils.parallel import WorkerPool, available_cores, check_jobs, worker_local
+from anonfaces.utils.parallel import (
+    WorkerPool,
+    available_cores,
+    check_jobs,
+    worker_local,
+)
 from tests.utils import _pool_tasks as tasks
 
 
@@ -55,6 +60,5 @@ def test_worker_local_is_emptied_when_the_token_changes():
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_errors_reach_the_caller(jobs):
-    with pytest.raises(BadInputError, match="refused"):
-        with WorkerPool(jobs, progress=False) as pool:
-            list(pool.map(tasks.fail, range(3)))
+    with pytest.raises(BadInputError, match="refused"), WorkerPool(jobs, progress=False) as pool:
+        list(pool.map(tasks.fail, range(3)))

@@ -290,7 +290,7 @@ def load_encodings(root: Path, encodings, options: EncodeOptions, *, pool: Worke
         if isinstance(encodings, Encodings):
             enc, source = encodings, None
         else:
-            enc, source = Encodings.load(encodings), str(encodings)
+            enc, source = Encodings.load(encodings), str(Path(encodings).resolve())
             sk = skipped_path_for(encodings)
             if sk.is_file():
                 skipped = dict(read_skips(sk))

@@ -24,6 +24,7 @@ arrays, the options), so an interrupted sweep continues where it stopped.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -241,6 +242,7 @@ def evaluate_dataset(
                                   as_record(cluster_options[k]) if spec.uses_k else None)
 
                 def make(folder, opts=opts, clustering=clustering, k=k):
+                    shutil.rmtree(folder, ignore_errors=True)  # nothing of a stale run is left in it
                     if opts.is_ksame and aligned.get(opts.size) is None:  # the crops every ksame run shares, made once
                         size = opts.size if opts.size is not None else auto_crop_size(enc.landmarks68)
                         aligned[opts.size] = align_once(workers, root, enc, size=size, max_pixels=opts.max_pixels)

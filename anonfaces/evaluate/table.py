@@ -39,10 +39,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "closed_set": ("privacy", "worse", "anonymized face's nearest original is the face it replaced"),
     "identity_reid": ("privacy", "worse", "nearest *other* original photo shows the same person"),
     "parrot_reid": ("privacy", "worse", "as identity_reid, against a gallery anonymized the same way"),
-    "tpr_at_far": ("privacy", "worse", "verification of anonymized faces against other original photos: genuine pairs "
-                   "accepted at 0.1% false accepts"),
-    "method_aware": ("privacy", "worse", "classifier trained on anonymized photos of the people names them in their other "
-                     "anonymized photos (identification accuracy)"),
+    "tpr_at_far": ("privacy", "worse", "anonymized face verified against other original photos: genuine pairs accepted at 0.1% FAR"),
+    "method_aware": ("privacy", "worse", "classifier trained on anonymized photos of the people names them in others (accuracy)"),
     "method_aware_chance": ("privacy", "", "chance level of method_aware: 1 / the people it chooses among"),
     "unprotected": ("privacy", "worse", "share of output faces still their original: dlib distance to it under 0.5"),
     "unprotected_any": ("privacy", "worse", "share of output faces within dlib distance 0.5 of any original face of the dataset"),

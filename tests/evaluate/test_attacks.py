@@ -19,7 +19,6 @@ from anonfaces.evaluate.protocols import (
     unprotected_faces,
 )
 
-
 # --- TPR at a false-accept rate ---------------------------------------------------------------
 # gallery (1-D): person a at 0 (photo 0) and 3 (photo 1); person b at 5 (photo 2) and 6 (photo 3).
 # probes: a's photo 0 anonymized to 0.0, b's photo 2 anonymized to 4.6.
@@ -154,7 +153,11 @@ def sample_faces(sample_dir):
 
 
 def test_context_attacker_greys_the_face_and_sees_something_else(sample_faces):
-    from anonfaces.evaluate.recognizers import CONTEXT_FILL, face_region_polygon, make_recognizer
+    from anonfaces.evaluate.recognizers import (
+        CONTEXT_FILL,
+        face_region_polygon,
+        make_recognizer,
+    )
 
     context, dlib = make_recognizer("context"), make_recognizer("dlib")
     assert context.needs_fit is False and context.threshold is None
@@ -234,7 +237,13 @@ def test_privacy_rows_carry_the_new_figures_and_intervals():
 
 
 def test_read_table_accepts_a_table_without_intervals(tmp_path):
-    from anonfaces.evaluate.table import COLUMNS, make_row, read_table, to_frame, write_table
+    from anonfaces.evaluate.table import (
+        COLUMNS,
+        make_row,
+        read_table,
+        to_frame,
+        write_table,
+    )
 
     frame = to_frame([make_row("toy", "blur", None, "closed_set", 0.1, recognizer="dlib", ci=(0.05, 0.2))])
     write_table(frame, tmp_path / "new.csv")

@@ -112,8 +112,9 @@ def plot_privacy(table: pd.DataFrame, recognizer: str, path: Path) -> Path | Non
         if metric == "method_aware" and chance.notna().any():
             ax.axhline(float(chance.median()), color="grey", ls=":", lw=1, label="chance (1/people)")
         if ks:
-            grid = np.linspace(min(ks), max(ks), 100)
-            ax.plot(grid, 1.0 / grid, color="grey", lw=1, label="1/k bound")
+            if metric != "tpr_at_far":  # a verification rate has no 1/k bound
+                grid = np.linspace(min(ks), max(ks), 100)
+                ax.plot(grid, 1.0 / grid, color="grey", lw=1, label="1/k bound")
             ax.set_xticks(ks)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("k")

@@ -18,6 +18,18 @@ printed beside.
 * the "parrot" attacker (Newton, Sweeney and Malin, 2005) anonymizes its
   gallery the same way before matching: `identity_reidentification` with an
   anonymized gallery (`parrot_reidentification`).
+* `tpr_at_far`: verification of anonymized faces against the person's other
+  original photos, the share of genuine pairs accepted where only 0.1% of
+  impostor pairs are (the operating point face recognition is judged at).
+* `method_aware_identification` (Newton, Sweeney and Malin 2005; McPherson et
+  al. 2016): a classifier trained on labelled anonymized photos of the people
+  names them in their other anonymized photos; beside chance (1/people) and 1/k.
+* `unprotected_faces` / `matches_any_original`: output faces still within
+  dlib distance 0.5 of their own original / of any original face of the dataset.
+
+The ``*_hits`` functions and the per-probe counts of `Verification` and
+`MethodAware` give each face's outcome, for intervals over people
+(`anonfaces.evaluate.intervals`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ attackers (registry)         `RECOGNIZERS`, `make_recognizer`           ``recogn
 privacy protocols            `reidentification_rate`,                   ``protocols.py``
                              `closed_set_identification`,
                              `identity_reidentification`,
-                             `parrot_reidentification`, `k_bound`
+                             `parrot_reidentification`, `k_bound`,
+                             `tpr_at_far`, `method_aware_identification`,
+                             `unprotected_faces`, `matches_any_original`
+intervals over people        `bootstrap_people`                         ``intervals.py``
 image quality                `ssim`, `psnr`, `bucket_means`             ``quality.py``
 detectability                `match_faces`, `landmark_displacement`     ``detectability.py``
 attributes, downstream       `attribute_agreement`, `downstream_utility` ``attributes.py``
@@ -24,14 +27,19 @@ from anonfaces.evaluate.attributes import (
     read_attributes,
 )
 from anonfaces.evaluate.detectability import landmark_displacement, match_faces
+from anonfaces.evaluate.intervals import bootstrap_people
 from anonfaces.evaluate.measure import Measurements, measure_photos
 from anonfaces.evaluate.protocols import (
     closed_set_identification,
     identity_reidentification,
     information_loss,
     k_bound,
+    matches_any_original,
+    method_aware_identification,
     parrot_reidentification,
     reidentification_rate,
+    tpr_at_far,
+    unprotected_faces,
 )
 from anonfaces.evaluate.quality import (
     AREA_BUCKETS,
@@ -59,6 +67,7 @@ __all__ = [
     "Measurements",
     "Recognizer",
     "attribute_agreement",
+    "bootstrap_people",
     "bucket_means",
     "calibrate_threshold",
     "closed_set_identification",
@@ -71,7 +80,9 @@ __all__ = [
     "link_subset",
     "make_recognizer",
     "match_faces",
+    "matches_any_original",
     "measure_photos",
+    "method_aware_identification",
     "parrot_reidentification",
     "privacy_rows",
     "psnr",
@@ -79,5 +90,7 @@ __all__ = [
     "read_table",
     "reidentification_rate",
     "ssim",
+    "tpr_at_far",
+    "unprotected_faces",
     "utility_rows",
 ]

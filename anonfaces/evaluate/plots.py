@@ -1,8 +1,10 @@
 """Figures from the tidy metrics table (matplotlib, Agg backend, PNG files).
 
 * ``privacy_<recognizer>.png``: RI, closed-set, identity-level and parrot
-  re-identification against k, with the 1/k bound; methods without k as
-  horizontal lines.
+  re-identification, TPR at 0.1% false accepts and the method-aware attacker
+  against k (the panels the table has), with the 1/k bound; methods without k
+  as horizontal lines; the 95% intervals (``ci_low``/``ci_high``) as bands.
+* ``unprotected.png``: share of output faces still recognisable (dlib under 0.5).
 * ``il.png``: IL (dlib) against k.
 * ``frontier.png``: privacy (identity-level re-identification, dlib) against
   utility (SSIM of the photo), one point per method x k.
@@ -31,6 +33,8 @@ PRIVACY_PANELS = (
     ("closed_set", "closed-set identification"),
     ("identity_reid", "identity-level re-identification"),
     ("parrot_reid", "parrot attacker"),
+    ("tpr_at_far", "TPR at 0.1% false accepts"),
+    ("method_aware", "method-aware attacker (trained on anonymized)"),
 )
 
 
@@ -56,15 +60,33 @@ def _method_order(table: pd.DataFrame) -> list[str]:
     return sorted(methods, key=lambda m: (m != "none", not m.startswith("ksame"), methods.index(m)))
 
 
+def _interval(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows' 95% interval (ci_low, ci_high) when the table has one for each of them."""
+    if "ci_low" not in rows or "ci_high" not in rows:
+        return None
+    low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+    return (low, high) if len(rows) and np.isfinite(low).all() and np.isfinite(high).all() else None
+
+
 def _lines(ax, sub: pd.DataFrame, colors: dict, ks: list[int]):
-    """ksame methods as lines over k, methods without k as horizontal lines."""
+    """ksame methods as lines over k, methods without k as horizontal lines; 95% intervals as bands."""
     for method in _method_order(sub):
         rows = sub[sub["method"] == method]
         if rows["k"].notna().any():
             rows = rows.sort_values("k")
-            ax.plot(rows["k"].astype(float), rows["value"], marker="o", color=colors[method], label=method)
+            x = rows["k"].astype(float).to_numpy()
+            ax.plot(x, rows["value"], marker="o", color=colors[method], label=method)
+            band = _interval(rows)
+            if band is not None:
+                ax.fill_between(x, band[0], band[1], color=colors[method], alpha=0.15, lw=0)
+                if len(x) == 1:
+                    ax.errorbar(x, rows["value"], yerr=[rows["value"] - band[0], band[1] - rows["value"]], color=colors[method],
+                                capsize=3, ls="none")
         elif len(rows):
             ax.axhline(float(rows["value"].iloc[0]), color=colors[method], ls="--" if method != "none" else ":", lw=1.2, label=method)
+            band = _interval(rows.iloc[:1])
+            if band is not None:
+                ax.axhspan(band[0][0], band[1][0], color=colors[method], alpha=0.08, lw=0)
 
 
 def _colors(table: pd.DataFrame) -> dict:
@@ -80,20 +102,30 @@ def plot_privacy(table: pd.DataFrame, recognizer: str, path: Path) -> Path | Non
         return None
     ks = sorted(int(k) for k in table["k"].dropna().unique())
     colors = _colors(table)
-    fig, axes = plt.subplots(1, len(PRIVACY_PANELS), figsize=(4.2 * len(PRIVACY_PANELS), 3.6), sharey=True)
-    for ax, (metric, title) in zip(axes, PRIVACY_PANELS):
+    present = set(sub["metric"])
+    # the four original panels always (an empty one says the attack did not apply), the newer ones when measured
+    panels = [(m, t) for i, (m, t) in enumerate(PRIVACY_PANELS) if i < 4 or m in present]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=True)
+    for ax, (metric, title) in zip(axes, panels):
         _lines(ax, sub[sub["metric"] == metric], colors, ks)
+        chance = table.loc[(table["recognizer"] == recognizer) & (table["metric"] == "method_aware_chance"), "value"]
+        if metric == "method_aware" and chance.notna().any():
+            ax.axhline(float(chance.median()), color="grey", ls=":", lw=1, label="chance (1/people)")
         if ks:
-            grid = np.linspace(min(ks), max(ks), 100)
-            ax.plot(grid, 1.0 / grid, color="grey", lw=1, label="1/k bound")
+            if metric != "tpr_at_far":  # a verification rate has no 1/k bound
+                grid = np.linspace(min(ks), max(ks), 100)
+                ax.plot(grid, 1.0 / grid, color="grey", lw=1, label="1/k bound")
             ax.set_xticks(ks)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"rate ({recognizer})")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    axes[0].set_ylabel(f"rate ({recognizer}); bands: 95% over people")
+    handles: dict = {}
+    for ax in axes:  # the chance line is in the last panel only
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(fig, path)
 
 
@@ -229,6 +261,9 @@ def plot_all(table: pd.DataFrame, folder) -> list[Path]:
     paths.append(plot_frontier(table, folder / "frontier.png"))
     paths.append(plot_quality_buckets(table, folder / "quality_buckets.png"))
     paths.append(plot_detection(table, folder / "detection.png"))
+    paths.append(plot_panels(table, [("unprotected", "", "output face within 0.5 of its original (dlib)"),
+                                     ("unprotected_any", "", "within 0.5 of any original face (dlib)")],
+                             folder / "unprotected.png", ylabel="share of faces", ylim=(-0.02, 1.02)))
     for metric in ("attribute_agreement", "downstream_ratio"):
         paths.append(plot_attributes(table, metric, folder / f"{metric}.png"))
     return [p for p in paths if p is not None]

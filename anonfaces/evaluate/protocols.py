@@ -18,9 +18,23 @@ printed beside.
 * the "parrot" attacker (Newton, Sweeney and Malin, 2005) anonymizes its
   gallery the same way before matching: `identity_reidentification` with an
   anonymized gallery (`parrot_reidentification`).
+* `tpr_at_far`: verification of anonymized faces against the person's other
+  original photos, the share of genuine pairs accepted where only 0.1% of
+  impostor pairs are (the operating point face recognition is judged at).
+* `method_aware_identification` (Newton, Sweeney and Malin 2005; McPherson et
+  al. 2016): a classifier trained on labelled anonymized photos of the people
+  names them in their other anonymized photos; beside chance (1/people) and 1/k.
+* `unprotected_faces` / `matches_any_original`: output faces still within
+  dlib distance 0.5 of their own original / of any original face of the dataset.
+
+The ``*_hits`` functions and the per-probe counts of `Verification` and
+`MethodAware` give each face's outcome, for intervals over people
+(`anonfaces.evaluate.intervals`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -93,6 +107,12 @@ def closed_set_identification(probes, gallery, true_index=None, *, rank: int = 1
         A hit when the true face is among the ``rank`` nearest (ties counted against the attacker
         only when strictly nearer faces fill the ranks).
     """
+    hits = closed_set_hits(probes, gallery, true_index, rank=rank)
+    return float(hits.mean()) if hits.size else float("nan")
+
+
+def closed_set_hits(probes, gallery, true_index=None, *, rank: int = 1) -> np.ndarray:
+    """Per probe, whether `closed_set_identification` counts it as a hit; bool array of shape (n_probes,)."""
     P, G = _pair(probes, gallery, "probes", "gallery")
     n = len(P)
     true = np.arange(n) if true_index is None else np.asarray(true_index, np.int64)
@@ -101,12 +121,12 @@ def closed_set_identification(probes, gallery, true_index=None, *, rank: int = 1
     if not 1 <= rank <= max(len(G), 1):
         raise BadInputError(f"rank={rank} must be from 1 to the gallery size {len(G)}")
     if n == 0:
-        return float("nan")
+        return np.zeros(0, bool)
     D = pairwise_distances(P, G)
     own = D[np.arange(n), true]
     # a tie with the true face is resolved in index order, as argmin would
     closer = (D < own[:, None]).sum(1) + ((D == own[:, None]) & (np.arange(len(G))[None, :] < true[:, None])).sum(1)
-    return float(np.mean(closer < rank))
+    return closer < rank
 
 
 def identity_reidentification(probes, probe_ids, gallery, gallery_ids, *, probe_keys=None, gallery_keys=None) -> float:
@@ -116,23 +136,36 @@ def identity_reidentification(probes, probe_ids, gallery, gallery_ids, *, probe_
     so the attacker only holds *other* photos. Probes with no gallery face of
     their own identity left are skipped (they cannot be recognized by anyone).
     """
+    hits = identity_reid_hits(probes, probe_ids, gallery, gallery_ids, probe_keys=probe_keys, gallery_keys=gallery_keys)
+    return float(np.nanmean(hits)) if np.isfinite(hits).any() else float("nan")
+
+
+def identity_reid_hits(probes, probe_ids, gallery, gallery_ids, *, probe_keys=None, gallery_keys=None) -> np.ndarray:
+    """Per probe, 1.0 when `identity_reidentification` counts a hit, 0.0 a miss, NaN when skipped; shape (n_probes,)."""
     P, G = _pair(probes, gallery, "probes", "gallery")
     pid = np.asarray(probe_ids)
     gid = np.asarray(gallery_ids)
     if pid.shape != (len(P),) or gid.shape != (len(G),):
         raise BadInputError(f"probe_ids {pid.shape} and gallery_ids {gid.shape} must match probes {len(P)} and gallery {len(G)}")
+    D = _masked_distances(P, G, probe_keys, gallery_keys)
+    same = pid[:, None] == gid[None, :]
+    usable = (same & np.isfinite(D)).any(1)
+    out = np.full(len(P), np.nan)
+    if usable.any():
+        out[usable] = gid[_nearest(D[usable])] == pid[usable]
+    return out
+
+
+def _masked_distances(P, G, probe_keys, gallery_keys) -> np.ndarray:
+    """`pairwise_distances` with pairs of the same key (the same photo) set to inf."""
     D = pairwise_distances(P, G)
     if probe_keys is not None or gallery_keys is not None:
         pk = np.asarray(probe_keys if probe_keys is not None else np.arange(len(P)))
         gk = np.asarray(gallery_keys if gallery_keys is not None else np.arange(len(G)))
+        if pk.shape != (len(P),) or gk.shape != (len(G),):
+            raise BadInputError(f"probe_keys {pk.shape} and gallery_keys {gk.shape} must match probes {len(P)} and gallery {len(G)}")
         D = np.where(pk[:, None] == gk[None, :], np.inf, D)
-    same = pid[:, None] == gid[None, :]
-    usable = (same & np.isfinite(D)).any(1)
-    if not usable.any():
-        return float("nan")
-    D = D[usable]
-    hit = gid[_nearest(D)] == pid[usable]
-    return float(np.mean(hit))
+    return D
 
 
 def parrot_reidentification(probes, probe_ids, anonymized_gallery, gallery_ids, *, probe_keys=None, gallery_keys=None) -> float:
@@ -140,3 +173,229 @@ def parrot_reidentification(probes, probe_ids, anonymized_gallery, gallery_ids, 
     return identity_reidentification(
         probes, probe_ids, anonymized_gallery, gallery_ids, probe_keys=probe_keys, gallery_keys=gallery_keys
     )
+
+
+# --- verification at a low false-accept rate --------------------------------------------------
+#: The operating point of `tpr_at_far`: 1 stranger in 1,000 accepted.
+DEFAULT_FAR = 0.001
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `tpr_at_far` found.
+
+    Attributes
+    ----------
+    tpr : float
+        Share of genuine pairs accepted (NaN without genuine pairs).
+    threshold : float
+        Pairs at a distance strictly below it are accepted (inf when there is no impostor pair).
+    far : float
+        The false-accept rate asked for; `impostors_accepted` / `n_impostor` is at most this.
+    accepted, genuine : ndarray of shape (n_probes,), int
+        Per probe: genuine pairs accepted, genuine pairs (for intervals over people).
+    n_impostor, impostors_accepted : int
+    """
+
+    tpr: float
+    threshold: float
+    far: float
+    accepted: np.ndarray
+    genuine: np.ndarray
+    n_impostor: int
+    impostors_accepted: int
+
+
+def tpr_at_far(probes, probe_ids, gallery, gallery_ids, *, far: float = DEFAULT_FAR, probe_keys=None, gallery_keys=None,
+               chunk: int = 1024) -> Verification:
+    """Verification of anonymized probes against the original gallery: true-accept rate at a false-accept rate.
+
+    Every (probe, gallery face) pair of a different photo is a trial: *genuine*
+    when both show the same person, *impostor* otherwise. With ``m = floor(far *
+    n_impostor)`` false accepts allowed, the threshold is the (m+1)-th smallest
+    impostor distance and a pair is accepted when strictly nearer: at most
+    ``m`` impostors pass (fewer on ties). The true-accept rate is the share of
+    genuine pairs accepted. With fewer than ``1 / far`` impostor pairs, m = 0:
+    a genuine pair counts only when it is nearer than every impostor pair.
+
+    Parameters
+    ----------
+    probes : array of shape (n_probes, dim)
+        Anonymized faces.
+    probe_ids, gallery_ids : arrays of shape (n_probes,), (n_gallery,)
+        Identities.
+    gallery : array of shape (n_gallery, dim)
+        Original faces.
+    far : float, default 0.001
+    probe_keys, gallery_keys : arrays, optional
+        Photo keys; pairs with the same key (a probe and its own original) are no trial.
+    chunk : int
+        Probes per block of distances (memory stays at chunk x n_gallery).
+    """
+    if not 0 < far < 1:
+        raise BadInputError(f"far={far!r} must be in (0, 1)")
+    P, G = _pair(probes, gallery, "probes", "gallery")
+    pid, gid = np.asarray(probe_ids), np.asarray(gallery_ids)
+    if pid.shape != (len(P),) or gid.shape != (len(G),):
+        raise BadInputError(f"probe_ids {pid.shape} and gallery_ids {gid.shape} must match probes {len(P)} and gallery {len(G)}")
+    keyed = probe_keys is not None or gallery_keys is not None
+    pk = np.asarray(probe_keys) if probe_keys is not None else np.arange(len(P))
+
+    def blocks():  # (rows, distances with same-photo pairs at inf, same-person mask), chunk x n_gallery at a time
+        for lo in range(0, len(P), chunk):
+            rows = slice(lo, lo + chunk)
+            D = _masked_distances(P[rows], G, pk[rows] if keyed else None, gallery_keys)
+            yield rows, D, pid[rows, None] == gid[None, :]
+
+    # first pass counts the impostor pairs; the second keeps only the m + 1 nearest of them
+    n_impostor = sum(int((np.isfinite(D) & ~same).sum()) for _, D, same in blocks())
+    m = int(np.floor(far * n_impostor))
+    nearest = np.empty(0)
+    genuine_d = np.full(len(P), None, object)
+    for rows, D, same in blocks():
+        imp = D[np.isfinite(D) & ~same]
+        both = np.concatenate([nearest, imp])
+        nearest = np.partition(both, m)[: m + 1] if both.size > m + 1 else both
+        for r, (d_row, s_row) in enumerate(zip(D, same), start=rows.start):
+            genuine_d[r] = d_row[s_row & np.isfinite(d_row)]
+    threshold = float(np.sort(nearest)[m]) if n_impostor else float("inf")
+    genuine = np.array([g.size for g in genuine_d], np.int64)
+    accepted = np.array([int((g < threshold).sum()) for g in genuine_d], np.int64)
+    n_genuine = int(genuine.sum())
+    tpr = float(accepted.sum() / n_genuine) if n_genuine else float("nan")
+    return Verification(tpr, threshold, float(far), accepted, genuine, n_impostor, int((nearest < threshold).sum()))
+
+
+# --- faces left unprotected -------------------------------------------------------------------
+#: dlib distance under which an output face still counts as its original (stricter than dlib's 0.6).
+UNPROTECTED_DISTANCE = 0.5
+
+
+def unprotected_faces(originals, anonymized, *, threshold: float = UNPROTECTED_DISTANCE) -> np.ndarray:
+    """Per face, whether the anonymized face is still its original: distance to it under ``threshold``; bool (n,)."""
+    if threshold is None or not np.isfinite(threshold) or threshold <= 0:
+        raise BadInputError(f"threshold={threshold!r} must be a positive distance")
+    return surrogate_distances(originals, anonymized) < threshold
+
+
+def matches_any_original(anonymized, gallery, *, threshold: float = UNPROTECTED_DISTANCE, chunk: int = 1024) -> np.ndarray:
+    """Per anonymized face, whether *any* original face of the dataset lies under ``threshold``; bool (n,).
+
+    The detector-agnostic check of a published folder: a face that matches any
+    real face of the dataset (its own, or another person's that a surrogate
+    came too close to) identifies someone.
+    """
+    if threshold is None or not np.isfinite(threshold) or threshold <= 0:
+        raise BadInputError(f"threshold={threshold!r} must be a positive distance")
+    A, G = _pair(anonymized, gallery, "anonymized", "gallery")
+    if len(G) == 0:
+        return np.zeros(len(A), bool)
+    return np.concatenate([pairwise_distances(A[lo : lo + chunk], G).min(1) < threshold for lo in range(0, len(A), chunk)]) \
+        if len(A) else np.zeros(0, bool)
+
+
+# --- the method-aware attacker ----------------------------------------------------------------
+CLASSIFIERS = ("logistic", "centroid")
+
+
+@dataclass(frozen=True)
+class MethodAware:
+    """What `method_aware_identification` found.
+
+    Attributes
+    ----------
+    accuracy : float
+        Share of test faces the classifier names correctly (NaN when no person has a test face).
+    chance : float
+        1 / the number of people it chooses among.
+    hits : ndarray of shape (n_faces,), float
+        1.0 right, 0.0 wrong, NaN for training faces and people left out.
+    train : ndarray of shape (n_faces,), bool
+        The faces it was trained on.
+    n_people : int
+    """
+
+    accuracy: float
+    chance: float
+    hits: np.ndarray
+    train: np.ndarray
+    n_people: int
+
+
+def method_aware_split(identities, groups=None, *, train_fraction: float = 0.5, random_state=0) -> np.ndarray:
+    """Training faces of the method-aware attacker: per person, a seeded share of their photos; bool (n,).
+
+    Photos (``groups``; default each face its own) are kept whole. A person needs
+    two photos: at least one is trained on and at least one tested; people with
+    one photo are in neither part (False here and left out by the caller).
+    """
+    from sklearn.utils import check_random_state
+
+    if not 0 < train_fraction < 1:
+        raise BadInputError(f"train_fraction={train_fraction!r} must be in (0, 1)")
+    ids = np.asarray(identities)
+    grp = np.arange(len(ids)) if groups is None else np.asarray(groups)
+    if grp.shape != ids.shape or ids.ndim != 1:
+        raise BadInputError(f"identities {ids.shape} and groups {grp.shape} must be 1-D of the same length")
+    rng = check_random_state(random_state)
+    train = np.zeros(len(ids), bool)
+    for person in np.unique(ids):
+        rows = np.flatnonzero(ids == person)
+        photos = np.unique(grp[rows])
+        if photos.size < 2:
+            continue
+        n_train = int(np.clip(round(train_fraction * photos.size), 1, photos.size - 1))
+        chosen = rng.choice(photos, n_train, replace=False)
+        train[rows[np.isin(grp[rows], chosen)]] = True
+    return train
+
+
+def method_aware_identification(embeddings, identities, *, groups=None, train_fraction: float = 0.5,
+                                classifier: str = "logistic", random_state=0) -> MethodAware:
+    """The method-aware attacker (Newton, Sweeney and Malin 2005; McPherson et al. 2016).
+
+    The attacker holds anonymized photos of the people, labelled (anonymized by
+    the same method), trains a classifier on them and names the people in other
+    anonymized photos: each person's photos are split by `method_aware_split`,
+    the classifier is trained on the anonymized faces of one part and tested on
+    the anonymized faces of the other. Chance is 1 / people; the k-Same bound 1/k
+    holds only when the k members' outputs carry nothing member-specific.
+
+    Parameters
+    ----------
+    embeddings : array of shape (n_faces, dim)
+        The anonymized faces, as one recognizer embeds them.
+    identities : array of shape (n_faces,)
+    groups : array of shape (n_faces,), optional
+        Photo of each face (photos are kept whole); default each face its own.
+    train_fraction : float, default 0.5
+    classifier : {"logistic", "centroid"}
+        ``logistic``: multinomial logistic regression on standardised rows;
+        ``centroid``: nearest mean of each person's training faces (Euclidean).
+    random_state : int
+        Seeds the split.
+    """
+    X = np.asarray(embeddings, np.float64)
+    ids = np.asarray(identities)
+    if X.ndim != 2 or ids.shape != (len(X),):
+        raise BadInputError(f"embeddings {X.shape} and identities {ids.shape} must be (n, dim) and (n,)")
+    if classifier not in CLASSIFIERS:
+        raise BadInputError(f"unknown classifier {classifier!r}; valid: {', '.join(CLASSIFIERS)}")
+    train = method_aware_split(ids, groups, train_fraction=train_fraction, random_state=random_state)
+    people = np.unique(ids[train])
+    test = ~train & np.isin(ids, people)
+    hits = np.full(len(X), np.nan)
+    if people.size < 2 or not test.any():
+        return MethodAware(float("nan"), 1.0 / people.size if people.size else float("nan"), hits, train, int(people.size))
+    if classifier == "centroid":
+        means = np.stack([X[train & (ids == p)].mean(0) for p in people])
+        predicted = people[_nearest(pairwise_distances(X[test], means))]
+    else:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        predicted = model.fit(X[train], ids[train]).predict(X[test])
+    hits[test] = predicted == ids[test]
+    return MethodAware(float(np.mean(hits[test])), 1.0 / people.size, hits, train, int(people.size))

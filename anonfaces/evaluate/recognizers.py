@@ -21,6 +21,9 @@ name            what                                                       share
 ``fisherfaces`` PCA then LDA over the same crops (needs identity labels)    no
 ``lbp``         uniform LBP histograms on a 7 x 7 grid (Hellinger)          no
 ``onnx``        a user-supplied ONNX embedding network                     no
+``context``     another recognizer (``base``, dlib by default) shown the    as its base
+                photo with every face region greyed out: what hair, ears
+                and background alone reveal
 ==============  =========================================================  ===========
 """
 
@@ -321,6 +324,101 @@ class OnnxRecognizer(Recognizer):
         return self._encoder.embed(crops)
 
 
+#: Grey level that replaces the face region for the context attacker.
+CONTEXT_FILL = 128
+
+
+def face_region_polygon(landmarks68, *, forehead: float = 0.5, grow: float = 1.15) -> np.ndarray:
+    """The face region of the context attacker, generously: a convex polygon (m, 2) in image pixels.
+
+    The hull of the 68 landmarks and of the eyebrows raised by ``forehead`` times
+    the brow-to-chin height (up to the hairline), scaled by ``grow`` about the
+    nose bridge (out to the ears, under the chin).
+    """
+    lm = np.asarray(landmarks68, np.float64)
+    if lm.shape != (68, 2):
+        raise BadInputError(f"landmarks68 must have shape (68, 2); got {lm.shape}")
+    import cv2
+
+    brows, chin = lm[17:27], lm[8]
+    up = brows.mean(0) - chin
+    points = np.vstack([lm, brows + forehead * up])
+    centre = lm[27:31].mean(0)
+    points = centre + grow * (points - centre)
+    return cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
+
+
+def grey_face_regions(image: np.ndarray, faces, *, forehead: float = 0.5, grow: float = 1.15,
+                      fill: int = CONTEXT_FILL) -> np.ndarray:
+    """A copy of ``image`` with the face region (`face_region_polygon`) of every face filled with ``fill``."""
+    import cv2
+
+    out = np.array(image, copy=True)
+    for face in faces:
+        poly = np.round(face_region_polygon(face.landmarks68, forehead=forehead, grow=grow)).astype(np.int32)
+        cv2.fillConvexPoly(out, poly, (int(fill),) * (out.shape[2] if out.ndim == 3 else 1))
+    return out
+
+
+@RECOGNIZERS.register("context")
+class ContextRecognizer(Recognizer):
+    """The context attacker: a base recognizer shown only what surrounds the faces.
+
+    `prepare` greys out every face region of the photo (`grey_face_regions`:
+    the landmark hull, forehead to the hairline, under the chin, out to the
+    ears) and hands the photo to the base recognizer's `prepare`; `fit` and
+    `embed` are the base's. A method that replaces only the face leaves these
+    pixels as they were, so identity-level re-identification with this attacker
+    says how much hair, ears and background alone give away. (Closed-set
+    identification and RI compare a photo with itself and are trivially high
+    when the surroundings are unchanged.)
+
+    Parameters
+    ----------
+    base : str, default "dlib"
+        The recognizer shown the greyed photo (any registered name but ``context``).
+    forehead, grow : float
+        The region (`face_region_polygon`).
+    threshold : float, optional
+        Same-person distance; by default the base's calibrated one when it is fitted,
+        else none (dlib's 0.6 is for whole faces, not for their surroundings).
+    **base_settings
+        Settings of the base recognizer.
+    """
+
+    def __init__(self, *, base: str = "dlib", forehead: float = 0.5, grow: float = 1.15, threshold: float | None = None,
+                 **base_settings):
+        if base == "context":
+            raise BadInputError("the context attacker's base must be another recognizer, not 'context'")
+        if not 0 <= float(forehead) <= 2:
+            raise BadInputError(f"forehead={forehead!r} must be from 0 to 2 (times the brow-to-chin height)")
+        if not 1 <= float(grow) <= 2:
+            raise BadInputError(f"grow={grow!r} must be from 1 to 2")
+        self.base = make_recognizer(base, **base_settings)
+        self.base_name = base
+        self.forehead, self.grow = float(forehead), float(grow)
+        self.needs_fit = self.base.needs_fit
+        self.needs_identities = self.base.needs_identities
+        self._fixed = threshold is not None
+        self.threshold = float(threshold) if threshold is not None else None
+
+    def settings(self) -> dict:
+        return {"name": "context", "base": self.base.settings(), "forehead": self.forehead, "grow": self.grow,
+                "threshold": self.threshold}
+
+    def prepare(self, image, faces):
+        return self.base.prepare(grey_face_regions(image, faces, forehead=self.forehead, grow=self.grow), faces)
+
+    def fit(self, crops, identities=None):
+        self.base.fit(crops, identities)
+        if not self._fixed:
+            self.threshold = self.base.threshold if self.base.needs_fit else None
+        return self
+
+    def embed(self, crops):
+        return self.base.embed(crops)
+
+
 def make_recognizer(name: str, **settings) -> Recognizer:
-    """A recognizer by registry name (``dlib``, ``eigenfaces``, ``fisherfaces``, ``lbp``, ``onnx``)."""
+    """A recognizer by registry name (``dlib``, ``eigenfaces``, ``fisherfaces``, ``lbp``, ``onnx``, ``context``)."""
     return RECOGNIZERS.get(name)(**settings)

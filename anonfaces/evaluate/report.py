@@ -11,7 +11,7 @@ from anonfaces.evaluate.quality import ALL_BUCKET
 from anonfaces.evaluate.table import METRICS
 from anonfaces.utils.atomic import atomic_write_text
 
-PRIVACY_COLUMNS = ("ri", "closed_set", "identity_reid", "parrot_reid")
+PRIVACY_COLUMNS = ("ri", "closed_set", "identity_reid", "parrot_reid", "tpr_at_far", "method_aware", "unprotected")
 
 
 def _fmt(v, digits=3) -> str:
@@ -38,7 +38,8 @@ def summary_table(table: pd.DataFrame, recognizer: str = "dlib") -> pd.DataFrame
 
     out = base
     for m in PRIVACY_COLUMNS:
-        out = out.merge(pick(m, rec=recognizer), on=keys, how="left")
+        if m in PRIVACY_COLUMNS[:4] or (t["metric"] == m).any():  # the newer attacks only where a table has them
+            out = out.merge(pick(m, rec="dlib" if m == "unprotected" else recognizer), on=keys, how="left")
     out = out.merge(pick("il", rec="dlib", col="IL"), on=keys, how="left")
     out = out.merge(pick("ssim", subset=ALL_BUCKET, col="SSIM"), on=keys, how="left")
     out = out.merge(pick("psnr", subset=ALL_BUCKET, col="PSNR"), on=keys, how="left")
@@ -90,7 +91,10 @@ def write_report(out, table: pd.DataFrame, record: dict, plots: list) -> Path:
     lines += [
         "Privacy rates: higher means the attacker wins more often. The k-Same bound 1/k applies to closed-set",
         "identification and the parrot attacker; RI is a threshold test and is not bounded by it. `none` is the",
-        "original photos (closed-set identification is 1 by construction there).",
+        "original photos (closed-set identification is 1 by construction there). `tpr_at_far`: genuine pairs accepted",
+        "at 0.1% false accepts; `method_aware`: a classifier trained on anonymized photos of the people (chance",
+        "1/people in `metrics.csv`); `unprotected`: output faces within dlib distance 0.5 of their original. The 95%",
+        "intervals (bootstrap over people) are the `ci_low`/`ci_high` columns of `metrics.csv` and the bands of the plots.",
         "",
         "## Plots",
         "",

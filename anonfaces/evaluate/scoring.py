@@ -1,6 +1,6 @@
 """Scoring: the privacy and utility rows of one anonymization, from the measurements of its photos.
 
-`privacy_rows` (re-identification by every recognizer), `utility_rows` (cluster SSD, SSIM/PSNR,
+`privacy_rows` (re-identification by every recognizer, with 95% intervals over people), `utility_rows` (cluster SSD, SSIM/PSNR,
 detection, attributes); `_Context` holds what every scored run shares (the originals' embeddings,
 the fitted recognizers, the identities).
 """
@@ -14,6 +14,7 @@ import numpy as np
 
 from anonfaces.evaluate import attributes as attr
 from anonfaces.evaluate import protocols, quality
+from anonfaces.evaluate.intervals import bootstrap_people
 from anonfaces.evaluate.measure import Measurements
 from anonfaces.evaluate.table import make_row
 
@@ -30,6 +31,7 @@ class _Context:
     reid_probe: np.ndarray  # faces whose person has >= reid_min_photos photos
     attribute_labels: object = None
     attribute_test: np.ndarray | None = None
+    random_state: int = 0  # seeds the bootstrap intervals and the method-aware attacker's split
 
 
 def _embeddings(ctx: _Context, meas: Measurements) -> dict[str, np.ndarray]:
@@ -41,31 +43,59 @@ def _embeddings(ctx: _Context, meas: Measurements) -> dict[str, np.ndarray]:
 
 
 def privacy_rows(ctx: _Context, method: str, k, anonymized: dict[str, np.ndarray], readable: np.ndarray) -> list[dict]:
-    """RI, IL, closed-set, identity-level and parrot re-identification for every recognizer."""
+    """Every privacy figure for every recognizer, each with its 95% interval over people.
+
+    RI, closed-set, identity-level and parrot re-identification (beside 1/k), TPR at
+    0.1% false accepts, the method-aware attacker (beside 1/k and its chance level),
+    and with dlib the unprotected-face rates; IL and the threshold without interval.
+    """
     rows = []
     bound = protocols.k_bound(k) if k is not None else None
-    keys = np.arange(len(ctx.identities))
+    ids = ctx.identities
+    keys = np.arange(len(ids))
     ok = readable
+    probe = ok & ctx.reid_probe
+    n_probe = int(probe.sum())
+    photos = np.asarray(ctx.enc.paths)
+
+    def interval(values, people, weights=None):
+        return bootstrap_people(values, people, weights=weights, random_state=ctx.random_state)
+
     for name, rec in ctx.recognizers.items():
         G, A = ctx.originals[name], anonymized[name]
         n = int(ok.sum())
 
-        def row(metric, value, b=bound, nn=n, rec_name=name):
-            return make_row(ctx.dataset_name, method, k, metric, value, recognizer=rec_name, bound=b, n=nn)
+        def row(metric, value, b=bound, nn=n, ci=None, rec_name=name):
+            return make_row(ctx.dataset_name, method, k, metric, value, recognizer=rec_name, bound=b, n=nn, ci=ci)
 
         if rec.threshold is not None:
             rows.append(row("threshold", rec.threshold, None))
-            rows.append(row("ri", protocols.reidentification_rate(G[ok], A[ok], rec.threshold)))
+            within = protocols.surrogate_distances(G[ok], A[ok]) <= rec.threshold
+            rows.append(row("ri", protocols.reidentification_rate(G[ok], A[ok], rec.threshold), ci=interval(within, ids[ok])))
         rows.append(row("il", protocols.information_loss(G[ok], A[ok]), None))
-        rows.append(row("closed_set", protocols.closed_set_identification(A[ok], G, np.flatnonzero(ok))))
-        probe = ok & ctx.reid_probe
-        if probe.any():
-            ids = ctx.identities
-            n_probe = int(probe.sum())
-            rows.append(row("identity_reid", protocols.identity_reidentification(
-                A[probe], ids[probe], G, ids, probe_keys=keys[probe], gallery_keys=keys), bound, n_probe))
-            rows.append(row("parrot_reid", protocols.parrot_reidentification(
-                A[probe], ids[probe], A[ok], ids[ok], probe_keys=keys[probe], gallery_keys=keys[ok]), bound, n_probe))
+        hits = protocols.closed_set_hits(A[ok], G, np.flatnonzero(ok))
+        rows.append(row("closed_set", float(hits.mean()) if hits.size else np.nan, ci=interval(hits, ids[ok])))
+        if name == "dlib":
+            own = protocols.unprotected_faces(G[ok], A[ok])
+            rows.append(row("unprotected", float(own.mean()) if own.size else np.nan, None, ci=interval(own, ids[ok])))
+            anyone = protocols.matches_any_original(A[ok], G)
+            rows.append(row("unprotected_any", float(anyone.mean()) if anyone.size else np.nan, None,
+                            ci=interval(anyone, ids[ok])))
+        if not probe.any():
+            continue
+        for metric, gallery, g_rows in (("identity_reid", G, slice(None)), ("parrot_reid", A[ok], ok)):
+            hits = protocols.identity_reid_hits(A[probe], ids[probe], gallery, ids[g_rows], probe_keys=keys[probe],
+                                                gallery_keys=keys[g_rows])
+            value = float(np.nanmean(hits)) if np.isfinite(hits).any() else np.nan
+            rows.append(row(metric, value, nn=n_probe, ci=interval(hits, ids[probe])))
+        ver = protocols.tpr_at_far(A[probe], ids[probe], G, ids, probe_keys=keys[probe], gallery_keys=keys)
+        rows.append(row("tpr_at_far", ver.tpr, None, n_probe, ci=interval(ver.accepted / np.maximum(ver.genuine, 1),
+                                                                          ids[probe], ver.genuine)))
+        aware = protocols.method_aware_identification(A[probe], ids[probe], groups=photos[probe],
+                                                      random_state=ctx.random_state)
+        tested = int(np.isfinite(aware.hits).sum())
+        rows.append(row("method_aware", aware.accuracy, nn=tested, ci=interval(aware.hits, ids[probe])))
+        rows.append(row("method_aware_chance", aware.chance, None, tested))
     return rows
 
 

@@ -203,10 +203,11 @@ def _session_for(path: str, threads: int, pid: int):
     return make_session(path, threads)
 
 
-def session(dat_path: str | os.PathLike | None = None):
-    """The checked, cached model of ``dat_path`` (default: the installed one) as a session."""
+def session(dat_path: str | os.PathLike | None = None, threads: int | None = None):
+    """The checked, cached model of ``dat_path`` (default: the installed one) as a session
+    with ``threads`` threads (None: this process's default, see `set_threads`)."""
     path = model_path(dat_path)
-    return _session_for(str(path), _THREADS["n"], os.getpid())
+    return _session_for(str(path), int(threads or _THREADS["n"]), os.getpid())
 
 
 def run(sess, chips: np.ndarray) -> np.ndarray:

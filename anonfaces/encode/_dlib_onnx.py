@@ -280,6 +280,7 @@ def model_path(dat_path: str | os.PathLike | None = None) -> Path:
         except OSError as exc:
             raise AnonfacesError(f"cannot write the dlib ONNX model cache {folder} ({exc}); set {CACHE_ENV} to a writable folder") from None
         _file_sha256.cache_clear()
+        _session_for.cache_clear()
         return path
 
 

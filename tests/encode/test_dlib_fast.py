@@ -176,3 +176,17 @@ def test_bad_settings_are_clear():
         DlibEncoder(threads=0)
     with pytest.raises(BadInputError, match="face chips"):
         DlibEncoder().embed(np.zeros((1, 100, 100, 3), np.uint8))
+
+
+def test_set_embed_threads_is_the_process_default():
+    from anonfaces.encode import set_embed_threads
+
+    before = _dlib_onnx.get_threads()
+    try:
+        set_embed_threads(2)
+        assert _dlib_onnx.get_threads() == 2
+        assert _dlib_onnx.session().get_session_options().intra_op_num_threads == 2
+        with pytest.raises(ValueError, match="threads"):
+            set_embed_threads(0)
+    finally:
+        set_embed_threads(before)

@@ -18,11 +18,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from photo_sets import DEFAULT_LFW, machine, pick_photos
+from photo_sets import DEFAULT_LFW, REPO, machine, pick_photos
 
 
 def face_chips(lfw, n_faces: int) -> tuple[np.ndarray, int]:
@@ -50,6 +51,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
 
+    sys.path.insert(0, str(REPO))  # this checkout's anonfaces, whatever is installed
     from anonfaces.detect import _models
     from anonfaces.encode import _dlib_onnx
 

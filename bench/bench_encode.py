@@ -14,7 +14,8 @@ no cache warm).
   encodings files are compared: the same faces (photo, box) and the largest
   difference of any descriptor element;
 * ``--stages``: one process, each stage timed on its own (read, HOG detection,
-  5- and 68-point landmarks, chip, network), for the shares after the change.
+  5- and 68-point landmarks, chip, network), for the shares after the change;
+  beside it HOG without upsampling (time, faces found, photos where it finds fewer).
 
     python bench/bench_encode.py [--photos 200] [--jobs 2] [--lfw ../shared/data/lfw]
     python bench/bench_encode.py --base ../base --photos 1000 --jobs 2 [--rounds 2]
@@ -63,6 +64,7 @@ def pipeline(photos: list[Path], jobs: int, keep: Path | None = None) -> tuple[f
 
 def stages(photos: list[Path]) -> dict:
     """Seconds per photo of each stage, one process, the network batched per 32 photos."""
+    sys.path.insert(0, str(REPO))  # this checkout's anonfaces, whatever is installed
     import dlib
     import numpy as np
 
@@ -75,6 +77,7 @@ def stages(photos: list[Path]) -> dict:
     hog, p5, p68 = _models.hog_detector(), _models.shape_predictor(5), _models.shape_predictor(68)
     t = dict.fromkeys(("read", "detect", "landmarks5", "landmarks68", "chip", "network"), 0.0)
     chips, faces = [], 0
+    no_upsample = {"seconds": 0.0, "faces": 0, "photos_with_fewer_faces": 0}
 
     def flush():
         nonlocal chips
@@ -93,6 +96,12 @@ def stages(photos: list[Path]) -> dict:
         t3 = time.perf_counter()
         t["read"] += t2 - t1
         t["detect"] += t3 - t2
+        # the alternative: no upsampling (not part of the pipeline's time)
+        t4 = time.perf_counter()
+        n0 = len(hog.run(image, 0, 0.0)[0])
+        no_upsample["seconds"] += time.perf_counter() - t4
+        no_upsample["faces"] += n0
+        no_upsample["photos_with_fewer_faces"] += n0 < len(rects)
         for r in rects:
             t1 = time.perf_counter()
             s5 = p5(image, r)
@@ -114,6 +123,11 @@ def stages(photos: list[Path]) -> dict:
         "faces": faces,
         "ms_per_photo": {k: round(v / len(photos) * 1e3, 2) for k, v in t.items()},
         "share": {k: round(v / total, 3) for k, v in t.items()},
+        "detect_without_upsampling": {
+            "ms_per_photo": round(no_upsample["seconds"] / len(photos) * 1e3, 2),
+            "faces": no_upsample["faces"],
+            "photos_with_fewer_faces": no_upsample["photos_with_fewer_faces"],
+        },
     }
 
 

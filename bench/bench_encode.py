@@ -6,9 +6,10 @@ Every side runs on the same LFW photos, each in a fresh process (no model loaded
 no cache warm).
 
 * default: the loop researchers write with face_recognition (load the image,
-  HOG-detect with one upsampling, 5-point landmarks, 128-D encoding; one process),
-  here through `anonfaces.face_api`, against `encode_dataset(..., jobs=N)`, which
-  also computes 68-point landmarks and writes the encodings file;
+  HOG-detect with one upsampling, 5-point landmarks, dlib's 128-D encoding; one
+  process), made of the same dlib calls face_recognition makes, against
+  `encode_dataset(..., jobs=N)`, which also computes 68-point landmarks and writes
+  the encodings file;
 * ``--base PATH``: `encode_dataset` of the checkout at PATH (imported from there)
   against this checkout's; ``--rounds 2`` runs them in the order A B B A. The two
   encodings files are compared: the same faces (photo, box) and the largest
@@ -41,13 +42,22 @@ from photo_sets import REPO, add_photo_options, chosen_photos, link_dataset, mac
 
 def baseline(photos: list[Path]) -> tuple[float, int]:
     t0 = time.perf_counter()  # model loading counts on both sides (face_recognition loads at import)
-    from anonfaces import face_api as fr
+    import dlib
 
+    from anonfaces import face_api as fr
+    from anonfaces.detect import _models
+
+    # face_recognition.face_encodings: dlib's compute_face_descriptor per face (not
+    # anonfaces.face_api's, which runs the network on ONNX Runtime)
+    predictor, recognizer = _models.shape_predictor(5), _models.face_recognizer()
     faces = 0
     for p in photos:
         image = fr.load_image_file(p)
         boxes = fr.face_locations(image, number_of_times_to_upsample=1, model="hog")
-        faces += len(fr.face_encodings(image, boxes))
+        for top, right, bottom, left in boxes:
+            shape = predictor(image, dlib.rectangle(left, top, right, bottom))
+            recognizer.compute_face_descriptor(image, shape, 1)
+            faces += 1
     return time.perf_counter() - t0, faces
 
 

@@ -65,7 +65,7 @@ def command(dataset, encodings_path, encoder, detector, upsample, jobs, resume, 
         "std": _floats(onnx_std),
     }
     settings.update({k: v for k, v in given.items() if v is not None})
-    allowed = {"dlib": {"num_jitters"}, "pca": {"n_components", "size", "whiten"}}.get(encoder)
+    allowed = {"dlib": {"num_jitters", "backend", "threads"}, "pca": {"n_components", "size", "whiten"}}.get(encoder)
     if allowed is not None and set(settings) - allowed:
         raise UserError(f"--encoder {encoder} does not take: {', '.join(sorted(set(settings) - allowed))}")
     if encoder == "onnx" and "model" not in settings:

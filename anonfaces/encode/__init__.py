@@ -1,12 +1,13 @@
 """Encoding: face embeddings for every face in a folder of photos.
 
-Encoders (registry `ENCODERS`): ``dlib`` (128-D ResNet), ``pca`` (eigenfaces),
+Encoders (registry `ENCODERS`): ``dlib`` (128-D ResNet, run by ONNX Runtime unless
+``backend="dlib"``), ``pca`` (eigenfaces),
 ``onnx`` (a user-supplied model). `encode_dataset` runs the whole stage;
 `Encodings` is the record it writes and every later stage reads.
 """
 
 from anonfaces.encode import _dlib, _onnx, _pca  # noqa: F401  (registers the encoders)
-from anonfaces.encode._dlib import DlibEncoder
+from anonfaces.encode._dlib import DlibEncoder, embed_chips, set_embed_threads
 from anonfaces.encode._onnx import OnnxEncoder
 from anonfaces.encode._pca import PCAEncoder
 from anonfaces.encode.base import ENCODERS, Encoder
@@ -27,8 +28,10 @@ __all__ = [
     "Encodings",
     "OnnxEncoder",
     "PCAEncoder",
+    "embed_chips",
     "encode_dataset",
     "make_encoder",
     "read_skips",
+    "set_embed_threads",
     "skipped_path_for",
 ]

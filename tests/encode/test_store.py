@@ -210,3 +210,14 @@ def test_convert_cli_both_ways(tmp_path, enc):
     ]:
         result = runner.invoke(main, ["convert", *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_cluster_reads_a_store_like_its_npz(tmp_path, enc):
+    npz = enc.save(tmp_path / "enc.npz")
+    save_store(enc, tmp_path / "store", shard_rows=60)
+    runner = CliRunner()
+    for source, out in [(npz, "a.csv"), (tmp_path / "store", "b.csv")]:
+        result = runner.invoke(main, ["cluster", "--encodings", str(source), "--k", "3", "--out", str(tmp_path / out),
+                                      "--jobs", "1"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()

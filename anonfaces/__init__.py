@@ -13,7 +13,11 @@ __all__ = ["__version__", "load_encodings", "load_generator"]
 
 
 def load_encodings(path):
-    """Read an encodings file (see `anonfaces.encode.Encodings`)."""
+    """Read an encodings file (``.npz``) or a sharded encodings store folder (see `anonfaces.encode.Encodings`).
+
+    A store is read lazily: each column (embeddings, paths, landmarks, ...) is
+    read on first use, so clustering a large store reads only its embeddings.
+    """
     from anonfaces.encode.encodings import Encodings
 
     return Encodings.load(path)

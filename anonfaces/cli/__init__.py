@@ -16,7 +16,7 @@ import click
 # sub-command name -> (module under anonfaces.cli, attribute holding the click command)
 _COMMANDS = {
     "encode": ("encode", "command"),
-    "convert": ("encode", "convert"),
+    "convert": ("convert", "command"),
     "cluster": ("cluster", "command"),
     "anonymize": ("anonymize", "command"),
     "evaluate": ("evaluate", "command"),

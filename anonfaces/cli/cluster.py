@@ -34,7 +34,7 @@ def _read_labels(path: str, paths) -> list[str]:
 
 
 @click.command(name="cluster")
-@click.option("--encodings", "encodings_path", required=True, type=click.Path(dir_okay=False), help="encodings.npz from `anonfaces encode`.")
+@click.option("--encodings", "encodings_path", required=True, type=click.Path(), help="encodings.npz from `anonfaces encode`, or an encodings store folder.")
 @click.option("--algo", default="fixed-kmeans", show_default=True, type=click.Choice(_algo_names()), help="Clustering algorithm.")
 @k_option(help="Minimum people (or photos with --unit photo) per cluster, an integer >= 2.")
 @click.option("--unit", default="identity", show_default=True, type=click.Choice(["identity", "photo"]), help="What k counts; 'photo' is the original research's unit (no per-person guarantee).")

@@ -1,4 +1,4 @@
-"""`anonfaces encode` and `anonfaces convert`: photos -> encodings file."""
+"""`anonfaces encode`: photos -> encodings file."""
 
 from __future__ import annotations
 
@@ -86,29 +86,3 @@ def command(dataset, encodings_path, encoder, detector, upsample, jobs, resume, 
     if export_pickle:
         Encodings.load(report.encodings_path).to_legacy_pickle(export_pickle)
         click.echo(f"exported {export_pickle}")
-
-
-@click.command("convert")
-@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Dataset root, to make a pickle's image paths relative (and read identities from them).")
-@user_errors
-def convert(source, target, dataset):
-    """Convert between an encodings .npz and the original research's encodings.pickle.
-
-    The direction follows the suffixes: .pickle/.pkl -> .npz imports (through a
-    restricted unpickler that refuses anything but data), .npz -> .pickle exports.
-    """
-    src_pickle = source.suffix in (".pickle", ".pkl")
-    dst_pickle = target.suffix in (".pickle", ".pkl")
-    if src_pickle == dst_pickle:
-        raise UserError("convert goes from .pickle/.pkl to .npz or back; got two of the same kind")
-    if src_pickle:
-        enc = Encodings.from_legacy_pickle(source, dataset_root=dataset)
-        path = enc.save(target)
-        click.echo(f"imported {len(enc)} faces -> {path}")
-    else:
-        enc = Encodings.load(source)
-        enc.to_legacy_pickle(target)
-        click.echo(f"exported {len(enc)} faces -> {target}")

@@ -122,7 +122,7 @@ def pairwise_refine(X: np.ndarray, labels: np.ndarray, *, n_neighbors: int = 6, 
     objective, and it works across the leaves of the bisection tree, which
     repairs the seams between them. Labels of shape (n,).
     """
-    from sklearn.neighbors import NearestNeighbors
+    from anonfaces.cluster._neighbors import knn
 
     labels = labels.copy()
     m = int(labels.max()) + 1
@@ -133,11 +133,10 @@ def pairwise_refine(X: np.ndarray, labels: np.ndarray, *, n_neighbors: int = 6, 
     members = [order[bounds[c] : bounds[c + 1]].copy() for c in range(m)]
     centres = np.stack([X[idx].mean(axis=0) for idx in members])
     for _ in range(sweeps):
-        nn = NearestNeighbors(n_neighbors=min(n_neighbors + 1, m)).fit(centres)
-        _, neigh = nn.kneighbors(centres)
+        _, neigh = knn(centres, min(n_neighbors, m - 1))
         moved = 0
         for a in range(m):
-            for b in neigh[a, 1:]:
+            for b in neigh[a]:
                 idx = np.concatenate([members[a], members[b]])
                 P = X[idx]
                 w = centres[b] - centres[a]

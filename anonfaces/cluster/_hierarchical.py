@@ -33,9 +33,10 @@ def _ward_children(X: np.ndarray, connectivity_above: int, n_neighbors: int) -> 
     import warnings
 
     from sklearn.cluster import ward_tree
-    from sklearn.neighbors import kneighbors_graph
 
-    conn = kneighbors_graph(X, n_neighbors=min(n_neighbors, n - 1), include_self=False)
+    from anonfaces.cluster._neighbors import knn_graph
+
+    conn = knn_graph(X, min(n_neighbors, n - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the number of connected components ... is > 1": it completes them
         children, *_ = ward_tree(X, connectivity=conn)

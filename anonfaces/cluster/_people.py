@@ -42,13 +42,13 @@ def graph_average_linkage(X: np.ndarray, *, threshold: float, n_neighbors: int =
     gives nearly the same clusters as SciPy's full average linkage (same number
     of groups, pairwise F 0.947 against 0.949), in half the time and linear memory.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from anonfaces.cluster._neighbors import knn
 
     n = X.shape[0]
     if n < 2:
         return np.zeros(n, dtype=np.int64)
     K = min(n_neighbors, n - 1)
-    dist, idx = NearestNeighbors(n_neighbors=K, n_jobs=n_jobs).fit(X).kneighbors()
+    dist, idx = knn(X, K, n_jobs=n_jobs)
     rows = np.repeat(np.arange(n), K)
     a = np.minimum(rows, idx.ravel())
     b = np.maximum(rows, idx.ravel())
@@ -63,10 +63,12 @@ def graph_average_linkage(X: np.ndarray, *, threshold: float, n_neighbors: int =
     heap = [(w, i, j) for i, j, w in zip(a, b, d) if w < threshold]
     heapq.heapify(heap)
 
+    x2 = np.einsum("ij,ij->i", X, X)  # squared norms, once
+
     def exact(p: int, q: int) -> float:
-        A, B = X[members[p]], X[members[q]]
-        return float(np.sqrt(np.maximum(
-            (A * A).sum(1)[:, None] - 2 * A @ B.T + (B * B).sum(1)[None, :], 0.0)).mean())
+        P, Q = members[p], members[q]
+        d2 = x2[P][:, None] - 2 * X[P] @ X[Q].T + x2[Q][None, :]
+        return float(np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2).sum() / d2.size)
 
     while heap:
         w, i, j = heapq.heappop(heap)

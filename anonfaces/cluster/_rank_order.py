@@ -40,15 +40,14 @@ from anonfaces.cluster._base import (
 
 def neighbour_lists(X: np.ndarray, n_neighbors: int, *, n_jobs=None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(idx, dist)``, each of shape (n, K) with K = min(n_neighbors, n); column 0 is the face itself."""
-    from sklearn.neighbors import NearestNeighbors
+    from anonfaces.cluster._neighbors import knn
 
     n = X.shape[0]
     K_ = min(n_neighbors, n)
     self_col = np.arange(n)[:, None]
     if K_ <= 1:
         return self_col, np.zeros((n, 1))
-    nn = NearestNeighbors(n_neighbors=K_ - 1, n_jobs=n_jobs).fit(X)
-    dist, idx = nn.kneighbors()  # excludes each point itself
+    dist, idx = knn(X, K_ - 1, n_jobs=n_jobs)  # excludes each point itself
     return np.hstack([self_col, idx]), np.hstack([np.zeros((n, 1)), dist])
 
 

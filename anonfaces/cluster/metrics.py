@@ -155,13 +155,13 @@ def kmeans_elbow(X, n_clusters_list, *, random_state=0) -> dict:
 
 def dbscan_eps_elbow(X, *, min_samples: int = 5) -> dict:
     """Sorted distance of each face to its ``min_samples``-th neighbour; the knee is an eps for DBSCAN."""
-    from sklearn.neighbors import NearestNeighbors
+    from anonfaces.cluster._neighbors import knn
 
     X = np.asarray(X, dtype=np.float64)
     m = min(min_samples, X.shape[0] - 1)
     if m < 1:
         raise BadInputError(f"need at least 2 faces for an eps elbow; got {X.shape[0]}")
-    dist, _ = NearestNeighbors(n_neighbors=m).fit(X).kneighbors()
+    dist, _ = knn(X, m)
     curve = np.sort(dist[:, -1])
     i = knee_point(np.arange(curve.size), curve)
     return {"k_distance": curve, "eps": float(curve[i])}

@@ -179,7 +179,12 @@ class Encodings:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Encodings:
+        """Read an ``.npz`` file, a sharded store folder (lazily, see `anonfaces.encode.store`) or a legacy pickle."""
         path = Path(path)
+        if path.is_dir():
+            from anonfaces.encode.store import load_store
+
+            return load_store(path)
         if not path.is_file():
             raise BadInputError(f"encodings file not found: {path}")
         if path.suffix in (".pickle", ".pkl"):

@@ -1,0 +1,268 @@
+"""Clustering read straight from a sharded encodings store, at 100,000 and 1,000,000 faces.
+
+    python bench/bench_scale.py --data runs/lfw/encodings.npz --sizes 100000 1000000 \\
+        --workdir runs/scale --out runs/scale/results.jsonl
+
+For each size, four separate processes (time = wall time of the process, memory =
+peak RSS of its whole process tree, sampled every 0.1 s; see bench_cluster_common):
+
+``make``    generates the faces and writes them as a store (shards of 100,000 faces);
+``kmeans``  reads the store's embeddings (lazily: no other column) and runs
+            fixed-size K-Means, the default algorithm, with photos as the units;
+``people``  the default when identities are unknown: pseudo-identities over all
+            faces (`pseudo_identity_labels`, average linkage on the 10-NN graph),
+            then fixed-size K-Means over them (k people per cluster); the
+            pseudo-identities are scored against the true synthetic people;
+``recall``  the nearest-neighbour index's recall of the 10 nearest neighbours on
+            2,000 random faces against an exact search (1 where the search is exact).
+
+The faces are synthetic but built from real dlib embeddings of LFW (``--data``,
+one central face per photo; see bench_cluster_common.load_lfw). Two models:
+
+``--people lfw`` (default): the people are LFW's own (those in ``--data``), each
+    synthetic face picks one uniformly at random and is that person's mean
+    embedding plus a within-person deviation drawn from the real ones (a real
+    LFW photo's offset from its person's mean, people with >= 2 photos), plus
+    Gaussian jitter of ``--jitter`` (default 0.25) times the measured
+    within-person spread per dimension, so that no two synthetic faces coincide.
+    Many photos of few people, like a video archive.
+``--people gaussian``: new people, their means drawn from a Gaussian fitted to
+    the LFW people's means (mean and full covariance), photos per person drawn
+    from LFW's own distribution, deviations as above. Many people with few
+    photos each, like a web collection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cluster_common import DEFAULT_DATA, load_lfw, record, worker_argv
+
+SHARD_ROWS = 100_000
+
+
+def run_measured(argv: list[str], timeout: float | None = None) -> dict:
+    """Run a worker (last stdout line: JSON); add wall seconds, peak RSS and CPU seconds of its process tree.
+
+    CPU seconds (user + system, summed over the tree's processes, sampled every
+    0.1 s) do not depend on how loaded the shared machine is, unlike wall time.
+    """
+    import subprocess
+    import threading
+
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, cpu, stop = [0], {}, threading.Event()
+
+    def watch():
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            rss = 0
+            for p in tree:
+                try:
+                    with p.oneshot():
+                        rss += p.memory_info().rss
+                        t = p.cpu_times()
+                        cpu[p.pid] = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            peak[0] = max(peak[0], rss)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        status = "ok" if proc.returncode == 0 else f"failed ({proc.returncode}): {(err.strip().splitlines() or [''])[-1]}"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        status = "timeout"
+    stop.set()
+    thread.join()
+    row = {"status": status, "wall_s": time.perf_counter() - start, "peak_rss_gb": peak[0] / 2**30,
+           "cpu_s": sum(cpu.values())}
+    if status == "ok":
+        row.update(json.loads(out.strip().splitlines()[-1]))
+    return row
+
+
+# --- the synthetic faces ---------------------------------------------------------------------
+def lfw_model(data: str) -> dict:
+    """Means of LFW's people, real within-person deviations and LFW's photos-per-person counts."""
+    X, ids, _ = load_lfw(data)
+    X = X.astype(np.float64)
+    names, inv, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    means = np.zeros((names.size, X.shape[1]))
+    np.add.at(means, inv, X)
+    means /= counts[:, None]
+    multi = counts[inv] >= 2
+    # deviations from a mean of m photos are shrunk by sqrt((m-1)/m): undo that
+    scale = np.sqrt(counts[inv] / np.maximum(counts[inv] - 1, 1))[:, None]
+    dev = ((X - means[inv]) * scale)[multi]
+    return {"means": means, "names": names, "counts": counts, "deviations": dev,
+            "within_std": dev.std(axis=0), "n_lfw_faces": X.shape[0]}
+
+
+def synthesize(n: int, model: dict, *, people: str, jitter: float, seed: int):
+    """(X float32 (n, d), identities str (n,)): see the module doc."""
+    rng = np.random.RandomState(seed)
+    d = model["means"].shape[1]
+    if people == "lfw":
+        who = rng.randint(model["names"].size, size=n)
+        centres, names = model["means"], model["names"]
+    else:
+        mu = model["means"].mean(axis=0)
+        cov = np.cov(model["means"], rowvar=False)
+        sizes = []
+        while sum(sizes) < n:
+            sizes.extend(rng.choice(model["counts"], size=max(1, (n - sum(sizes)) // 2)).tolist())
+        sizes = np.array(sizes)
+        sizes = sizes[: np.searchsorted(np.cumsum(sizes), n) + 1]
+        sizes[-1] -= sizes.sum() - n
+        centres = rng.multivariate_normal(mu, cov, size=sizes.size)
+        names = np.array([f"person{i:07d}" for i in range(sizes.size)])
+        who = rng.permutation(np.repeat(np.arange(sizes.size), sizes))
+    X = np.empty((n, d), np.float32)
+    step = 100_000
+    for start in range(0, n, step):
+        w = who[start : start + step]
+        dev = model["deviations"][rng.randint(model["deviations"].shape[0], size=w.size)]
+        noise = rng.normal(0.0, 1.0, size=(w.size, d)) * (jitter * model["within_std"])
+        X[start : start + step] = centres[w] + dev + noise
+    return X, names[who]
+
+
+def make_store(n: int, store: str, data: str, people: str, jitter: float, seed: int) -> dict:
+    """Write n synthetic faces as a store, shard by shard."""
+    from anonfaces.encode import Encodings
+    from anonfaces.encode.store import EncodingsStore
+
+    model = lfw_model(data)
+    X, ids = synthesize(n, model, people=people, jitter=jitter, seed=seed)
+    keys = [f"{i:06d}" for i in range(-(-n // SHARD_ROWS))]
+    meta = {"encoder": {"name": "dlib", "num_jitters": 1}, "dataset": f"synthetic:{people}",
+            "synthetic": {"n": n, "people": people, "jitter": jitter, "seed": seed, "lfw_faces": model["n_lfw_faces"],
+                          "lfw_people": int(model["names"].size)}}
+    st = EncodingsStore.create(store, dim=X.shape[1], meta=meta, planned=keys)
+    for i, key in enumerate(keys):
+        rows = slice(i * SHARD_ROWS, (i + 1) * SHARD_ROWS)
+        m = len(X[rows])
+        st.write_shard(Encodings(
+            embeddings=X[rows], paths=[f"{p}/{j:08d}.jpg" for p, j in zip(ids[rows].tolist(), range(i * SHARD_ROWS, i * SHARD_ROWS + m))],
+            face_index=np.zeros(m, np.int32), boxes_ltrb=np.zeros((m, 4), np.float32), scores=np.ones(m, np.float32),
+            landmarks68=np.full((m, 68, 2), np.nan, np.float32), landmarks5=np.full((m, 5, 2), np.nan, np.float32),
+            identities=ids[rows], image_sizes=np.zeros((m, 2), np.int32), meta=meta), key=key)
+    size = sum(f.stat().st_size for f in Path(store).iterdir())
+    return {"people": int(np.unique(ids).size), "store_mb": size / 2**20, "shards": len(keys),
+            "within_std_mean": float(model["within_std"].mean())}
+
+
+# --- the workers -------------------------------------------------------------------------------
+def _read_embeddings(store: str):
+    import anonfaces
+
+    t = time.perf_counter()
+    enc = anonfaces.load_encodings(store)
+    X = enc.embeddings
+    return enc, X, time.perf_counter() - t, sorted(k for k in vars(enc) if not k.startswith("_") and k != "meta")
+
+
+def worker(task: str, n: int, store: str, args) -> dict:
+    if task == "make":
+        return make_store(n, store, args.data, args.people, args.jitter, args.seed)
+    from anonfaces.cluster import FixedSizeKMeans
+    from anonfaces.cluster.metrics import information_loss, pairwise_scores
+
+    enc, X, read_s, columns_read = _read_embeddings(store)
+    out = {"read_s": read_s, "columns_read": columns_read, "faces": int(X.shape[0])}
+    if task == "kmeans":
+        t = time.perf_counter()
+        labels = FixedSizeKMeans(k=args.k, n_jobs=2, random_state=args.seed).fit(X).labels_
+        sizes = np.bincount(labels)
+        out.update(fit_s=time.perf_counter() - t, clusters=int(sizes.size), min_size=int(sizes.min()),
+                   max_size=int(sizes.max()), info_loss=information_loss(X, labels))
+    elif task == "people":
+        from anonfaces.cluster._people import PSEUDO_PREFIX, pseudo_identity_labels
+
+        t = time.perf_counter()
+        pseudo = pseudo_identity_labels(X, n_jobs=2)
+        out["pseudo_s"] = time.perf_counter() - t
+        names = np.char.add(PSEUDO_PREFIX, pseudo.astype(str))
+        t = time.perf_counter()
+        model = FixedSizeKMeans(k=args.k, n_jobs=2, random_state=args.seed).fit(X, identities=names)
+        out["kmeans_s"] = time.perf_counter() - t
+        units = np.bincount(model.unit_labels_)
+        truth = enc.identities  # read only now, after the timed part
+        out.update(pseudo_identities=int(pseudo.max()) + 1, true_people=int(np.unique(truth).size),
+                   clusters=int(units.size), min_people_per_cluster=int(units.min()),
+                   **{f"pseudo_{k}": v for k, v in pairwise_scores(pseudo, truth).items()})
+    elif task == "recall":
+        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, knn
+
+        rng = np.random.RandomState(args.seed)
+        q = X[rng.choice(X.shape[0], 2000, replace=False)]
+        t = time.perf_counter()
+        _, approx = knn(X, 11, queries=q, n_jobs=2)
+        out["search_s"] = time.perf_counter() - t
+        _, exact = knn(X, 11, queries=q, method="exact", n_jobs=2)
+        hits = [len(set(a[1:]) & set(e[1:])) for a, e in zip(approx, exact)]  # column 0: the face itself
+        out.update(method="ivf" if X.shape[0] > EXACT_MAX_SAMPLES else "exact", recall_at_10=float(np.mean(hits)) / 10)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=DEFAULT_DATA, help="LFW encodings (.npz or store)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--tasks", nargs="+", default=["make", "kmeans", "people", "recall"],
+                    choices=["make", "kmeans", "people", "recall"])
+    ap.add_argument("--people", choices=["lfw", "gaussian"], default="lfw")
+    ap.add_argument("--jitter", type=float, default=0.25)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", default="runs/scale", help="where the stores are written")
+    ap.add_argument("--out", default=None, help="append JSON lines here")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--worker", nargs=3, metavar=("TASK", "N", "STORE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        task, n, store = args.worker
+        print(json.dumps(worker(task, int(n), store, args)))
+        return
+    for n in args.sizes:
+        store = os.path.join(args.workdir, f"synthetic-{args.people}-{n}")
+        for task in args.tasks:
+            if task == "make" and Path(store).exists():
+                import shutil
+
+                shutil.rmtree(store)
+            argv = worker_argv(__file__, task, str(n), store) + [
+                "--data", args.data, "--people", args.people, "--jitter", str(args.jitter), "--k", str(args.k),
+                "--seed", str(args.seed)]
+            row = run_measured(argv, timeout=args.timeout)
+            record(args.out, {"bench": "scale", "task": task, "n": n, "people_model": args.people, "k": args.k,
+                              "seed": args.seed, "loadavg_at_end": list(os.getloadavg()), **row})
+            if task == "make" and row["status"] != "ok":
+                break
+
+
+if __name__ == "__main__":
+    main()

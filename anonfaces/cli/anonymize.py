@@ -13,7 +13,8 @@ from anonfaces.encode import ENCODERS
 from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
 from anonfaces.synthesize.anonymize import KSAME, anonymize_dataset
 from anonfaces.synthesize.baselines import BASELINES
-from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES, REGIONS, SHAPES
+from anonfaces.synthesize.privacy import ON_LEAK
 
 load_optional_synthesizers()
 
@@ -44,6 +45,15 @@ load_optional_synthesizers()
 @click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE", help="Baseline setting (repeatable).")
 @click.option("--blend", type=click.Choice(BLEND_MODES), default="feather", show_default=True)
 @click.option("--color", type=click.Choice(COLOR_MODES), default="lab", show_default=True, help="Colour matching of surrogates.")
+@click.option("--shape", type=click.Choice(SHAPES), default="cluster", show_default=True,
+              help="Face geometry: the cluster's (surrogate placed by a similarity transform) or the member's own (old).")
+@click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
+              help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
+@click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,
+              help="Embed every replaced face and escalate the ones above --privacy-margin (privacy.csv).")
+@click.option("--privacy-margin", type=float, default=None, help="Largest accepted max(leak, evenness) (default 0.05).")
+@click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
+              help="Last resort for a face still above the margin after every escalation step.")
 @click.option("--size", type=click.IntRange(min=64), default=None,
               help="Side of the surrogate crops. Default: from the dataset's face size (128 to 512).")
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
@@ -57,14 +67,15 @@ load_optional_synthesizers()
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @user_errors
 def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
-            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, size, detector, upsample,
-            quality, jobs, random_state, overwrite, contact_sheet, progress):
+            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
+            privacy_margin, on_leak, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet, progress):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT."""
     report = anonymize_dataset(
         dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
         clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
         cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
-        method_params=parse_params(method_params), blend=blend, color=color, size=size, detector=detector,
+        method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
+        privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, size=size, detector=detector,
         upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
         random_state=random_state, progress=progress)
     click.echo(f"anonymize: {report.summary()}")

@@ -11,6 +11,7 @@ Output tree (OUT must not be inside the dataset; the input is only read)::
       <same relative paths as the dataset>   every photo, faces replaced, no metadata
       surrogates/<cluster>.png               one surrogate per cluster (ksame only)
       mapping.csv                            path,face,cluster,left,top,right,bottom
+      privacy.csv                            per face: leak and evenness before/after, step, outcome (ksame)
       run.json                               settings, counts, timings, photos without a face
 
 ``mapping.csv`` is the only link from the original photos to the clusters (it
@@ -98,10 +99,18 @@ class AnonymizeReport:
     def surrogates_dir(self) -> Path:
         return self.out / "surrogates"
 
+    privacy: dict = field(default_factory=dict)  # privacy.csv's counts by outcome (ksame only)
+
     def summary(self) -> str:
         what = f"{self.method}:{self.synth} k={self.k}, {self.n_clusters} clusters" if self.method == KSAME else self.method
+        check = ""
+        if self.privacy:
+            p = self.privacy
+            fell = p.get("blurred", 0) + p.get("surrogate", 0)
+            check = (f"; privacy check: {p.get('passed', 0)} passed, {p.get('escalated', 0)} escalated, {fell} fell back, "
+                     f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
         return (
-            f"{self.n_images} images, {self.n_faces} faces replaced ({what}), {len(self.no_face)} without a face "
+            f"{self.n_images} images, {self.n_faces} faces replaced ({what}){check}, {len(self.no_face)} without a face "
             f"copied, {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out}"
         )
 
@@ -203,31 +212,48 @@ def _surrogate(cluster: int, landmarks: np.ndarray) -> Surrogate:
     return cache[cluster]
 
 
+def _privacy_check():
+    """The worker's `PrivacyCheck` (dlib model loaded once per worker), or None when the check is off."""
+    opts = _WORKER["options"]
+    if not opts.get("privacy_check"):
+        return None
+    if "check" not in _WORKER:
+        from anonfaces.encode import DlibEncoder
+        from anonfaces.synthesize.privacy import PrivacyCheck
+
+        encoder = DlibEncoder(num_jitters=int(opts.get("num_jitters", 1)))
+        _WORKER["check"] = PrivacyCheck(encoder.embed, margin=opts["privacy_margin"], on_leak=opts["on_leak"])
+    return _WORKER["check"]
+
+
 def _rewrite_task(task):
-    """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None)."""
+    """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None, privacy records)."""
     rel, faces = task
     opts = _WORKER["options"]
     try:
         image = _read(rel)
     except ImageReadError as exc:
-        return rel, 0, str(exc)
+        return rel, 0, str(exc), []
+    records = []
     if faces:
-        result = image.copy()
         if opts["method"] == KSAME:
-            from anonfaces.synthesize.blend import blend_surrogate
+            from anonfaces.synthesize.blend import BlendSettings
+            from anonfaces.synthesize.privacy import FaceJob, replace_faces
 
-            for lm, cluster, sur_lm in faces:
-                blend_surrogate(image, _surrogate(cluster, sur_lm), lm, blend=opts["blend"], color=opts["color"],
-                                forehead=opts["forehead"], feather=opts["feather"], out=result)
+            settings = BlendSettings(**opts["blend_settings"])
+            jobs = [FaceJob(lm, _surrogate(cluster, sur_lm), cluster=cluster, face=face, **context)
+                    for lm, cluster, sur_lm, face, context in faces]
+            result, records = replace_faces(image, jobs, settings=settings, check=_privacy_check(), path=rel)
         else:
             from anonfaces.synthesize.baselines import apply_baseline
 
             seed = (zlib.crc32(rel.encode()) ^ int(opts["seed"])) & 0x7FFFFFFF
-            result = apply_baseline(image, opts["method"], [lm for lm, _, _ in faces], random_state=seed,
-                                    forehead=opts["forehead"], **opts["method_params"])
+            result = apply_baseline(image, opts["method"], [f[0] for f in faces], random_state=seed,
+                                    forehead=opts["forehead"] if opts["forehead"] is not None else 0.15,
+                                    **opts["method_params"])
         image = result
     write_image(_WORKER["out"] / rel, image, quality=_WORKER["quality"])
-    return rel, len(faces), None
+    return rel, len(faces), None, records
 
 
 def _synthesize_task(task):
@@ -318,8 +344,13 @@ def anonymize_dataset(
     method_params: dict | None = None,
     blend: str = "feather",
     color: str = "lab",
-    forehead: float = 0.15,
+    forehead: float | None = None,
     feather: float = 0.06,
+    shape: str = "cluster",
+    region: str = "head",
+    privacy_check: bool = True,
+    privacy_margin: float | None = None,
+    on_leak: str = "blur",
     size: int | None = None,
     detector: str = "hog",
     upsample: int = 1,
@@ -366,7 +397,12 @@ def anonymize_dataset(
         otherwise such a clustering is refused).
     synth_params, method_params : dict
         Settings of the synthesizer, or of the baseline.
-    blend, color, forehead, feather : see `anonfaces.synthesize.blend.blend_surrogate`.
+    blend, color, forehead, feather, shape, region : see `anonfaces.synthesize.blend.blend_surrogate`.
+    privacy_check : bool
+        Check every replaced face (`anonfaces.synthesize.privacy`; needs dlib encodings)
+        and escalate the ones above ``privacy_margin`` (None: the default margin);
+        ``on_leak`` (``blur``, ``surrogate``, ``keep``) is the last resort. The
+        records go to ``OUT/privacy.csv``.
     size : int or None
         Side of the canonical crops the surrogates are made at. None: from the
         dataset's faces (`auto_crop_size`: the median face at its own resolution,
@@ -411,12 +447,13 @@ def anonymize_dataset(
     else:
         k_checked = _check_k(k)
         synthesizer = make_synthesizer(synth, **(synth_params or {}))
-        from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+        from anonfaces.synthesize.blend import BlendSettings
+        from anonfaces.synthesize.privacy import DEFAULT_MARGIN, ON_LEAK
 
-        if blend not in BLEND_MODES:
-            raise BadInputError(f"blend={blend!r} must be one of {', '.join(BLEND_MODES)}")
-        if color not in COLOR_MODES:
-            raise BadInputError(f"color={color!r} must be one of {', '.join(COLOR_MODES)}")
+        BlendSettings(shape=shape, region=region, blend=blend, color=color, feather=float(feather), forehead=forehead)
+        if on_leak not in ON_LEAK:
+            raise BadInputError(f"on_leak={on_leak!r} must be one of {', '.join(ON_LEAK)}")
+        privacy_margin = DEFAULT_MARGIN if privacy_margin is None else float(privacy_margin)
     images = list_images(root)
     if not images:
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
@@ -445,7 +482,15 @@ def anonymize_dataset(
     for i, rel in enumerate(enc.paths.tolist()):
         by_photo.setdefault(rel, []).append(i)
     out.mkdir(parents=True, exist_ok=True)
-    options = {"method": method, "blend": blend, "color": color, "forehead": float(forehead), "feather": float(feather),
+    checking = bool(privacy_check) and method == KSAME and len(enc) > 0
+    if checking and (enc.meta.get("encoder") or {}).get("name", "dlib") != "dlib":
+        log.warning("privacy check skipped: it needs dlib encodings (these are %s)", enc.meta.get("encoder"))
+        checking = False
+    options = {"method": method, "forehead": None if forehead is None else float(forehead),
+               "blend_settings": {"shape": shape, "region": region, "blend": blend, "color": color,
+                                  "feather": float(feather), "forehead": None if forehead is None else float(forehead)},
+               "privacy_check": checking, "privacy_margin": privacy_margin, "on_leak": on_leak,
+               "num_jitters": int((enc.meta.get("encoder") or {}).get("num_jitters", 1)),
                "seed": int(random_state), "method_params": dict(method_params or {})}
     initargs = (str(root), str(out), int(size), int(max_pixels), int(quality), options)
     unreadable: list[tuple[str, str]] = []
@@ -469,14 +514,21 @@ def anonymize_dataset(
         # 4. photos ---------------------------------------------------------------------------
         t = time.perf_counter()
         tasks = []
+        context = _privacy_context(enc, labels, unit) if checking else None
         for rel in images:
             rows = by_photo.get(rel, [])
-            tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
-        for rel, n, error in workers.imap(_rewrite_task, tasks, desc="anonymize"):
+            if method == KSAME:
+                tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
+                                     int(enc.face_index[i]), context(i) if context else {}) for i in rows]))
+            else:
+                tasks.append((rel, [(enc.landmarks68[i],) for i in rows]))
+        records = []
+        for rel, n, error, recs in workers.imap(_rewrite_task, tasks, desc="anonymize"):
             if error is not None:
                 unreadable.append((rel, error))
                 continue
             n_faces += n
+            records.extend(recs)
             if n:
                 written.append(rel)
         seconds["rewrite"] = time.perf_counter() - t
@@ -486,11 +538,17 @@ def anonymize_dataset(
         raise BadInputError("photos with faces could not be read again: " + "; ".join(f"{p}: {r}" for p, r in unreadable[:3]))
 
     _write_mapping(out / "mapping.csv", enc, labels)
+    privacy_counts = {}
+    if method == KSAME:
+        from anonfaces.synthesize.privacy import privacy_summary, write_privacy_csv
+
+        write_privacy_csv(out / "privacy.csv", records)
+        privacy_counts = privacy_summary(records)
     seconds["total"] = time.perf_counter() - t_start
     report = AnonymizeReport(out=out, method=method, synth=(synthesizer_settings(synthesizer).get("name") if synthesizer is not None else None),
                              k=k_checked, n_images=len(images), n_faces=n_faces,
                              n_clusters=len(sur_landmarks), written=sorted(written), no_face=no_face,
-                             unreadable=sorted(unreadable), seconds=seconds, dataset=root)
+                             unreadable=sorted(unreadable), seconds=seconds, dataset=root, privacy=privacy_counts)
     run = {
         "format": "anonfaces-anonymize-run", "format_version": 1, "anonfaces_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -500,12 +558,15 @@ def anonymize_dataset(
             "allow_small_clusters": allow_small_clusters, "cluster_params": cluster_params or {},
             "synth": synthesizer_settings(synthesizer) if synthesizer is not None else None,
             "method_params": method_params or {}, "blend": blend, "color": color, "forehead": forehead, "feather": feather,
+            "shape": shape, "region": region, "privacy_check": checking, "privacy_margin": privacy_margin,
+            "on_leak": on_leak,
             "size": size, "quality": quality, "jobs": jobs, "random_state": random_state, "max_pixels": max_pixels,
             "encodings": enc_meta,
         },
         "clustering": cluster_info,
         "counts": {"images": len(images), "faces": n_faces, "photos_with_faces": len(written), "clusters": len(sur_landmarks),
                    "no_face": len(no_face), "unreadable": len(unreadable)},
+        "privacy": privacy_counts,
         "seconds": seconds,
         "no_face": [{"path": p, "reason": r} for p, r in no_face],
         "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
@@ -642,6 +703,29 @@ def _synthesize_all(workers: _Workers, synthesizer, crops, points, embeddings, i
         result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m],
                                          _labels(identities, m), folder)
     return result
+
+
+def _privacy_context(enc, labels: np.ndarray, unit: str):
+    """A function face row -> the `FaceJob` fields the privacy check needs (member, own, others).
+
+    The person is the clustering's unit (the identity, or the face itself with ``unit="photo"`` or
+    without identities); ``member`` is the mean of the person's embeddings, ``own`` their faces'
+    embeddings and ``others`` the embeddings of the faces of the cluster's other people.
+    """
+    emb = np.asarray(enc.embeddings, dtype=np.float32)
+    if unit == "identity" and enc.has_identities:
+        persons = np.asarray(enc.identities).astype(str)
+    else:
+        persons = np.array([f"{p}#{f}" for p, f in zip(enc.paths.tolist(), enc.face_index.tolist())])
+    by_person = {p: np.flatnonzero(persons == p) for p in np.unique(persons)}
+    means = {p: emb[rows].mean(0) for p, rows in by_person.items()}
+
+    def context(i: int) -> dict:
+        own = by_person[persons[i]]
+        others = np.flatnonzero((labels == labels[i]) & (persons != persons[i]))
+        return {"member": means[persons[i]], "own": emb[own], "others": emb[others]}
+
+    return context
 
 
 def _labels(identities, members: np.ndarray) -> list[str] | None:

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Probe for issue 16: how each way of putting a surrogate into a photo keeps the 1/k promise.
 
-Runs `anonfaces.evaluate.evaluate_dataset` once per configuration (``ksame:<synth>``
-at one k, the same subset, encodings made once and shared) and prints, per
-configuration, the dlib attacker's closed-set, identity-level and parrot rates,
-the 1/k bound, SSIM, the re-detection rate and the privacy check's outcomes
-(``privacy.csv`` of the run). Configurations are named below (`CONFIGS`) or given
+Anonymizes one subset once per configuration (``ksame:<synth>`` at one k; the
+encodings and the clustering made once and shared), measures it with the
+library calls of ``anonfaces evaluate`` (`measure_photos`, the `protocols`,
+the dlib attacker with the originals' descriptors as its gallery) and prints,
+per configuration, closed-set, identity-level and parrot re-identification,
+SSIM, the re-detection rate and the privacy check's outcomes. Configurations are named below (`CONFIGS`) or given
 as JSON (``--config '{"name": "x", "shape": "cluster", ...}'``, the keywords of
 `anonymize_dataset`).
 
@@ -21,11 +22,9 @@ Appends one JSON line per configuration to ``OUT/probe.jsonl``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,26 +44,6 @@ CONFIGS = {
 }
 
 
-def _metrics(path: Path, method: str, k: int) -> dict:
-    """dlib's privacy figures by metric name, the other attackers' as ``<recognizer>:<metric>``, utility by name."""
-    out = {}
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            if r["method"] != method or r["k"] != str(k) or r["subset"] not in ("", "average") or r["value"] == "":
-                continue
-            key = r["metric"] if r["recognizer"] in ("dlib", "") else f"{r['recognizer']}:{r['metric']}"
-            out[key] = float(r["value"])
-    return out
-
-
-def _privacy_outcomes(run: Path) -> dict:
-    path = next(iter(sorted((run / "runs").rglob("privacy.csv"))), None)
-    if path is None:
-        return {}
-    with open(path, newline="") as fh:
-        return dict(Counter(r["outcome"] for r in csv.DictReader(fh)))
-
-
 KEYS = ("closed_set", "identity_reid", "parrot_reid", "ssim", "detection_rate")
 
 
@@ -81,50 +60,68 @@ def main(argv=None) -> int:
     ap.add_argument("--reid-min-photos", type=int, default=None, help="default: --photos-per-person")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--synth", default="morph")
-    ap.add_argument("--recognizers", default="dlib")
     ap.add_argument("--configs", default="old,cluster-head")
     ap.add_argument("--config", action="append", default=[], help="a JSON configuration (repeatable)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--summarize", action="store_true", help="only print the figures of the runs already in OUT")
     args = ap.parse_args(argv)
-    if args.summarize:
-        for run in sorted(p for p in Path(args.out).iterdir() if (p / "metrics.csv").is_file()):
-            print(_line(run.name, _metrics(run / "metrics.csv", f"ksame:{args.synth}", args.k), _privacy_outcomes(run), 0))
-        return 0
 
     import logging
 
+    import numpy as np
+
     logging.basicConfig(level=logging.WARNING)
-    from anonfaces.evaluate import DatasetSubset, evaluate_dataset
+    from anonfaces.cluster import cluster_encodings
+    from anonfaces.evaluate import DatasetSubset, protocols
+    from anonfaces.evaluate.measure import measure_photos
+    from anonfaces.evaluate.recognizers import make_recognizer
+    from anonfaces.evaluate.subset import link_subset
+    from anonfaces.evaluate.sweep import cached_encodings
+    from anonfaces.synthesize.anonymize import anonymize_dataset
 
     configs = [{"name": n, **CONFIGS[n]} for n in args.configs.split(",") if n]
     configs += [json.loads(c) for c in args.config]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     subset = DatasetSubset(people=args.people, photos_per_person=args.photos_per_person, min_photos=args.min_photos)
-    encodings = None
-    method = f"ksame:{args.synth}"
+    source = Path(args.dataset)
+    root = link_subset(source, subset.select(source), out / "cache" / "subset" / source.name)
+    enc = cached_encodings(root, out / "cache", jobs=args.jobs, progress=False)
+    clustering = cluster_encodings(enc, algo="fixed-kmeans", k=args.k, unit="identity", random_state=0)
+    ids = np.asarray(enc.identities)
+    G = np.asarray(enc.embeddings, np.float32)  # the originals' dlib descriptors (the attacker's gallery)
+    counts = {p: int((ids == p).sum()) for p in np.unique(ids)}
+    probe = np.array([counts[p] >= (args.reid_min_photos or args.photos_per_person) for p in ids])
+    keys = np.arange(len(ids))
+    dlib = {"dlib": make_recognizer("dlib")}
     for cfg in configs:
         cfg = dict(cfg)
         name = cfg.pop("name")
         run = out / name
         t = time.perf_counter()
-        evaluate_dataset(args.dataset, run, subset=subset, methods=[method], ks=[args.k],
-                         recognizers=args.recognizers.split(","), encodings=encodings,
-                         reid_min_photos=args.reid_min_photos or args.photos_per_person, anonymize_params=cfg,
-                         examples=4, plots=False, jobs=args.jobs, progress=False)
+        report = anonymize_dataset(root, run, k=args.k, synth=args.synth, encodings=enc, clusters=clustering,
+                                   jobs=args.jobs, progress=False, overwrite=True, **cfg)
+        t_anon = time.perf_counter() - t
+        meas = measure_photos(run, enc, dlib, original_root=root, detect=True, jobs=args.jobs, progress=False)
+        ok = meas.readable
+        A = np.asarray(meas.features["dlib"], np.float32)
+        m = {
+            "closed_set": protocols.closed_set_identification(A[ok], G, np.flatnonzero(ok)),
+            "identity_reid": protocols.identity_reidentification(A[probe & ok], ids[probe & ok], G, ids,
+                                                                 probe_keys=keys[probe & ok], gallery_keys=keys),
+            "parrot_reid": protocols.parrot_reidentification(A[probe & ok], ids[probe & ok], A[ok], ids[ok],
+                                                             probe_keys=keys[probe & ok], gallery_keys=keys[ok]),
+            "ssim": float(np.nanmean(meas.ssim)), "detection_rate": float(meas.detected[ok].mean()),
+        }
         seconds = time.perf_counter() - t
-        if encodings is None:
-            encodings = run / "cache" / "encodings.npz"
-        m = _metrics(run / "metrics.csv", method, args.k)
-        outcomes = _privacy_outcomes(run)
+        outcomes = report.privacy
         row = {"name": name, "settings": cfg, "k": args.k, "bound": 1 / args.k, "dataset": args.dataset,
-               "subset": subset.to_dict(), "seconds": round(seconds, 1),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "privacy": outcomes, **m}
+               "subset": subset.to_dict(), "n_faces": len(ids), "seconds": round(seconds, 1),
+               "anonymize_seconds": round(t_anon, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "privacy": outcomes, **m}
         with open(out / "probe.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
-        print(_line(name, m, outcomes, seconds), flush=True)
+        print(_line(name, m, {k: v for k, v in outcomes.items() if v}, seconds), flush=True)
     return 0
 
 

@@ -45,8 +45,9 @@ load_optional_synthesizers()
 @click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE", help="Baseline setting (repeatable).")
 @click.option("--blend", type=click.Choice(BLEND_MODES), default="feather", show_default=True)
 @click.option("--color", type=click.Choice(COLOR_MODES), default="lab", show_default=True, help="Colour matching of surrogates.")
-@click.option("--shape", type=click.Choice(SHAPES), default="cluster", show_default=True,
-              help="Face geometry: the cluster's (surrogate placed by a similarity transform) or the member's own (old).")
+@click.option("--shape", default="cluster", show_default=True,
+              help=f"Face geometry: {' or '.join(SHAPES)} (the surrogate's own shape placed by a similarity transform, or "
+                   "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")
 @click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
               help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
 @click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,

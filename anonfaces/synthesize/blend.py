@@ -63,7 +63,7 @@ SHAPES = ("cluster", "member")
 REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12)}
 #: The ring around the region that is warped to meet the surrogate's outline (``shape="cluster"``), as a
 #: scale of the region's outline about the nose tip.
-RING_SCALE = 1.35
+RING_SCALE = 1.2
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class BlendSettings:
     ``forehead`` overrides the region preset's forehead lift when not None.
     """
 
-    shape: str = "cluster"
+    shape: str | float = "cluster"
     region: str = "head"
     blend: str = "feather"
     color: str = "lab"
@@ -81,7 +81,8 @@ class BlendSettings:
     forehead: float | None = None
 
     def __post_init__(self):
-        for name, value, valid in (("shape", self.shape, SHAPES), ("region", self.region, tuple(REGIONS)),
+        shape_weight(self.shape)
+        for name, value, valid in (("region", self.region, tuple(REGIONS)),
                                    ("blend", self.blend, BLEND_MODES), ("color", self.color, COLOR_MODES)):
             if value not in valid:
                 raise BadInputError(f"{name}={value!r} must be one of {', '.join(valid)}")
@@ -89,6 +90,11 @@ class BlendSettings:
             raise BadInputError(f"feather={self.feather!r} must be a number from 0 to 0.5")
         if self.forehead is not None and not (isinstance(self.forehead, (int, float)) and -0.2 <= self.forehead <= 1.5):
             raise BadInputError(f"forehead={self.forehead!r} must be None or a number from -0.2 to 1.5")
+
+    @property
+    def weight(self) -> float:
+        """The share of the cluster's shape in the new face (0: the member's own, 1: the cluster's)."""
+        return shape_weight(self.shape)
 
     @property
     def outline(self) -> tuple[float, float]:
@@ -100,6 +106,20 @@ class BlendSettings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+def shape_weight(shape) -> float:
+    """``"cluster"`` -> 1.0, ``"member"`` -> 0.0, a number from 0 to 1 (or its string) -> itself."""
+    if isinstance(shape, str) and shape in SHAPES:
+        return 1.0 if shape == "cluster" else 0.0
+    try:
+        weight = float(shape)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if isinstance(shape, bool) or not 0.0 <= weight <= 1.0:
+        raise BadInputError(f"shape={shape!r} must be one of {', '.join(SHAPES)} or a number from 0 to 1 "
+                            "(the share of the cluster's shape)")
+    return weight
 
 
 def face_mask(shape_hw: tuple[int, int], landmarks68: np.ndarray, *, forehead: float = 0.15, feather: float = 0.06,
@@ -237,9 +257,11 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
         Forehead lift of the region (None: the ``region`` preset's).
     feather : float
         See `face_mask`.
-    shape : {"cluster", "member"}
+    shape : {"cluster", "member"} or float
         The new face's geometry: the surrogate's own (placed by a similarity
-        transform, the photo around it warped to meet it) or the face's own.
+        transform, the photo around it warped to meet it), the face's own, or a
+        number from 0 (member) to 1 (cluster): the landmarks move that share of
+        the way from the face's to the placed surrogate's.
     region : {"inner", "forehead", "head"}
         How much of the head the surrogate covers (`REGIONS`).
     out : ndarray, optional
@@ -264,12 +286,14 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
         raise BadInputError(f"image must be uint8 of shape (H, W, 3); got {image.dtype} {image.shape}")
     result = image.copy() if out is None else out
     forehead_, expand = settings.outline
-    if settings.shape == "member":
-        target, place = lm, None
+    weight = settings.weight
+    if weight == 0.0:
+        target = lm
     else:
-        place, target = place_surrogate(surrogate, lm)
+        _, placed = place_surrogate(surrogate, lm)
+        target = lm + weight * (placed - lm)
     region_outline = face_outline(target, forehead=forehead_, expand=expand)
-    if settings.shape == "member":
+    if weight == 0.0:
         ring = region_outline
     else:  # the warped ring: beyond both the face's and the new region's outline
         both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
@@ -287,7 +311,7 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     original = patch.copy()
     offset = np.array([x0, y0], np.float64)
     hw = (y1 - y0, x1 - x0)
-    if settings.shape == "member":
+    if weight == 0.0:
         warped = warp_surrogate(surrogate, lm, roi)
         base = original
         changed = _fill(region_outline - offset, hw) > 0
@@ -301,10 +325,7 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
         reshaped = remap(original, coords, *hw, border=cv2.BORDER_REPLICATE)
         base = np.where(inside[..., None], reshaped, original)
         changed = inside
-        shifted = place.copy()
-        shifted[:, 2] -= offset
-        warped = cv2.warpAffine(surrogate.image, shifted, (hw[1], hw[0]), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REFLECT)
+        warped = warp_surrogate(surrogate, target, roi)  # with weight 1: the surrogate only moved, scaled and rolled
     mask = face_mask(hw, target, forehead=forehead_, feather=settings.feather, offset=(x0, y0), expand=expand)
     mask *= changed
     if settings.blend == "seamless":

@@ -109,7 +109,7 @@ def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]
     """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours."""
     steps = [("given", settings)]
     current = settings
-    if current.shape != "cluster":
+    if current.weight < 1.0:
         current = current.replace(shape="cluster")
         steps.append(("cluster-shape", current))
     largest = max(REGIONS, key=lambda r: REGIONS[r][0] * REGIONS[r][1] ** 2)

@@ -11,7 +11,7 @@ from anonfaces.cluster import CLUSTERERS
 from anonfaces.detect import DETECTORS
 from anonfaces.encode import ENCODERS
 from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
-from anonfaces.synthesize.anonymize import KSAME, anonymize_dataset
+from anonfaces.synthesize.anonymize import KSAME, OUTPUTS, anonymize_dataset
 from anonfaces.synthesize.baselines import BASELINES
 from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES, REGIONS, SHAPES
 from anonfaces.synthesize.privacy import ON_LEAK
@@ -55,6 +55,9 @@ load_optional_synthesizers()
 @click.option("--privacy-margin", type=float, default=None, help="Largest accepted max(leak, evenness) (default 0.05).")
 @click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
               help="Last resort for a face still above the margin after every escalation step.")
+@click.option("--output", type=click.Choice(OUTPUTS), default="photos", show_default=True,
+              help="photos: every photo with its faces replaced; surrogates: only the surrogate crops (the 1/k bound "
+                   "holds exactly), mapping.csv and run.json.")
 @click.option("--size", type=click.IntRange(min=64), default=None,
               help="Side of the surrogate crops. Default: from the dataset's face size (128 to 512).")
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
@@ -69,14 +72,14 @@ load_optional_synthesizers()
 @user_errors
 def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
-            privacy_margin, on_leak, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet, progress):
+            privacy_margin, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet, progress):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT."""
     report = anonymize_dataset(
         dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
         clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
         cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
         method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
-        privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, size=size, detector=detector,
+        privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, output=output, size=size, detector=detector,
         upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
         random_state=random_state, progress=progress)
     click.echo(f"anonymize: {report.summary()}")

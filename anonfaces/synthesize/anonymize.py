@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 KSAME = "ksame"
 #: ``cluster`` in mapping.csv for faces that were not clustered (baseline methods).
 NOT_CLUSTERED = -1
+#: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
+OUTPUTS = ("photos", "surrogates")
 MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom")
 
 
@@ -351,6 +353,7 @@ def anonymize_dataset(
     privacy_check: bool = True,
     privacy_margin: float | None = None,
     on_leak: str = "blur",
+    output: str = "photos",
     size: int | None = None,
     detector: str = "hog",
     upsample: int = 1,
@@ -403,6 +406,10 @@ def anonymize_dataset(
         and escalate the ones above ``privacy_margin`` (None: the default margin);
         ``on_leak`` (``blur``, ``surrogate``, ``keep``) is the last resort. The
         records go to ``OUT/privacy.csv``.
+    output : {"photos", "surrogates"}
+        ``surrogates`` (ksame only): write only ``surrogates/<cluster>.png``,
+        ``mapping.csv`` and ``run.json``, none of the photos (the original
+        research's output, for which the 1/k bound holds exactly).
     size : int or None
         Side of the canonical crops the surrogates are made at. None: from the
         dataset's faces (`auto_crop_size`: the median face at its own resolution,
@@ -454,6 +461,10 @@ def anonymize_dataset(
         if on_leak not in ON_LEAK:
             raise BadInputError(f"on_leak={on_leak!r} must be one of {', '.join(ON_LEAK)}")
         privacy_margin = DEFAULT_MARGIN if privacy_margin is None else float(privacy_margin)
+    if output not in OUTPUTS:
+        raise BadInputError(f"output={output!r} must be one of {', '.join(OUTPUTS)}")
+    if output == "surrogates" and method != KSAME:
+        raise BadInputError(f"output='surrogates' needs method='ksame' (the baseline {method!r} makes no surrogates)")
     images = list_images(root)
     if not images:
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
@@ -482,7 +493,7 @@ def anonymize_dataset(
     for i, rel in enumerate(enc.paths.tolist()):
         by_photo.setdefault(rel, []).append(i)
     out.mkdir(parents=True, exist_ok=True)
-    checking = bool(privacy_check) and method == KSAME and len(enc) > 0
+    checking = bool(privacy_check) and method == KSAME and len(enc) > 0 and output == "photos"
     if checking and (enc.meta.get("encoder") or {}).get("name", "dlib") != "dlib":
         log.warning("privacy check skipped: it needs dlib encodings (these are %s)", enc.meta.get("encoder"))
         checking = False
@@ -515,7 +526,7 @@ def anonymize_dataset(
         t = time.perf_counter()
         tasks = []
         context = _privacy_context(enc, labels, unit) if checking else None
-        for rel in images:
+        for rel in images if output == "photos" else []:
             rows = by_photo.get(rel, [])
             if method == KSAME:
                 tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
@@ -532,6 +543,8 @@ def anonymize_dataset(
             if n:
                 written.append(rel)
         seconds["rewrite"] = time.perf_counter() - t
+    if output == "surrogates":
+        n_faces = len(enc)
     faceless = set(images) - set(by_photo) - {p for p, _ in unreadable}
     no_face = sorted((p, skipped.get(p, "no face in the encodings")) for p in faceless)
     if unreadable and any(p in by_photo for p, _ in unreadable):
@@ -539,7 +552,7 @@ def anonymize_dataset(
 
     _write_mapping(out / "mapping.csv", enc, labels)
     privacy_counts = {}
-    if method == KSAME:
+    if method == KSAME and output == "photos":
         from anonfaces.synthesize.privacy import privacy_summary, write_privacy_csv
 
         write_privacy_csv(out / "privacy.csv", records)
@@ -559,7 +572,7 @@ def anonymize_dataset(
             "synth": synthesizer_settings(synthesizer) if synthesizer is not None else None,
             "method_params": method_params or {}, "blend": blend, "color": color, "forehead": forehead, "feather": feather,
             "shape": shape, "region": region, "privacy_check": checking, "privacy_margin": privacy_margin,
-            "on_leak": on_leak,
+            "on_leak": on_leak, "output": output,
             "size": size, "quality": quality, "jobs": jobs, "random_state": random_state, "max_pixels": max_pixels,
             "encodings": enc_meta,
         },

@@ -146,3 +146,26 @@ def test_privacy_csv_holds_every_face(tmp_path, sample_dir):
     counts = report.privacy
     assert counts["faces"] == len(rows) == sum(counts[o] for o in OUTCOMES)
     assert "privacy check:" in report.summary()
+
+
+def test_output_surrogates_writes_one_crop_per_cluster_and_no_photo(tmp_path, sample_dir):
+    from click.testing import CliRunner
+
+    from anonfaces.cli.anonymize import command
+    from anonfaces.synthesize.anonymize import read_mapping
+
+    people = sorted(p.name for p in sample_dir.iterdir() if p.is_dir())[:4]
+    data = tmp_path / "photos"
+    for p in people:
+        shutil.copytree(sample_dir / p, data / p)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(command, ["--dataset", str(data), "--out", str(out), "--k", "2", "--output", "surrogates",
+                                          "--jobs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    clusters = {r["cluster"] for r in read_mapping(out / "mapping.csv")}
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(["mapping.csv", "run.json", *(f"surrogates/{c}.png" for c in clusters)])
+    assert len(clusters) == 2
+    bad = CliRunner().invoke(command, ["--dataset", str(data), "--out", str(tmp_path / "o2"), "--method", "blur",
+                                       "--output", "surrogates", "--jobs", "1", "--no-progress"])
+    assert bad.exit_code == 2 and "surrogates" in bad.output

@@ -32,6 +32,9 @@ from anonfaces.cli._common import parse_params, user_errors
               help="Setting of the onnx attacker (mean, std, color, threshold, ...), repeatable.")
 @click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="dlib encodings of the dataset to reuse (default: made once and cached in OUT/cache).")
+@click.option("--anonymize-param", "anonymize_params", multiple=True, metavar="NAME=VALUE",
+              help="Setting of every anonymization (shape=member, region=inner, privacy_check=false, on_leak=keep, ...; "
+                   "the keywords of anonymize_dataset), repeatable.")
 @click.option("--algo", default="fixed-kmeans", show_default=True, help="Clusterer for the ksame methods.")
 @click.option("--unit", type=click.Choice(["identity", "photo"]), default="identity", show_default=True, help="What k counts.")
 @click.option("--reid-min-photos", default=2, show_default=True, type=click.IntRange(min=2),
@@ -48,7 +51,7 @@ from anonfaces.cli._common import parse_params, user_errors
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @user_errors
 def command(dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
-            encodings_path, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
+            encodings_path, anonymize_params, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
             random_state, no_progress):
     """Anonymize with every method at every k and measure privacy (attacks) and utility; write a report."""
     from anonfaces.encode.pipeline import default_dataset
@@ -69,6 +72,7 @@ def command(dataset, people, photos_per_person, min_photos, out, methods, ks, re
         recognizers=names,
         recognizer_settings=settings,
         encodings=encodings_path,
+        anonymize_params=parse_params(anonymize_params) or None,
         algo=algo,
         unit=unit,
         reid_min_photos=reid_min_photos,

@@ -44,7 +44,8 @@ load_optional_synthesizers()
 @click.option("--synth-param", "synth_params", multiple=True, metavar="NAME=VALUE", help="Synthesizer setting (repeatable).")
 @click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE", help="Baseline setting (repeatable).")
 @click.option("--blend", type=click.Choice(BLEND_MODES), default="feather", show_default=True)
-@click.option("--color", type=click.Choice(COLOR_MODES), default="lab", show_default=True, help="Colour matching of surrogates.")
+@click.option("--color", type=click.Choice(COLOR_MODES), default="luma", show_default=True,
+              help="Colour matching of surrogates: lab (the face's skin and light), luma (light only, chroma from the cluster), mean, none.")
 @click.option("--shape", default="cluster", show_default=True,
               help=f"Face geometry: {' or '.join(SHAPES)} (the surrogate's own shape placed by a similarity transform, or "
                    "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")

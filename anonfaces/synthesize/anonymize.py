@@ -345,7 +345,7 @@ def anonymize_dataset(
     synth_params: dict | None = None,
     method_params: dict | None = None,
     blend: str = "feather",
-    color: str = "lab",
+    color: str = "luma",
     forehead: float | None = None,
     feather: float = 0.06,
     shape: str = "cluster",

@@ -76,7 +76,7 @@ class BlendSettings:
     shape: str | float = "cluster"
     region: str = "head"
     blend: str = "feather"
-    color: str = "lab"
+    color: str = "luma"
     feather: float = 0.06
     forehead: float | None = None
 
@@ -238,7 +238,7 @@ class FaceReplacement:
 
 
 def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.ndarray, *, blend: str = "feather",
-                    color: str = "lab", forehead: float | None = None, feather: float = 0.06,
+                    color: str = "luma", forehead: float | None = None, feather: float = 0.06,
                     shape: str = "cluster", region: str = "head", out: np.ndarray | None = None,
                     settings: BlendSettings | None = None, details: bool = False):
     """Replace the face with ``landmarks68`` (image pixels) in ``image`` by ``surrogate``.

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 NO_CHECK = {"privacy_check": False}
 CONFIGS = {
-    "old": {"shape": "member", "region": "inner", **NO_CHECK},
+    "old": {"shape": "member", "region": "inner", "color": "lab", **NO_CHECK},
     "cluster-inner": {"shape": "cluster", "region": "inner", **NO_CHECK},
     "cluster-forehead": {"shape": "cluster", "region": "forehead", **NO_CHECK},
     "cluster-head": {"shape": "cluster", "region": "head", **NO_CHECK},

@@ -22,7 +22,7 @@ from anonfaces.synthesize.privacy import (
 )
 from anonfaces.utils.images import read_image
 
-OLD = BlendSettings(shape="member", region="inner")
+OLD = BlendSettings(shape="member", region="inner", color="lab")  # the settings before issue 16
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,17 @@ def test_blend_settings_refuse_bad_values():
         with pytest.raises(BadInputError):
             BlendSettings(**bad)
     assert set(REGIONS) == {"inner", "forehead", "head"}
+
+
+def test_a_share_of_the_cluster_shape_moves_the_landmarks_that_share_of_the_way(sample_dir, sample_encodings, cluster0):
+    _, sur = cluster0
+    image = read_image(sample_dir / sample_encodings.paths[57])
+    lm = sample_encodings.landmarks68[57].astype(np.float64)
+    _, placed = place_surrogate(sur, lm)
+    for shape, weight in (("member", 0.0), (0.25, 0.25), ("0.5", 0.5), ("cluster", 1.0)):
+        assert BlendSettings(shape=shape).weight == weight
+        _, rep = blend_surrogate(image, sur, lm, shape=shape, details=True)
+        np.testing.assert_allclose(rep.landmarks68, lm + weight * (placed - lm), atol=1e-9)
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(BadInputError):
+            BlendSettings(shape=bad)

@@ -35,7 +35,12 @@ import numpy as np
 
 from anonfaces.errors import BadInputError
 from anonfaces.synthesize.base import Surrogate
-from anonfaces.synthesize.blend import REGIONS, BlendSettings, blend_surrogate, place_surrogate
+from anonfaces.synthesize.blend import (
+    REGIONS,
+    BlendSettings,
+    blend_surrogate,
+    place_surrogate,
+)
 from anonfaces.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
@@ -264,7 +269,7 @@ def paste_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     h, w = image.shape[:2]
     warped = cv2.warpAffine(surrogate.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     square = np.zeros((surrogate.size, surrogate.size), np.float32)
-    edge = max(1, int(round(feather * surrogate.size)))
+    edge = max(1, round(feather * surrogate.size))
     square[edge:-edge, edge:-edge] = 1.0
     square = cv2.GaussianBlur(square, (0, 0), sigmaX=edge / 2.0)
     alpha = cv2.warpAffine(square, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]

@@ -9,7 +9,12 @@ from anonfaces.cluster import cluster_encodings
 from anonfaces.detect import detect_faces, similarity_transform, transform_points
 from anonfaces.errors import BadInputError
 from anonfaces.synthesize import make_synthesizer
-from anonfaces.synthesize.blend import REGIONS, BlendSettings, blend_surrogate, place_surrogate
+from anonfaces.synthesize.blend import (
+    REGIONS,
+    BlendSettings,
+    blend_surrogate,
+    place_surrogate,
+)
 from anonfaces.utils.images import read_image
 
 INNER_68 = slice(17, 68)  # brows, nose, eyes, mouth
@@ -51,7 +56,7 @@ def test_cluster_shape_gives_every_member_the_surrogates_inner_face_geometry(sam
         for shape in ("member", "cluster"):
             out, placed = blend_surrogate(image, sur, lm, shape=shape, details=True)
             if shape == "cluster":  # the new face's landmarks are the surrogate's, moved by one similarity
-                matrix, target = place_surrogate(sur, lm)
+                _matrix, target = place_surrogate(sur, lm)
                 np.testing.assert_allclose(placed.landmarks68, target)
                 assert _shape_error(target, sur.landmarks) < 1e-9
             again = _redetected(out, lm)

@@ -109,7 +109,7 @@ def test_without_a_check_every_face_is_recorded_unchecked(sample_dir, sample_enc
     enc = sample_encodings
     rows = np.flatnonzero(enc.paths == enc.paths[members[0]])
     image = read_image(sample_dir / enc.paths[members[0]])
-    out, records = replace_faces(image, [_job(enc, labels, i, sur) for i in rows], path="p.jpg")
+    _out, records = replace_faces(image, [_job(enc, labels, i, sur) for i in rows], path="p.jpg")
     assert [r.outcome for r in records] == ["unchecked"] * len(rows)
     assert [r.face for r in records] == enc.face_index[rows].tolist()
 

@@ -14,8 +14,11 @@ gnn       identity-conditioned generator (needs torch) ``gnn*``
 
 `anonymize_dataset` runs the whole chain (encode -> cluster -> synthesize ->
 blend) or a classic obfuscation baseline (`BASELINES`) on a folder of photos;
-`blend_surrogate` puts one surrogate onto one face; `contact_sheet` draws a
-before/after grid. The learned generators register on first use of the
+`blend_surrogate` puts one surrogate onto one face (`BlendSettings`: the
+cluster's or the member's shape, the region, colours, blend); `replace_faces`
+replaces every face of one photo and, with a `PrivacyCheck`, checks each face
+and escalates the ones that still point at their person (``privacy.csv``);
+`contact_sheet` draws a before/after grid. The learned generators register on first use of the
 registry (`load_optional_synthesizers`), so importing this package never
 imports torch.
 """
@@ -42,6 +45,10 @@ __all__ = [
     "BASELINES",
     "SYNTHESIZERS",
     "AnonymizeReport",
+    "BlendSettings",
+    "FaceJob",
+    "PrivacyCheck",
+    "PrivacyRecord",
     "EigenSynthesizer",
     "MorphSynthesizer",
     "PixelSynthesizer",
@@ -53,6 +60,7 @@ __all__ = [
     "contact_sheet",
     "load_optional_synthesizers",
     "make_synthesizer",
+    "replace_faces",
 ]
 
 #: Synthesizers that live in optional modules: registry name -> (module, class name).
@@ -100,10 +108,14 @@ def __getattr__(name):  # the heavier parts, imported on first use
         from anonfaces.synthesize import baselines
 
         return getattr(baselines, name)
-    if name == "blend_surrogate":
-        from anonfaces.synthesize.blend import blend_surrogate
+    if name in ("blend_surrogate", "BlendSettings"):
+        from anonfaces.synthesize import blend
 
-        return blend_surrogate
+        return getattr(blend, name)
+    if name in ("FaceJob", "PrivacyCheck", "PrivacyRecord", "replace_faces"):
+        from anonfaces.synthesize import privacy
+
+        return getattr(privacy, name)
     if name == "contact_sheet":
         from anonfaces.synthesize.contact_sheet import contact_sheet
 

@@ -17,10 +17,11 @@ from anonfaces.cli._common import (
 from anonfaces.cluster import CLUSTERERS
 from anonfaces.detect import DETECTORS
 from anonfaces.encode import ENCODERS
-from anonfaces.pipeline.options import KSAME
+from anonfaces.pipeline.options import KSAME, OUTPUTS
 from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
 from anonfaces.synthesize.baselines import BASELINES
-from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES, REGIONS, SHAPES
+from anonfaces.synthesize.privacy import ON_LEAK
 
 load_optional_synthesizers()
 
@@ -50,7 +51,22 @@ load_optional_synthesizers()
 @click.option("--synth-param", "synth_params", multiple=True, metavar="NAME=VALUE", help="Synthesizer setting (repeatable).")
 @click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE", help="Baseline setting (repeatable).")
 @click.option("--blend", type=click.Choice(BLEND_MODES), default="feather", show_default=True)
-@click.option("--color", type=click.Choice(COLOR_MODES), default="lab", show_default=True, help="Colour matching of surrogates.")
+@click.option("--color", type=click.Choice(COLOR_MODES), default="luma", show_default=True,
+              help="Colour matching of surrogates: lab (the face's skin and light), luma (light only, chroma from the cluster), mean, none.")
+@click.option("--shape", default="cluster", show_default=True,
+              help=f"Face geometry: {' or '.join(SHAPES)} (the surrogate's own shape placed by a similarity transform, or "
+                   "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")
+@click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
+              help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
+@click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,
+              help="Embed every replaced face and escalate the ones above --privacy-margin (privacy.csv).")
+@click.option("--privacy-margin", type=float, default=0.05, show_default=True,
+              help="Largest accepted max(leak, evenness) of a replaced face (dlib distances).")
+@click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
+              help="Last resort for a face still above the margin after every escalation step.")
+@click.option("--output", type=click.Choice(OUTPUTS), default="photos", show_default=True,
+              help="photos: every photo with its faces replaced; surrogates: only the surrogate crops (the 1/k bound "
+                   "holds exactly), mapping.csv and run.json.")
 @click.option("--size", type=click.IntRange(min=64), default=None,
               help="Side of the surrogate crops. Default: from the dataset's face size (128 to 512).")
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
@@ -64,13 +80,15 @@ load_optional_synthesizers()
 @progress_option()
 @user_errors
 def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
-            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, size, detector, upsample,
-            quality, jobs, random_state, overwrite, contact_sheet, progress):
+            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
+            privacy_margin, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
+            progress):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT.
 
     Encodes the dataset unless --encodings is given, clusters it unless --clusters is
     given, then writes OUT: the photos at the same relative paths, surrogates/,
-    mapping.csv (which face became which cluster: sensitive) and run.json (the options).
+    mapping.csv (which face became which cluster: sensitive), privacy.csv (the
+    per-face privacy check) and run.json (the options).
     `anonfaces evaluate --run OUT` scores it.
     """
     from anonfaces.pipeline import anonymize_dataset
@@ -79,11 +97,14 @@ def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_
         dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
         clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
         cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
-        method_params=parse_params(method_params), blend=blend, color=color, size=size, detector=detector,
+        method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
+        privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, output=output, size=size, detector=detector,
         upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
         random_state=random_state, progress=progress, command=command_line())
     click.echo(f"anonymize: {report.summary()}")
     click.echo(f"mapping (sensitive: original photo -> cluster): {report.mapping_path}")
+    if report.privacy:
+        click.echo(f"privacy check of every face (sensitive): {report.privacy_path}")
     if report.no_face:
         click.echo(f"{len(report.no_face)} photos without a face were copied unchanged (listed in {report.run_path})")
     if report.unreadable:

@@ -71,6 +71,9 @@ def _methods(ctx, param, value):
 @click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="dlib encodings of the dataset to reuse (sweep default: made once and cached in OUT/cache; "
                    "--run default: the file the run's run.json names).")
+@click.option("--anonymize-param", "anonymize_params", multiple=True, metavar="NAME=VALUE",
+              help="Sweep: setting of every anonymization (shape=member, region=inner, color=lab, privacy_check=false, "
+                   "on_leak=keep, ...: the options of `anonfaces anonymize`, with _ for -), repeatable.")
 @click.option("--algo", default="fixed-kmeans", show_default=True, callback=registry_names(_clusterers),
               help="Sweep: clusterer for the ksame methods.")
 @click.option("--unit", type=click.Choice(["identity", "photo"]), default="identity", show_default=True, help="Sweep: what k counts.")
@@ -88,7 +91,7 @@ def _methods(ctx, param, value):
 @progress_option()
 @user_errors
 def command(run_dir, dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
-            encodings_path, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
+            encodings_path, anonymize_params, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
             random_state, progress):
     """Measure privacy (attacks) and utility of anonymized photos; write metrics.csv, plots and a report.
 
@@ -125,6 +128,7 @@ def command(run_dir, dataset, people, photos_per_person, min_photos, out, method
             recognizers=names,
             recognizer_settings=settings,
             encodings=encodings_path,
+            anonymize_params=parse_params(anonymize_params) or None,
             algo=algo,
             unit=unit,
             reid_min_photos=reid_min_photos,

@@ -12,6 +12,7 @@ Output tree (`RunLayout`; OUT must not be inside the dataset; the input is only 
       <same relative paths as the dataset>   every photo, faces replaced, no metadata
       surrogates/<cluster>.png               one surrogate per cluster (ksame only)
       mapping.csv                            path,face,cluster,left,top,right,bottom (`Mapping`)
+      privacy.csv                            per face: leak and evenness before/after, step, outcome (ksame photos)
       run.json                               options, settings, counts, timings, photos without a face
 
 ``mapping.csv`` is the only link from the original photos to the clusters (it is
@@ -73,6 +74,7 @@ class AnonymizeRun:
     dataset: Path | None = None  # the photos that were read (the bundled sample when none was named)
     layout: RunLayout | None = None
     mapping: Mapping | None = None
+    privacy: dict = field(default_factory=dict)  # privacy.csv's counts by outcome (ksame photos only)
 
     def __post_init__(self):
         if self.layout is None:
@@ -90,10 +92,20 @@ class AnonymizeRun:
     def surrogates_dir(self) -> Path:
         return self.layout.surrogates
 
+    @property
+    def privacy_path(self) -> Path:
+        return self.layout.privacy
+
     def summary(self) -> str:
         what = f"{self.method}:{self.synth} k={self.k}, {self.n_clusters} clusters" if self.method == KSAME else self.method
+        check = ""
+        if self.privacy:
+            p = self.privacy
+            fell = p.get("blurred", 0) + p.get("surrogate", 0)
+            check = (f"; privacy check: {p.get('passed', 0)} passed, {p.get('escalated', 0)} escalated, {fell} fell back, "
+                     f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
         return (
-            f"{self.n_images} images, {self.n_faces} faces replaced ({what}), {len(self.no_face)} without a face "
+            f"{self.n_images} images, {self.n_faces} faces replaced ({what}){check}, {len(self.no_face)} without a face "
             f"copied, {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out}"
         )
 
@@ -192,18 +204,27 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         seconds["synthesize"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    photos = [(rel, output_name(rel), [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])))
-                                       for i in by_photo.get(rel, [])]) for rel in images]
-    written, unreadable, n_faces = [], [], 0
-    for rel, n, error in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
-                                       method_params=options.method_params, seed=options.random_state,
-                                       quality=options.quality, max_pixels=options.max_pixels, surrogates=layout.surrogates):
+    checking = _checks_privacy(options, encodings)
+    photos = [(rel, output_name(rel), [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
+                                        int(encodings.face_index[i]), int(i))
+                                       for i in by_photo.get(rel, [])])
+              for rel in (images if options.output == "photos" else [])]
+    written, unreadable, n_faces, privacy_records = [], [], 0, []
+    unit = ((records or {}).get("clustering_options") or {}).get("unit")
+    check = privacy_context(encodings, labels, options, unit=unit) if checking else None
+    for rel, n, error, recs in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
+                                             method_params=options.method_params, seed=options.random_state,
+                                             quality=options.quality, max_pixels=options.max_pixels,
+                                             surrogates=layout.surrogates, forehead=options.baseline_forehead, check=check):
         if error is not None:
             unreadable.append((rel, error))
             continue
         n_faces += n
+        privacy_records.extend(recs)
         if n:
             written.append(rel)
+    if options.output == "surrogates":
+        n_faces = len(encodings)
     seconds["rewrite"] = time.perf_counter() - t
     skipped = skipped or {}
     faceless = set(images) - set(by_photo) - {p for p, _ in unreadable}
@@ -213,12 +234,18 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
 
     mapping = Mapping(encodings.paths, encodings.face_index, labels, encodings.boxes_ltrb)
     mapping.save(layout.mapping)
+    privacy_counts = {}
+    if options.is_ksame and options.output == "photos":
+        from anonfaces.synthesize.privacy import privacy_summary, write_privacy_csv
+
+        write_privacy_csv(layout.privacy, privacy_records)
+        privacy_counts = privacy_summary(privacy_records)
     seconds["total"] = sum(v for key, v in (records or {}).get("seconds", {}).items()) + time.perf_counter() - t_start
     synth_record = synthesizer_settings(synthesizer) if synthesizer is not None else None
     run = AnonymizeRun(out=layout.public, method=options.method, synth=synth_record.get("name") if synth_record else None,
                        k=options.k, n_images=len(images), n_faces=n_faces, n_clusters=len(sur_landmarks),
                        written=sorted(written), no_face=no_face, unreadable=sorted(unreadable), seconds=seconds,
-                       dataset=root, layout=layout, mapping=mapping)
+                       dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts)
     records = records or {}
     cluster_options = records.get("clustering_options")
     record = {
@@ -236,10 +263,13 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             "synth": synth_record, "method_params": options.method_params, **options.blend,
             "size": size, "quality": options.quality, "jobs": pool.jobs, "random_state": options.random_state,
             "max_pixels": options.max_pixels, "encodings": records.get("encodings"),
+            "privacy_check": checking, "privacy_margin": options.privacy_margin, "on_leak": options.on_leak,
+            "output": options.output,
         },
         "clustering": cluster_info,
         "counts": {"images": len(images), "faces": n_faces, "photos_with_faces": len(written), "clusters": len(sur_landmarks),
                    "no_face": len(no_face), "unreadable": len(unreadable)},
+        "privacy": privacy_counts,
         "seconds": seconds,
         "no_face": [{"path": p, "reason": r} for p, r in no_face],
         "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
@@ -247,6 +277,45 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     write_record(layout.run_record, record)
     log.info("anonymize: %s", run.summary())
     return run
+
+
+def _checks_privacy(options: AnonymizeOptions, encodings) -> bool:
+    """Whether this run checks every replaced face: asked for, ksame photos, faces, and dlib encodings."""
+    if not (options.privacy_check and options.is_ksame and options.output == "photos" and len(encodings)):
+        return False
+    encoder = encodings.meta.get("encoder") or {}
+    name = encoder.get("name", "dlib") if isinstance(encoder, dict) else str(encoder)
+    if name != "dlib":
+        log.warning("privacy check skipped: it needs dlib encodings (these are %s)", encoder)
+        return False
+    return True
+
+
+def dlib_embedder(num_jitters: int = 1):
+    """``embed(chips) -> (n, 128)`` with dlib's network (made once per worker by the privacy check)."""
+    from anonfaces.encode import DlibEncoder
+
+    return DlibEncoder(num_jitters=num_jitters).embed
+
+
+def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *, unit: str | None = None) -> dict:
+    """The ``check`` of `anonfaces.synthesize.replace.replace_faces`: what the per-face privacy check needs.
+
+    The person is the clustering's unit: the identity, or the face itself with
+    ``unit="photo"`` or without identities. Each face row gets an int person id;
+    the embeddings travel once per worker chunk and each worker derives a face's
+    person mean, own faces and the cluster's other people from them.
+    """
+    if unit != "photo" and encodings.has_identities:
+        persons = np.asarray(encodings.identities).astype(str)
+    else:
+        persons = np.array([f"{p}#{f}" for p, f in zip(encodings.paths.tolist(), encodings.face_index.tolist())])
+    person_ids = np.unique(persons, return_inverse=True)[1].astype(np.int64)
+    encoder = encodings.meta.get("encoder") or {}
+    num_jitters = int(encoder.get("num_jitters", 1)) if isinstance(encoder, dict) else 1
+    return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
+            "on_leak": options.on_leak, "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
+            "persons": person_ids, "labels": np.asarray(labels, dtype=np.int64)}
 
 
 @dataclass(frozen=True)
@@ -355,9 +424,15 @@ def anonymize_dataset(
     synth_params: dict | None = None,
     method_params: dict | None = None,
     blend: str | dict = "feather",
-    color: str = "lab",
-    forehead: float = 0.15,
+    color: str = "luma",
+    forehead: float | None = None,
     feather: float = 0.06,
+    shape: str | float = "cluster",
+    region: str = "head",
+    privacy_check: bool = True,
+    privacy_margin: float = 0.05,
+    on_leak: str = "blur",
+    output: str = "photos",
     size: int | None = None,
     detector: str = "hog",
     upsample: int = 1,
@@ -407,8 +482,15 @@ def anonymize_dataset(
     synth_params, method_params : dict
         Settings of the synthesizer, or of the baseline.
     blend : str or dict
-        The blend mode (with ``color``, ``forehead``, ``feather``: see
-        `anonfaces.synthesize.blend.blend_surrogate`), or all of its keyword settings as one dict.
+        The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``: see
+        `anonfaces.synthesize.blend.BlendSettings`), or all of those settings as one dict.
+    privacy_check, privacy_margin, on_leak : the per-face privacy check
+        (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
+        ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
+        ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
+    output : {"photos", "surrogates"}
+        ``surrogates`` (ksame only): write only the surrogate crops, mapping.csv and
+        run.json, none of the photos (the 1/k bound holds exactly).
     size : int or None
         Side of the canonical crops the surrogates are made at. None: from the
         dataset's faces (`auto_crop_size`: the median face at its own resolution,
@@ -437,11 +519,13 @@ def anonymize_dataset(
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(out)
     check_out_dir(root, out, overwrite=overwrite)
-    blend_settings = dict(blend) if isinstance(blend, dict) else {"blend": blend, "color": color, "forehead": float(forehead),
-                                                                  "feather": float(feather)}
+    blend_settings = dict(blend) if isinstance(blend, dict) else {
+        "blend": blend, "color": color, "forehead": None if forehead is None else float(forehead), "feather": float(feather),
+        "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
-                               blend=blend_settings, allow_small_clusters=allow_small_clusters, size=size, quality=quality,
-                               max_pixels=max_pixels, random_state=random_state)
+                               blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
+                               on_leak=on_leak, output=output, allow_small_clusters=allow_small_clusters, size=size,
+                               quality=quality, max_pixels=max_pixels, random_state=random_state)
     cluster_options = ClusterOptions(algo=algo, k=options.k, unit=unit, outliers=outliers, params=cluster_params or {},
                                      random_state=random_state) if options.is_ksame else None
     encode_options = EncodeOptions(encoder=encoder, detector=detector, upsample=upsample, max_pixels=max_pixels)

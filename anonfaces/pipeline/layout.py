@@ -2,7 +2,7 @@
 
 `RunLayout` holds the two folders of a run: ``public`` (what may be shared: the
 anonymized photos, the surrogates, metrics.csv, report.md, plots) and ``private``
-(what links photos to people or holds the originals' faces: mapping.csv, run.json,
+(what links photos to people or holds the originals' faces: mapping.csv, privacy.csv, run.json,
 encodings and caches). Today both are OUT; moving the private files elsewhere
 (for example ``OUT.private/``) is a change to `RunLayout.for_out` alone.
 """
@@ -43,6 +43,10 @@ class RunLayout:
     @property
     def mapping(self) -> Path:
         return self.private / "mapping.csv"
+
+    @property
+    def privacy(self) -> Path:
+        return self.private / "privacy.csv"
 
     @property
     def run_record(self) -> Path:

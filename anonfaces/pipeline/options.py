@@ -20,8 +20,12 @@ from anonfaces.utils.images import DEFAULT_MAX_PIXELS
 
 KSAME = "ksame"
 NONE = "none"
-#: The settings of `anonfaces.synthesize.blend.blend_surrogate`, passed on as ``**blend``.
-BLEND_DEFAULTS = {"blend": "feather", "color": "lab", "forehead": 0.15, "feather": 0.06}
+#: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict.
+BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None}
+#: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
+OUTPUTS = ("photos", "surrogates")
+#: Forehead lift of the baselines' face region when ``blend["forehead"]`` is None.
+BASELINE_FOREHEAD = 0.15
 DEFAULT_METHODS = ("ksame:morph", "ksame:pixel", "blur", "pixelate", "closing", "blocking")
 DEFAULT_KS = (2, 3, 5, 10, 20)
 DEFAULT_RECOGNIZERS = ("dlib", "eigenfaces", "fisherfaces", "lbp")
@@ -174,8 +178,14 @@ class AnonymizeOptions:
 
     ``method`` is ``ksame`` (every face replaced by its cluster's surrogate, made by
     ``synth`` with ``synth_params``) or a baseline in `BASELINES` (``method_params``).
-    ``blend`` is passed on as keyword settings to
-    `anonfaces.synthesize.blend.blend_surrogate` (``forehead`` also to the baselines).
+    ``blend`` holds the fields of `anonfaces.synthesize.blend.BlendSettings` (``shape``,
+    ``region``, ``blend``, ``color``, ``feather``, ``forehead``; ``forehead`` also sets
+    the baselines' region, `BASELINE_FOREHEAD` when None).
+    ``privacy_check``: embed every replaced face and escalate the ones whose
+    ``max(leak, evenness)`` exceeds ``privacy_margin``; ``on_leak`` (``blur``,
+    ``surrogate``, ``keep``) is the last resort (`anonfaces.synthesize.privacy`; ksame
+    with dlib encodings only). ``output``: ``photos`` (every photo rewritten) or
+    ``surrogates`` (only the surrogate crops; ksame only).
     ``size``: side of the canonical crops (None: `auto_crop_size`).
     """
 
@@ -185,6 +195,10 @@ class AnonymizeOptions:
     synth_params: dict = field(default_factory=dict)
     method_params: dict = field(default_factory=dict)
     blend: dict = field(default_factory=lambda: dict(BLEND_DEFAULTS))
+    privacy_check: bool = True
+    privacy_margin: float = 0.05
+    on_leak: str = "blur"
+    output: str = "photos"
     allow_small_clusters: bool = False
     size: int | None = None
     quality: int = 95
@@ -193,16 +207,28 @@ class AnonymizeOptions:
 
     def __post_init__(self):
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
-        from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+        from anonfaces.synthesize.privacy import ON_LEAK
 
+        unknown = sorted(set(dict(self.blend or {})) - set(BLEND_DEFAULTS))
+        if unknown:
+            raise BadInputError(f"unknown blend settings {unknown}; valid: {', '.join(BLEND_DEFAULTS)}")
         object.__setattr__(self, "blend", {**BLEND_DEFAULTS, **dict(self.blend or {})})
         object.__setattr__(self, "synth_params", dict(self.synth_params or {}))
         object.__setattr__(self, "method_params", dict(self.method_params or {}))
+        check_choice("output", self.output, OUTPUTS)
+        if not isinstance(self.privacy_check, (bool, np.bool_)):
+            raise BadInputError(f"privacy_check={self.privacy_check!r} must be true or false")
+        if isinstance(self.privacy_margin, bool) or not isinstance(self.privacy_margin, (int, float, np.floating)) \
+                or not np.isfinite(self.privacy_margin):
+            raise BadInputError(f"privacy_margin={self.privacy_margin!r} must be a finite number")
+        object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
+        check_choice("on_leak", self.on_leak, ON_LEAK)
         if self.method == KSAME:
             object.__setattr__(self, "k", check_k(self.k))
-            check_choice("blend", self.blend["blend"], BLEND_MODES)
-            check_choice("color", self.blend["color"], COLOR_MODES)
+            self.blend_settings()  # refuses a bad shape, region, blend, colour, feather or forehead
         else:
+            if self.output != "photos":
+                raise BadInputError(f"output={self.output!r} needs method='ksame' (the baseline {self.method!r} makes no surrogates)")
             BASELINES.get(self.method)  # unknown names are refused with the valid ones
             check_baseline_params(self.method, self.method_params)
             object.__setattr__(self, "k", None)
@@ -214,6 +240,32 @@ class AnonymizeOptions:
     @property
     def is_ksame(self) -> bool:
         return self.method == KSAME
+
+    def blend_settings(self):
+        """``blend`` as the `anonfaces.synthesize.blend.BlendSettings` record."""
+        from anonfaces.synthesize.blend import BlendSettings
+
+        return BlendSettings(**self.blend)
+
+    @property
+    def baseline_forehead(self) -> float:
+        forehead = self.blend.get("forehead")
+        return BASELINE_FOREHEAD if forehead is None else float(forehead)
+
+    @classmethod
+    def from_flat(cls, **settings) -> AnonymizeOptions:
+        """The options from flat keywords: the `BLEND_DEFAULTS` names (``shape=``, ``color=``, ...) go into ``blend``."""
+        blend = dict(settings.pop("blend", None) or {}) if isinstance(settings.get("blend"), dict) else {}
+        if isinstance(settings.get("blend"), str):
+            blend["blend"] = settings.pop("blend")
+        for name in BLEND_DEFAULTS:
+            if name in settings:
+                blend[name] = settings.pop(name)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise BadInputError(f"unknown anonymize settings {unknown}; valid: {', '.join(sorted(names | set(BLEND_DEFAULTS)))}")
+        return cls(blend=blend, **settings)
 
 
 @dataclass(frozen=True)

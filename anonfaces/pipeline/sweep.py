@@ -182,7 +182,8 @@ def evaluate_dataset(
                               detect=detect, measure_quality=measure_quality, detector=detector, upsample=upsample,
                               random_state=random_state)
     params = dict(anonymize_params or {})
-    run_options = {(s.name, k): AnonymizeOptions(method=s.method, k=k, synth=s.synth or "morph", random_state=random_state, **params)
+    run_options = {(s.name, k): AnonymizeOptions.from_flat(method=s.method, k=k, synth=s.synth or "morph", random_state=random_state,
+                                                          **params)
                    for s in specs if s.name != NONE for k in (k_values if s.uses_k else [None])}
     cluster_options = {k: ClusterOptions(algo=algo, k=k, unit=unit, random_state=random_state) for k in k_values}
     if isinstance(subset, dict):

@@ -18,7 +18,11 @@ encoding nor the clustering stage (the run that joins them is `anonfaces.pipelin
 surrogate per cluster), `replace_faces` (``replace.py``: every photo rewritten,
 through `blend_surrogate` or a classic obfuscation baseline, `BASELINES`), the
 `Mapping` record (``mapping.py``: which face became which surrogate) and
-`contact_sheet` (a before/after grid). The learned generators register on first use of the
+`contact_sheet` (a before/after grid). `blend_surrogate` puts one surrogate onto
+one face (`BlendSettings`: the cluster's or the member's shape, the region,
+colours, blend); ``privacy.py`` replaces the faces of one photo and, with a
+`PrivacyCheck`, checks each face and escalates the ones that still point at their
+person (`PrivacyRecord`, the rows of ``privacy.csv``). The learned generators register on first use of the
 registry (`load_optional_synthesizers`), so importing this package never
 imports torch.
 """
@@ -44,10 +48,14 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BASELINES",
     "SYNTHESIZERS",
+    "BlendSettings",
     "EigenSynthesizer",
+    "FaceJob",
     "Mapping",
     "MorphSynthesizer",
     "PixelSynthesizer",
+    "PrivacyCheck",
+    "PrivacyRecord",
     "Surrogate",
     "Synthesizer",
     "align_faces",
@@ -114,10 +122,14 @@ def __getattr__(name):  # the heavier parts, imported on first use
         from anonfaces.synthesize import baselines
 
         return getattr(baselines, name)
-    if name == "blend_surrogate":
-        from anonfaces.synthesize.blend import blend_surrogate
+    if name in ("blend_surrogate", "BlendSettings"):
+        from anonfaces.synthesize import blend
 
-        return blend_surrogate
+        return getattr(blend, name)
+    if name in ("FaceJob", "PrivacyCheck", "PrivacyRecord"):
+        from anonfaces.synthesize import privacy
+
+        return getattr(privacy, name)
     if name == "contact_sheet":
         from anonfaces.synthesize.contact_sheet import contact_sheet
 

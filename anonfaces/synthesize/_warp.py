@@ -122,18 +122,32 @@ def remap(image: np.ndarray, coords: np.ndarray, height: int, width: int, *, bor
     return cv2.remap(image, map_xy[..., 0], map_xy[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=border)
 
 
-def face_outline(landmarks68: np.ndarray, *, forehead: float = 0.15) -> np.ndarray:
+def face_outline(landmarks68: np.ndarray, *, forehead: float = 0.15, expand: float = 1.0) -> np.ndarray:
     """The face region's outline: jaw line and eyebrows, the eyebrows raised toward the forehead.
 
     ``forehead`` is the lift as a fraction of the chin-to-nose-bridge distance
-    (0: stop at the eyebrows). Returns a convex polygon, shape (p, 2), float64.
+    (0: stop at the eyebrows). ``expand`` > 1 scales the outline about the nose
+    tip (landmark 30): under the chin, out toward the ears and further up.
+    Returns a convex polygon, shape (p, 2), float64.
     """
     lm = np.asarray(landmarks68, dtype=np.float64)
     up = lm[27] - lm[8]
     brows = lm[BROWS_68] + forehead * up
     pts = np.concatenate([lm[JAW_68], brows])
+    if expand != 1.0:
+        pts = lm[30] + (pts - lm[30]) * expand
     hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2)
     return hull.astype(np.float64)
+
+
+def polygon_ring(polygon: np.ndarray, n: int = 32) -> np.ndarray:
+    """``n`` points spaced evenly along a closed polygon's perimeter, shape (n, 2), float64."""
+    poly = np.asarray(polygon, dtype=np.float64)
+    closed = np.concatenate([poly, poly[:1]])
+    seg = np.hypot(*np.diff(closed, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    t = np.linspace(0.0, cum[-1], n, endpoint=False)
+    return np.column_stack([np.interp(t, cum, closed[:, 0]), np.interp(t, cum, closed[:, 1])])
 
 
 def face_scale(landmarks68: np.ndarray) -> float:

@@ -1,26 +1,37 @@
-"""Put a surrogate into a photo: warp it onto a face's landmarks and blend it in.
+"""Put a surrogate into a photo: place it on a face and blend it in.
 
 For one face, `blend_surrogate`
 
-1. maps every pixel of the face's neighbourhood in the photo into the canonical
-   frame (the face's alignment matrix), and from there into the surrogate by a
-   piecewise affine warp that takes the face's landmarks onto the surrogate's
-   (one bilinear resampling of the surrogate);
-2. builds the face mask: the jaw line and the eyebrows raised toward the
-   forehead (`face_outline`), feathered at the edge;
-3. matches the surrogate's colours to the face it replaces (mean and spread of
-   each channel in CIE Lab inside the mask, so skin tone and lighting follow the
-   photo), and
-4. blends: ``"feather"`` (alpha blending with the soft mask, the default) or
-   ``"seamless"`` (Poisson seamless cloning, `poisson_clone`: the surrogate's
-   gradients, the photo's colours on the mask's edge; no colour matching needed).
+1. places the surrogate on the face. With ``shape="cluster"`` (the default) the
+   surrogate keeps its own shape (the cluster's mean landmarks): a similarity
+   transform (position, scale, roll from the eyes and mouth) puts it on the face,
+   and the photo around the face (jaw, cheeks, chin, out to a ring beyond the
+   region) is warped so that the face's own landmarks move to the surrogate's:
+   the person's head meets the new outline with no seam or double chin. With
+   ``shape="member"`` (the behaviour before issue 16) the surrogate is warped
+   piecewise-affinely onto the face's own 68 landmarks, so it takes the person's
+   face geometry;
+2. builds the region mask (`REGIONS`): ``inner`` is the jaw line and the
+   eyebrows raised a little toward the forehead (the old region); ``forehead``
+   raises it toward the hairline; ``head`` also scales it out under the chin and
+   toward the ears (most of dlib's 150 x 150 face chip). The mask is feathered at
+   its edge;
+3. matches colours (`COLOR_MODES`): ``lab`` gives the surrogate the mean and
+   spread of each CIE Lab channel of the face it replaces (the person's skin and
+   light); ``luma`` matches only lightness (chroma from the cluster); ``mean``
+   shifts the means; ``none`` keeps the cluster's colours;
+4. blends: ``"feather"`` (alpha blending with the soft mask) or ``"seamless"``
+   (Poisson seamless cloning, `poisson_clone`: the surrogate's gradients, the
+   photo's colours on the mask's edge; no colour matching needed).
 
-Only pixels inside the feathered mask change.
+Only pixels inside the changed region (`FaceReplacement.changed`: the region
+and, with ``shape="cluster"``, the warped ring around it) change.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -38,6 +49,7 @@ from anonfaces.synthesize._warp import (
     face_outline,
     face_scale,
     grid_points,
+    polygon_ring,
     remap,
 )
 from anonfaces.synthesize.base import Surrogate
@@ -45,11 +57,73 @@ from anonfaces.synthesize.base import Surrogate
 log = logging.getLogger(__name__)
 
 BLEND_MODES = ("feather", "seamless")
-COLOR_MODES = ("lab", "mean", "none")
+COLOR_MODES = ("lab", "luma", "mean", "none")
+SHAPES = ("cluster", "member")
+#: Region presets: (forehead lift, outline scale about the nose tip); see `anonfaces.synthesize._warp.face_outline`.
+REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12)}
+#: The ring around the region that is warped to meet the surrogate's outline (``shape="cluster"``), as a
+#: scale of the region's outline about the nose tip.
+RING_SCALE = 1.2
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """How a surrogate is put into a photo (see the module docstring).
+
+    ``forehead`` overrides the region preset's forehead lift when not None.
+    """
+
+    shape: str | float = "cluster"
+    region: str = "head"
+    blend: str = "feather"
+    color: str = "luma"
+    feather: float = 0.06
+    forehead: float | None = None
+
+    def __post_init__(self):
+        shape_weight(self.shape)
+        for name, value, valid in (("region", self.region, tuple(REGIONS)),
+                                   ("blend", self.blend, BLEND_MODES), ("color", self.color, COLOR_MODES)):
+            if value not in valid:
+                raise BadInputError(f"{name}={value!r} must be one of {', '.join(valid)}")
+        if not (isinstance(self.feather, (int, float)) and 0 <= self.feather <= 0.5):
+            raise BadInputError(f"feather={self.feather!r} must be a number from 0 to 0.5")
+        if self.forehead is not None and not (isinstance(self.forehead, (int, float)) and -0.2 <= self.forehead <= 1.5):
+            raise BadInputError(f"forehead={self.forehead!r} must be None or a number from -0.2 to 1.5")
+
+    @property
+    def weight(self) -> float:
+        """The share of the cluster's shape in the new face (0: the member's own, 1: the cluster's)."""
+        return shape_weight(self.shape)
+
+    @property
+    def outline(self) -> tuple[float, float]:
+        """(forehead, expand) of the region."""
+        forehead, expand = REGIONS[self.region]
+        return (forehead if self.forehead is None else float(self.forehead)), expand
+
+    def replace(self, **changes) -> BlendSettings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def shape_weight(shape) -> float:
+    """``"cluster"`` -> 1.0, ``"member"`` -> 0.0, a number from 0 to 1 (or its string) -> itself."""
+    if isinstance(shape, str) and shape in SHAPES:
+        return 1.0 if shape == "cluster" else 0.0
+    try:
+        weight = float(shape)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if isinstance(shape, bool) or not 0.0 <= weight <= 1.0:
+        raise BadInputError(f"shape={shape!r} must be one of {', '.join(SHAPES)} or a number from 0 to 1 "
+                            "(the share of the cluster's shape)")
+    return weight
 
 
 def face_mask(shape_hw: tuple[int, int], landmarks68: np.ndarray, *, forehead: float = 0.15, feather: float = 0.06,
-              offset=(0, 0)) -> np.ndarray:
+              offset=(0, 0), expand: float = 1.0) -> np.ndarray:
     """Soft face mask, float32 in [0, 1] of shape ``shape_hw``.
 
     The hard region is `face_outline`; with ``feather`` > 0 its edge is shrunk
@@ -58,9 +132,8 @@ def face_mask(shape_hw: tuple[int, int], landmarks68: np.ndarray, *, forehead: f
     ``offset`` (x0, y0) is subtracted from the landmarks (a region of interest).
     """
     h, w = shape_hw
-    outline = face_outline(landmarks68, forehead=forehead) - np.asarray(offset, dtype=np.float64)
-    hard = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(hard, np.round(outline * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    outline = face_outline(landmarks68, forehead=forehead, expand=expand) - np.asarray(offset, dtype=np.float64)
+    hard = _fill(outline, (h, w))
     if feather <= 0:
         return (hard > 127).astype(np.float32)
     width = max(1.0, feather * face_scale(landmarks68))
@@ -71,8 +144,19 @@ def face_mask(shape_hw: tuple[int, int], landmarks68: np.ndarray, *, forehead: f
     return np.minimum(soft, (hard > 127).astype(np.float32))
 
 
+def _fill(polygon: np.ndarray, shape_hw) -> np.ndarray:
+    """uint8 raster (0/255, anti-aliased edge) of a convex polygon."""
+    hard = np.zeros(shape_hw, np.uint8)
+    cv2.fillConvexPoly(hard, np.round(polygon * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    return hard
+
+
 def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, mode: str = "lab") -> np.ndarray:
-    """Give ``source`` (uint8 RGB) the colour statistics of ``reference`` inside ``mask`` (> 0.5)."""
+    """Give ``source`` (uint8 RGB) the colour statistics of ``reference`` inside ``mask`` (> 0.5).
+
+    ``lab``: mean and spread of every CIE Lab channel; ``luma``: of lightness only
+    (the source keeps its chroma); ``mean``: the means only; ``none``: unchanged.
+    """
     if mode == "none":
         return source
     if mode not in COLOR_MODES:
@@ -83,21 +167,27 @@ def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, *,
     src = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     ref = cv2.cvtColor(reference.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     mu_s, mu_r = src[sel].mean(0), ref[sel].mean(0)
-    if mode == "lab":
+    if mode in ("lab", "luma"):
         sd_s, sd_r = src[sel].std(0), ref[sel].std(0)
         ratio = np.clip(sd_r / np.maximum(sd_s, 1e-3), 0.5, 2.0)
         out = (src - mu_s) * ratio + mu_r
+        if mode == "luma":
+            out[..., 1:] = src[..., 1:]
     else:
         out = src - mu_s + mu_r
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def face_roi(landmarks68: np.ndarray, image_hw: tuple[int, int], *, forehead: float = 0.15, margin: float = 0.05):
+def face_roi(landmarks68: np.ndarray, image_hw: tuple[int, int], *, forehead: float = 0.15, margin: float = 0.05,
+             expand: float = 1.0):
     """The box (x0, y0, x1, y1) holding the face outline plus a margin, clipped to the image."""
+    return _roi(face_outline(landmarks68, forehead=forehead, expand=expand), face_scale(landmarks68), image_hw, margin)
+
+
+def _roi(outline: np.ndarray, scale: float, image_hw, margin: float):
     h, w = image_hw
-    outline = face_outline(landmarks68, forehead=forehead)
-    pad = margin * face_scale(landmarks68) + 2
+    pad = margin * scale + 2
     x0, y0 = np.floor(outline.min(0) - pad).astype(int)
     x1, y1 = np.ceil(outline.max(0) + pad).astype(int) + 1
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
@@ -116,9 +206,41 @@ def warp_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, roi) -> np.nda
     return remap(surrogate.image, coords, y1 - y0, x1 - x0)
 
 
+def place_surrogate(surrogate: Surrogate, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The similarity transform putting the surrogate on a face, and the surrogate's landmarks there.
+
+    Returns the (2, 3) matrix from surrogate-crop pixels to image pixels (least
+    squares over the eye centres and the mouth centre) and the surrogate's 68
+    landmarks in image pixels (its own shape, only moved, scaled and rolled).
+    """
+    matrix = similarity_transform(anchor_points(surrogate.landmarks), anchor_points(landmarks68))
+    return matrix, transform_points(surrogate.landmarks, matrix)
+
+
+@dataclass(frozen=True)
+class FaceReplacement:
+    """Where one `blend_surrogate` call put the surrogate.
+
+    Attributes
+    ----------
+    roi : tuple of int
+        (x0, y0, x1, y1): the box holding every changed pixel.
+    changed : ndarray of shape (y1 - y0, x1 - x0), bool
+        The pixels of ``roi`` that may have changed (outside it nothing changes).
+    landmarks68 : ndarray of shape (68, 2), float64
+        Where the new face's landmarks are in the photo (the surrogate's shape
+        placed on the face, or the face's own landmarks with ``shape="member"``).
+    """
+
+    roi: tuple
+    changed: np.ndarray
+    landmarks68: np.ndarray
+
+
 def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.ndarray, *, blend: str = "feather",
-                    color: str = "lab", forehead: float = 0.15, feather: float = 0.06, out: np.ndarray | None = None
-                    ) -> np.ndarray:
+                    color: str = "luma", forehead: float | None = None, feather: float = 0.06,
+                    shape: str = "cluster", region: str = "head", out: np.ndarray | None = None,
+                    settings: BlendSettings | None = None, details: bool = False):
     """Replace the face with ``landmarks68`` (image pixels) in ``image`` by ``surrogate``.
 
     Parameters
@@ -128,40 +250,93 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     surrogate : Surrogate
     landmarks68 : ndarray of shape (68, 2)
     blend : {"feather", "seamless"}
-    color : {"lab", "mean", "none"}
+    color : {"lab", "luma", "mean", "none"}
         Colour matching of the surrogate to the face (ignored by ``seamless``, which
         takes its colours from the photo's border by construction).
-    forehead, feather : float
+    forehead : float or None
+        Forehead lift of the region (None: the ``region`` preset's).
+    feather : float
         See `face_mask`.
+    shape : {"cluster", "member"} or float
+        The new face's geometry: the surrogate's own (placed by a similarity
+        transform, the photo around it warped to meet it), the face's own, or a
+        number from 0 (member) to 1 (cluster): the landmarks move that share of
+        the way from the face's to the placed surrogate's.
+    region : {"inner", "forehead", "head"}
+        How much of the head the surrogate covers (`REGIONS`).
     out : ndarray, optional
         Write into this array (may be ``image`` itself, to blend several faces).
+    settings : BlendSettings, optional
+        All of the above in one record (then the keywords are ignored).
+    details : bool
+        Also return the `FaceReplacement`.
 
     Returns
     -------
-    ndarray of shape (H, W, 3), uint8
+    ndarray of shape (H, W, 3), uint8, or (that, FaceReplacement) with ``details``.
     """
-    if blend not in BLEND_MODES:
-        raise BadInputError(f"blend={blend!r} must be one of {', '.join(BLEND_MODES)}")
+    if settings is None:
+        settings = BlendSettings(shape=shape, region=region, blend=blend, color=color, feather=float(feather),
+                                 forehead=forehead)
     image = np.asarray(image)
     lm = np.asarray(landmarks68, dtype=np.float64)
     if lm.shape != (68, 2) or not np.isfinite(lm).all():
         raise BadInputError(f"landmarks68 must be a finite (68, 2) array; got shape {lm.shape}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise BadInputError(f"image must be uint8 of shape (H, W, 3); got {image.dtype} {image.shape}")
     result = image.copy() if out is None else out
-    roi = face_roi(lm, image.shape[:2], forehead=forehead, margin=feather + 0.05)
+    forehead_, expand = settings.outline
+    weight = settings.weight
+    if weight == 0.0:
+        target = lm
+    else:
+        _, placed = place_surrogate(surrogate, lm)
+        target = lm + weight * (placed - lm)
+    region_outline = face_outline(target, forehead=forehead_, expand=expand)
+    if weight == 0.0:
+        ring = region_outline
+    else:  # the warped ring: beyond both the face's and the new region's outline
+        both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
+        centre = (lm[30] + target[30]) / 2.0
+        hull = cv2.convexHull(both.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+        ring = polygon_ring(centre + (hull - centre) * RING_SCALE, 40)
+    scale = face_scale(target)
+    roi = _roi(ring, scale, image.shape[:2], settings.feather + 0.02)
     x0, y0, x1, y1 = roi
+    empty = FaceReplacement(roi, np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool), target)
     if x1 - x0 < 4 or y1 - y0 < 4:
         log.warning("face at %s is outside the image; left unchanged", roi)
-        return result
+        return (result, empty) if details else result
     patch = result[y0:y1, x0:x1]
-    warped = warp_surrogate(surrogate, lm, roi)
-    mask = face_mask((y1 - y0, x1 - x0), lm, forehead=forehead, feather=feather, offset=(x0, y0))
-    if blend == "seamless":
-        patch[:] = poisson_clone(warped, patch, mask > 0.02)
-        return result
-    warped = match_colors(warped, patch, mask, mode=color)
-    alpha = mask[..., None]
-    patch[:] = np.clip(np.rint(warped * alpha + patch * (1.0 - alpha)), 0, 255).astype(np.uint8)
-    return result
+    original = patch.copy()
+    offset = np.array([x0, y0], np.float64)
+    hw = (y1 - y0, x1 - x0)
+    if weight == 0.0:
+        warped = warp_surrogate(surrogate, lm, roi)
+        base = original
+        changed = _fill(region_outline - offset, hw) > 0
+    else:
+        # the photo, reshaped so that the face's landmarks move onto the surrogate's; the ring stays put
+        ring_local = ring - offset
+        grid = grid_points(*hw)
+        pw = PiecewiseAffine(np.concatenate([target - offset, ring_local]), grid)
+        coords = pw.map(np.concatenate([lm - offset, ring_local]))
+        inside = _fill(ring_local, hw) > 0
+        reshaped = remap(original, coords, *hw, border=cv2.BORDER_REPLICATE)
+        base = np.where(inside[..., None], reshaped, original)
+        changed = inside
+        warped = warp_surrogate(surrogate, target, roi)  # with weight 1: the surrogate only moved, scaled and rolled
+    mask = face_mask(hw, target, forehead=forehead_, feather=settings.feather, offset=(x0, y0), expand=expand)
+    mask *= changed
+    if settings.blend == "seamless":
+        patch[:] = poisson_clone(warped, base, mask > 0.02)
+        patch[:] = np.where(changed[..., None], patch, original)
+    else:
+        warped = match_colors(warped, base, mask, mode=settings.color)
+        alpha = mask[..., None]
+        patch[:] = np.clip(np.rint(warped * alpha + base * (1.0 - alpha)), 0, 255).astype(np.uint8)
+    replacement = FaceReplacement(roi, changed, target)
+    return (result, replacement) if details else result
 
 
 def poisson_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

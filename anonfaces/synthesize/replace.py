@@ -1,9 +1,10 @@
 """Put the surrogates into the photos (or obfuscate each face in place): one photo per worker task.
 
-`replace_faces` writes every photo of the dataset under OUT at the same relative
-path: faces replaced by their cluster's surrogate (`blend_surrogate`, settings in
-``blend``) or by a baseline (`apply_baseline`), photos without a face re-encoded
-unchanged (so without metadata).
+`replace_faces` writes every photo of the dataset under OUT at the name it is
+given: faces replaced by their cluster's surrogate (`anonfaces.synthesize.privacy`'s
+per-photo `replace_faces` with the `BlendSettings` in ``blend``, and, with a
+``check``, the per-face privacy check and its escalation) or by a baseline
+(`apply_baseline`), photos without a face re-encoded unchanged (so without metadata).
 """
 
 from __future__ import annotations
@@ -29,43 +30,85 @@ def _surrogate(run: dict, cluster: int, landmarks: np.ndarray) -> Surrogate:
     return cache[cluster]
 
 
+def _privacy_check(run: dict):
+    """This worker's `PrivacyCheck` for the call (None when the check is off); its embedder is made once per worker
+    by ``check["make_embed"]`` (the model itself is cached per process by its loader)."""
+    check = run["check"]
+    if check is None:
+        return None
+    held = worker_local("synthesize.privacy", run["token"])
+    if "check" not in held:
+        from anonfaces.synthesize.privacy import PrivacyCheck
+
+        held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"])
+    return held["check"]
+
+
+def _face_job(run: dict, face):
+    """The `FaceJob` of one face: ``(landmarks68, cluster, surrogate landmarks, face index, row)``; with the check,
+    the person's mean embedding (``member``), their faces' embeddings (``own``) and those of the cluster's other
+    people (``others``), from the rows of ``check["embeddings"]``."""
+    from anonfaces.synthesize.privacy import FaceJob
+
+    lm, cluster, sur_lm, face_index, row = face
+    context = {}
+    check = run["check"]
+    if check is not None and row is not None:
+        emb, persons, labels = check["embeddings"], check["persons"], check["labels"]
+        own = persons == persons[row]
+        context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own]}
+    return FaceJob(lm, _surrogate(run, cluster, sur_lm), cluster=cluster, face=face_index, **context)
+
+
 def _replace_task(run: dict, task):
-    """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None)."""
+    """Write one photo under OUT with its faces replaced.
+
+    Returns (rel, n_faces, error or None, privacy records of its faces).
+    """
     rel, name, faces = task
     try:
         image = read_image(Path(run["root"]) / rel, max_pixels=run["max_pixels"])
     except ImageReadError as exc:
-        return rel, 0, str(exc)
+        return rel, 0, str(exc), []
+    records = []
     if faces:
-        result = image.copy()
         if run["method"] == KSAME:
-            from anonfaces.synthesize.blend import blend_surrogate
+            from anonfaces.synthesize.blend import BlendSettings
+            from anonfaces.synthesize.privacy import (
+                replace_faces as replace_photo_faces,
+            )
 
-            for lm, cluster, sur_lm in faces:
-                blend_surrogate(image, _surrogate(run, cluster, sur_lm), lm, out=result, **run["blend"])
+            jobs = [_face_job(run, face) for face in faces]
+            image, records = replace_photo_faces(image, jobs, settings=BlendSettings(**run["blend"]),
+                                                 check=_privacy_check(run), path=rel)
         else:
             from anonfaces.synthesize.baselines import apply_baseline
 
             seed = (zlib.crc32(rel.encode()) ^ int(run["seed"])) & 0x7FFFFFFF
-            result = apply_baseline(image, run["method"], [lm for lm, _, _ in faces], random_state=seed,
-                                    forehead=run["forehead"], **run["method_params"])
-        image = result
+            image = apply_baseline(image, run["method"], [face[0] for face in faces], random_state=seed,
+                                   forehead=run["forehead"], **run["method_params"])
     write_image(Path(run["out"]) / name, image, quality=run["quality"])
-    return rel, len(faces), None
+    return rel, len(faces), None, records
 
 
-def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, list]], *, method: str, blend: dict,
-                  method_params: dict, seed: int, quality: int, max_pixels: int, surrogates=None):
-    """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None) in order.
+def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list]], *, method: str, blend: dict,
+                  method_params: dict, seed: int, quality: int, max_pixels: int, surrogates=None, forehead: float = 0.15,
+                  check: dict | None = None):
+    """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None, privacy records) in order.
 
     ``photos``: (relative path in the dataset, name under ``out``, faces) with one
-    ``(landmarks68, cluster, surrogate landmarks)`` per face (an empty list: copied unchanged). ``method`` is ``ksame`` (surrogates read from
-    ``surrogates/<cluster>.png``, put in with ``blend_surrogate(**blend)``) or a baseline
-    (``apply_baseline(**method_params)``, seeded per photo from ``seed``; ``blend["forehead"]``
-    sets how much forehead the region covers).
+    ``(landmarks68, cluster, surrogate landmarks, face index, row)`` per face (an empty
+    list: copied unchanged). ``method`` is ``ksame`` (surrogates read from
+    ``surrogates/<cluster>.png``, put in with the `BlendSettings` fields in ``blend``) or a
+    baseline (``apply_baseline(**method_params)``, seeded per photo from ``seed``, its
+    region lifted by ``forehead``).
+
+    ``check`` (ksame only; None: no check, every record ``unchecked``): the per-face
+    privacy check, ``{"make_embed": a picklable module-level callable returning
+    embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
+    "persons" (n_rows,) int, "labels" (n_rows,) int}``; ``row`` of each face indexes those arrays.
     """
     run = {"root": str(root), "out": str(out), "method": method, "blend": dict(blend), "method_params": dict(method_params),
-           "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels),
-           "forehead": float(blend.get("forehead", 0.15)), "surrogates": str(surrogates) if surrogates else None,
-           "token": uuid.uuid4().hex}
+           "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels), "forehead": float(forehead),
+           "surrogates": str(surrogates) if surrogates else None, "check": check, "token": uuid.uuid4().hex}
     yield from pool.map(_replace_task, photos, context=run, desc="anonymize")

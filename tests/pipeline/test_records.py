@@ -86,7 +86,9 @@ def test_options_are_checked_and_recorded_verbatim():
     with pytest.raises(BadInputError, match="k values"):
         check_ks("1,2")
     opts = AnonymizeOptions(k=3, synth="pixel", blend={"color": "mean"})
-    assert opts.blend == {"blend": "feather", "color": "mean", "forehead": 0.15, "feather": 0.06}
+    assert opts.blend == {"shape": "cluster", "region": "head", "blend": "feather", "color": "mean", "feather": 0.06,
+                          "forehead": None}
+    assert opts.privacy_check and opts.privacy_margin == 0.05 and opts.on_leak == "blur" and opts.output == "photos"
     record = json.loads(json.dumps(as_record(opts)))
     assert record["k"] == 3 and record["synth"] == "pixel" and record["blend"]["color"] == "mean"
     assert AnonymizeOptions(method="blur", k=1).k is None  # baselines have no k
@@ -94,6 +96,13 @@ def test_options_are_checked_and_recorded_verbatim():
         AnonymizeOptions(method="blurr")
     with pytest.raises(BadInputError, match="color"):
         AnonymizeOptions(blend={"color": "sepia"})
+    with pytest.raises(BadInputError, match="shape"):
+        AnonymizeOptions.from_flat(shape="round")
+    with pytest.raises(BadInputError, match="on_leak"):
+        AnonymizeOptions(on_leak="pixelate")
+    with pytest.raises(BadInputError, match="surrogates"):
+        AnonymizeOptions(method="blur", output="surrogates")
+    assert AnonymizeOptions.from_flat(shape="member", region="inner", color="lab").blend_settings().weight == 0.0
     with pytest.raises(BadInputError, match="fixed-kmeans"):
         ClusterOptions(algo="kmeans")
     with pytest.raises(BadInputError, match="eigenfaces"):

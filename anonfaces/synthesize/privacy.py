@@ -1,0 +1,297 @@
+"""Replace the faces of one photo and check, face by face, that the photo keeps the k-anonymity promise.
+
+A surrogate stands for at least k people, but the photo it is blended into can
+still give its person away (their head, outline, light). After a face is
+replaced, `PrivacyCheck` embeds it (with the ``embed(chips) -> (n, dim)``
+callable it is given; this module imports no encoder) and scores it:
+
+* ``leak = d(surrogate, member) - d(anonymized face, member)``: how much closer
+  the photo brings the face to its person (the person's mean embedding) than the
+  bare surrogate stands;
+* ``evenness = min d(face, photos of the cluster's other people)
+  - min d(face, photos of the person)``: how much nearer the face stands to its
+  own person than to the nearest other member of its cluster (> 0: a
+  nearest-neighbour attacker who knows the cluster names the person).
+
+The face's score is ``max(leak, evenness)`` (either one alone where the other
+cannot be computed). Above ``margin`` the face is redone with the next step of
+`escalation_steps` (the cluster's shape, the largest region, colours fully from
+the cluster); when every step fails, ``on_leak`` decides: ``blur`` the face
+region, paste the bare ``surrogate`` crop over the head (the surrogate alone,
+for which the 1/k bound holds), or ``keep`` the last step (recorded as
+``kept-above-margin``, never silently). `replace_faces` returns one
+`PrivacyRecord` per face, the rows of ``privacy.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from anonfaces.errors import BadInputError
+from anonfaces.synthesize.base import Surrogate
+from anonfaces.synthesize.blend import (
+    REGIONS,
+    BlendSettings,
+    blend_surrogate,
+    place_surrogate,
+)
+from anonfaces.utils.atomic import atomic_open
+
+log = logging.getLogger(__name__)
+
+ON_LEAK = ("blur", "surrogate", "keep")
+#: Default margin on ``max(leak, evenness)`` (dlib distances; faces of one person lie within about 0.6).
+DEFAULT_MARGIN = 0.05
+PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "leak_after", "evenness_after",
+                   "step", "outcome")
+#: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
+OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
+CHIP_SIZE = 150
+
+
+@dataclass(frozen=True)
+class FaceJob:
+    """One face to replace, with what the check needs to know about its person.
+
+    Attributes
+    ----------
+    landmarks68 : ndarray of shape (68, 2)
+        The face's landmarks in the photo.
+    surrogate : Surrogate
+        Its cluster's surrogate.
+    cluster : int
+    face : int
+        The face's index in its photo.
+    member : ndarray of shape (dim,), optional
+        The person's mean embedding (None: no leak term).
+    own : ndarray of shape (n, dim), optional
+        Embeddings of the person's photos (None or empty: no evenness term).
+    others : ndarray of shape (m, dim), optional
+        Embeddings of the photos of the cluster's other people.
+    surrogate_embedding : ndarray of shape (dim,), optional
+        The bare surrogate's embedding (computed by the check when None).
+    """
+
+    landmarks68: np.ndarray
+    surrogate: Surrogate
+    cluster: int = -1
+    face: int = 0
+    member: np.ndarray | None = None
+    own: np.ndarray | None = None
+    others: np.ndarray | None = None
+    surrogate_embedding: np.ndarray | None = None
+
+
+@dataclass
+class PrivacyRecord:
+    """What the check found for one face (one row of ``privacy.csv``); NaN where a term was not computed."""
+
+    path: str
+    face: int
+    cluster: int
+    leak_before: float = float("nan")
+    evenness_before: float = float("nan")
+    leak_after: float = float("nan")
+    evenness_after: float = float("nan")
+    step: str = "given"
+    outcome: str = "unchecked"
+
+    def row(self) -> list:
+        out = []
+        for key in PRIVACY_COLUMNS:
+            value = getattr(self, key)
+            out.append(f"{value:.4f}" if isinstance(value, float) else value)
+        return out
+
+
+def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]:
+    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours."""
+    steps = [("given", settings)]
+    current = settings
+    if current.weight < 1.0:
+        current = current.replace(shape="cluster")
+        steps.append(("cluster-shape", current))
+    largest = max(REGIONS, key=lambda r: REGIONS[r][0] * REGIONS[r][1] ** 2)
+    if current.region != largest or current.forehead is not None:
+        current = current.replace(region=largest, forehead=None)
+        steps.append(("largest-region", current))
+    if current.color != "none":
+        current = current.replace(color="none")
+        steps.append(("cluster-colour", current))
+    return steps
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.atleast_2d(b) - np.asarray(a)[None, :], axis=1)
+
+
+@dataclass
+class PrivacyCheck:
+    """The per-face check (see the module docstring).
+
+    Parameters
+    ----------
+    embed : callable
+        ``embed(chips)`` with chips a uint8 array of shape (n, 150, 150, 3) (dlib's
+        aligned face chips, `anonfaces.detect.face_chip`) -> ndarray of shape (n, dim).
+    margin : float
+        Largest accepted ``max(leak, evenness)``.
+    on_leak : {"blur", "surrogate", "keep"}
+        What to do with a face still above the margin after every step.
+    evenness : bool
+        Score the evenness term (else the leak alone).
+    """
+
+    embed: Callable[[np.ndarray], np.ndarray]
+    margin: float = DEFAULT_MARGIN
+    on_leak: str = "blur"
+    evenness: bool = True
+    _surrogate_cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if not callable(self.embed):
+            raise BadInputError("embed must be a callable chips -> (n, dim) embeddings")
+        if self.on_leak not in ON_LEAK:
+            raise BadInputError(f"on_leak={self.on_leak!r} must be one of {', '.join(ON_LEAK)}")
+        if not np.isfinite(self.margin):
+            raise BadInputError(f"margin={self.margin!r} must be a finite number")
+
+    def _embed_one(self, image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
+        from anonfaces.detect import face_chip
+
+        chip = face_chip(image, np.asarray(landmarks68, dtype=np.float64), size=CHIP_SIZE)
+        out = np.asarray(self.embed(chip[None]), dtype=np.float64)
+        if out.ndim != 2 or len(out) != 1:
+            raise BadInputError(f"embed must return an array of shape (1, dim) for one chip; got {out.shape}")
+        return out[0]
+
+    def surrogate_embedding(self, job: FaceJob) -> np.ndarray:
+        if job.surrogate_embedding is not None:
+            return np.asarray(job.surrogate_embedding, dtype=np.float64)
+        key = id(job.surrogate)
+        if key not in self._surrogate_cache:
+            self._surrogate_cache[key] = (job.surrogate, self._embed_one(job.surrogate.image, job.surrogate.landmarks))
+        return self._surrogate_cache[key][1]
+
+    def scores(self, image: np.ndarray, job: FaceJob) -> tuple[float, float]:
+        """(leak, evenness) of the face with ``job.landmarks68`` in ``image``; NaN for a term that cannot be computed."""
+        a = self._embed_one(image, job.landmarks68)
+        leak = evenness = float("nan")
+        if job.member is not None:
+            m = np.asarray(job.member, dtype=np.float64)
+            leak = float(_distance(self.surrogate_embedding(job), m)[0] - _distance(a, m)[0])
+        if self.evenness and job.own is not None and job.others is not None and len(job.own) and len(job.others):
+            evenness = float(_distance(a, job.others).min() - _distance(a, job.own).min())
+        return leak, evenness
+
+    def passes(self, leak: float, evenness: float) -> bool:
+        terms = [v for v in (leak, evenness) if np.isfinite(v)]
+        return not terms or max(terms) <= self.margin
+
+
+def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: BlendSettings | None = None,
+                  check: PrivacyCheck | None = None, path: str = "") -> tuple[np.ndarray, list[PrivacyRecord]]:
+    """Replace every face of one photo by its surrogate; with ``check``, check and escalate each face.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8
+        The photo (not modified).
+    faces : sequence of FaceJob
+    settings : BlendSettings, optional
+        How to blend (default: `BlendSettings()`).
+    check : PrivacyCheck, optional
+        None: every face is blended with ``settings`` and recorded as ``unchecked``.
+    path : str
+        The photo's path, copied into the records.
+
+    Returns
+    -------
+    (ndarray of shape (H, W, 3), uint8, list of PrivacyRecord, one per face in order)
+    """
+    settings = settings or BlendSettings()
+    result = np.asarray(image).copy()
+    records = []
+    for job in faces:
+        record = PrivacyRecord(path=path, face=int(job.face), cluster=int(job.cluster))
+        if check is None:
+            blend_surrogate(result, job.surrogate, job.landmarks68, settings=settings, out=result)
+            records.append(record)
+            continue
+        before = result.copy()
+        candidate = None
+        for i, (name, step) in enumerate(escalation_steps(settings)):
+            candidate = blend_surrogate(before, job.surrogate, job.landmarks68, settings=step)
+            leak, even = check.scores(candidate, job)
+            if i == 0:
+                record.leak_before, record.evenness_before = leak, even
+            record.leak_after, record.evenness_after, record.step = leak, even, name
+            if check.passes(leak, even):
+                record.outcome = "passed" if i == 0 else "escalated"
+                break
+        else:
+            if check.on_leak == "blur":
+                candidate = blur_face(before, job.landmarks68)
+                record.outcome = "blurred"
+            elif check.on_leak == "surrogate":
+                candidate = paste_surrogate(before, job.surrogate, job.landmarks68)
+                record.outcome = "surrogate"
+            else:
+                record.outcome = "kept-above-margin"
+                log.warning("%s face %d: above the privacy margin after every step (kept: on_leak=keep)", path,
+                            job.face)
+            if check.on_leak != "keep":
+                record.step = f"on_leak={check.on_leak}"
+                record.leak_after, record.evenness_after = check.scores(candidate, job)
+        result = candidate
+        records.append(record)
+    return result, records
+
+
+def blur_face(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with the face's largest region blurred (the ``blur`` baseline)."""
+    from anonfaces.synthesize.baselines import apply_baseline
+
+    forehead = max(REGIONS.values())[0]
+    return apply_baseline(image, "blur", [np.asarray(landmarks68, dtype=np.float64)], forehead=forehead)
+
+
+def paste_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.ndarray, *, feather: float = 0.08
+                    ) -> np.ndarray:
+    """A copy of ``image`` with the whole surrogate crop placed on the face (similarity transform), edges feathered."""
+    matrix, _ = place_surrogate(surrogate, landmarks68)
+    h, w = image.shape[:2]
+    warped = cv2.warpAffine(surrogate.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    square = np.zeros((surrogate.size, surrogate.size), np.float32)
+    edge = max(1, round(feather * surrogate.size))
+    square[edge:-edge, edge:-edge] = 1.0
+    square = cv2.GaussianBlur(square, (0, 0), sigmaX=edge / 2.0)
+    alpha = cv2.warpAffine(square, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    return np.clip(np.rint(warped * alpha + image * (1.0 - alpha)), 0, 255).astype(np.uint8)
+
+
+def write_privacy_csv(path, records: Sequence[PrivacyRecord]) -> None:
+    """``privacy.csv``: one row per face, sorted by path and face (`PRIVACY_COLUMNS`)."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(PRIVACY_COLUMNS)
+        for r in sorted(records, key=lambda r: (r.path, r.face)):
+            w.writerow(r.row())
+
+
+def privacy_summary(records: Sequence[PrivacyRecord]) -> dict:
+    """Counts by outcome (every `OUTCOMES` key) and the number of faces."""
+    counts = {o: 0 for o in OUTCOMES}
+    for r in records:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    return {"faces": len(records), **counts}
+
+
+def record_dicts(records: Sequence[PrivacyRecord]) -> list[dict]:
+    return [asdict(r) for r in records]

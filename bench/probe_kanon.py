@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Probe for issue 16: how each way of putting a surrogate into a photo keeps the 1/k promise.
+
+Anonymizes one subset once per configuration (``ksame:<synth>`` at one k; the
+encodings and the clustering made once and shared), measures it with the
+library calls of ``anonfaces evaluate`` (`measure_photos`, the `protocols`,
+the dlib attacker with the originals' descriptors as its gallery) and prints,
+per configuration, closed-set, identity-level and parrot re-identification,
+SSIM, the re-detection rate and the privacy check's outcomes. Configurations are named below (`CONFIGS`) or given
+as JSON (``--config '{"name": "x", "shape": "cluster", ...}'``, the keywords of
+`anonfaces.pipeline.anonymize_dataset`).
+
+    python bench/probe_kanon.py --dataset ../shared/data/lfw --people 60 --photos-per-person 5 \\
+        --min-photos 5 --k 5 --configs old,cluster-inner,cluster-head --out /tmp/probe [--jobs 2]
+
+By default the probe subset is people with at least 5 photos (evenly spaced): a
+different set of people from the README's sweep (people with at least 10 photos),
+so the defaults are not chosen on the figures they are then reported with.
+Appends one JSON line per configuration to ``OUT/probe.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+NO_CHECK = {"privacy_check": False}
+CONFIGS = {
+    "old": {"shape": "member", "region": "inner", "color": "lab", **NO_CHECK},
+    "cluster-inner": {"shape": "cluster", "region": "inner", **NO_CHECK},
+    "cluster-forehead": {"shape": "cluster", "region": "forehead", **NO_CHECK},
+    "cluster-head": {"shape": "cluster", "region": "head", **NO_CHECK},
+    "cluster-head-luma": {"shape": "cluster", "region": "head", "color": "luma", **NO_CHECK},
+    "cluster-head-none": {"shape": "cluster", "region": "head", "color": "none", **NO_CHECK},
+    "cluster-head-seamless": {"shape": "cluster", "region": "head", "blend": "seamless", **NO_CHECK},
+    "check-0.05-blur": {"shape": "cluster", "region": "head", "privacy_margin": 0.05, "on_leak": "blur"},
+    "check-0.1-blur": {"shape": "cluster", "region": "head", "privacy_margin": 0.1, "on_leak": "blur"},
+    "check-0.05-surrogate": {"shape": "cluster", "region": "head", "privacy_margin": 0.05, "on_leak": "surrogate"},
+}
+
+
+KEYS = ("closed_set", "identity_reid", "parrot_reid", "ssim", "detection_rate")
+
+
+def _line(name, m, outcomes, seconds) -> str:
+    return f"{name:24s} " + " ".join(f"{key}={m.get(key, float('nan')):.3f}" for key in KEYS) + f" {outcomes} {seconds:.0f}s"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="../shared/data/lfw")
+    ap.add_argument("--people", type=int, default=60)
+    ap.add_argument("--photos-per-person", type=int, default=5)
+    ap.add_argument("--min-photos", type=int, default=5)
+    ap.add_argument("--reid-min-photos", type=int, default=None, help="default: --photos-per-person")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--synth", default="morph")
+    ap.add_argument("--configs", default="old,cluster-head")
+    ap.add_argument("--config", action="append", default=[], help="a JSON configuration (repeatable)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    import logging
+
+    import numpy as np
+
+    logging.basicConfig(level=logging.WARNING)
+    from anonfaces.cluster import cluster_encodings
+    from anonfaces.evaluate import DatasetSubset, protocols
+    from anonfaces.evaluate.measure import measure_photos
+    from anonfaces.evaluate.recognizers import make_recognizer
+    from anonfaces.evaluate.subset import link_subset
+    from anonfaces.pipeline import anonymize_dataset
+    from anonfaces.pipeline.sweep import cached_encodings
+
+    configs = [{"name": n, **CONFIGS[n]} for n in args.configs.split(",") if n]
+    configs += [json.loads(c) for c in args.config]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    subset = DatasetSubset(people=args.people, photos_per_person=args.photos_per_person, min_photos=args.min_photos)
+    source = Path(args.dataset)
+    root = link_subset(source, subset.select(source), out / "cache" / "subset" / source.name)
+    enc = cached_encodings(root, out / "cache", jobs=args.jobs, progress=False)
+    clustering = cluster_encodings(enc, algo="fixed-kmeans", k=args.k, unit="identity", random_state=0)
+    ids = np.asarray(enc.identities)
+    G = np.asarray(enc.embeddings, np.float32)  # the originals' dlib descriptors (the attacker's gallery)
+    counts = {p: int((ids == p).sum()) for p in np.unique(ids)}
+    probe = np.array([counts[p] >= (args.reid_min_photos or args.photos_per_person) for p in ids])
+    keys = np.arange(len(ids))
+    dlib = {"dlib": make_recognizer("dlib")}
+    for cfg in configs:
+        cfg = dict(cfg)
+        name = cfg.pop("name")
+        run = out / name
+        t = time.perf_counter()
+        report = anonymize_dataset(root, run, k=args.k, synth=args.synth, encodings=enc, clusters=clustering,
+                                   jobs=args.jobs, progress=False, overwrite=True, **cfg)
+        t_anon = time.perf_counter() - t
+        meas = measure_photos(run, enc, dlib, original_root=root, detect=True, jobs=args.jobs, progress=False)
+        ok = meas.readable
+        A = np.asarray(meas.features["dlib"], np.float32)
+        m = {
+            "closed_set": protocols.closed_set_identification(A[ok], G, np.flatnonzero(ok)),
+            "identity_reid": protocols.identity_reidentification(A[probe & ok], ids[probe & ok], G, ids,
+                                                                 probe_keys=keys[probe & ok], gallery_keys=keys),
+            "parrot_reid": protocols.parrot_reidentification(A[probe & ok], ids[probe & ok], A[ok], ids[ok],
+                                                             probe_keys=keys[probe & ok], gallery_keys=keys[ok]),
+            "ssim": float(np.nanmean(meas.ssim)), "detection_rate": float(meas.detected[ok].mean()),
+        }
+        seconds = time.perf_counter() - t
+        outcomes = report.privacy
+        row = {"name": name, "settings": cfg, "k": args.k, "bound": 1 / args.k, "dataset": args.dataset,
+               "subset": subset.to_dict(), "n_faces": len(ids), "seconds": round(seconds, 1),
+               "anonymize_seconds": round(t_anon, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "privacy": outcomes, **m}
+        with open(out / "probe.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(_line(name, m, {k: v for k, v in outcomes.items() if v}, seconds), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

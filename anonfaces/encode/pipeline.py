@@ -241,6 +241,8 @@ def encode_dataset(
     context = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
     if resumed_images:
         log.info("encode: %d of %d photos done by an earlier run", resumed_images, len(images))
+    if todo and hasattr(enc, "warm_up"):
+        enc.warm_up()  # build and check the ONNX model once, in the parent, before the workers start
     with pool_for(pool, jobs, progress) as workers:
         for chunk_id, payload in workers.map(_encode_chunk, todo, context=context, desc="encode", unit="chunk", chunksize=1):
             with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:

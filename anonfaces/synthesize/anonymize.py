@@ -5,20 +5,26 @@ With ``method="ksame"`` (the default) every face is replaced by its cluster's
 surrogate; with a baseline name (`anonfaces.synthesize.baselines.BASELINES`)
 each face region is obfuscated in place and nothing is clustered.
 
-Output tree (OUT must not be inside the dataset; the input is only read)::
+Output (OUT must not be inside the dataset; the input is only read): two folders
+that are never mixed (`anonfaces.release.layout`)::
 
-    OUT/
-      <same relative paths as the dataset>   every photo, faces replaced, no metadata
-      surrogates/<cluster>.png               one surrogate per cluster (ksame only)
-      mapping.csv                            path,face,cluster,left,top,right,bottom
-      run.json                               settings, counts, timings, photos without a face
+    OUT/                                     shareable as it is (`anonfaces verify` re-checks it)
+      <keyed hash>.jpg ...                   photos, faces replaced, no metadata, neutral names
+      surrogates/<cluster>.png               one surrogate per cluster (ksame, only with surrogates=True)
+    OUT.private/ (or ``private``)            never shared
+      mapping.csv                            path,face,cluster,left,top,right,bottom,output,unit
+      files.csv                              path,output,status for every photo
+      run.json                               settings, counts, timings, held-back photos
+      encodings.npz, release.key, surrogates/
 
-``mapping.csv`` is the only link from the original photos to the clusters (it
-is sensitive: keep it apart when the photos are shared). ``cluster`` is -1 for
-the baselines, which do not cluster. Photos in which no face was found are
-written unchanged (decoded and re-encoded, so without metadata) and listed in
-``run.json`` under ``no_face``; photos that could not be read are listed under
-``unreadable`` and not written.
+``mapping.csv`` and ``files.csv`` are the only link from the outputs back to the
+original photos. ``cluster`` is -1 for the baselines, which do not cluster.
+Photos in which the fast detector found no face get a second, more sensitive pass
+(`anonfaces.release.nofaces`); faces found there are anonymized like the others.
+Photos still without a face follow ``no_face`` (default ``skip``: not written).
+After writing, the sensitive detector looks at every output photo, and photos with
+a face still within ``match_threshold`` of an original face follow the same rule.
+Photos that could not be read are listed under ``unreadable`` and not written.
 
 Photos are processed in parallel worker processes (``jobs``, default: every core).
 """
@@ -66,7 +72,7 @@ log = logging.getLogger(__name__)
 KSAME = "ksame"
 #: ``cluster`` in mapping.csv for faces that were not clustered (baseline methods).
 NOT_CLUSTERED = -1
-MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom")
+MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom", "output", "unit")
 
 
 @dataclass
@@ -85,24 +91,33 @@ class AnonymizeReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     dataset: Path | None = None  # the photos that were read (the bundled sample when none was named)
+    private: Path | None = None  # where everything that links back went (`anonfaces.release.layout`)
+    no_face_policy: str = "skip"
+    outputs: dict = field(default_factory=dict)  # dataset path -> output path (relative to out), written ones only
+    recovered_faces: int = 0  # faces found only by the second (sensitive) pass
+    unprotected: list = field(default_factory=list)  # `UnprotectedFace`s the safety net found in the outputs
+    held_back: list[tuple[str, str]] = field(default_factory=list)  # (dataset path, reason): not written to OUT
 
     @property
     def mapping_path(self) -> Path:
-        return self.out / "mapping.csv"
+        return (self.private or self.out) / "mapping.csv"
 
     @property
     def run_path(self) -> Path:
-        return self.out / "run.json"
+        return (self.private or self.out) / "run.json"
 
     @property
     def surrogates_dir(self) -> Path:
-        return self.out / "surrogates"
+        return (self.private or self.out) / "surrogates"
 
     def summary(self) -> str:
         what = f"{self.method}:{self.synth} k={self.k}, {self.n_clusters} clusters" if self.method == KSAME else self.method
+        handled = {"skip": "held back", "copy": "copied unchanged", "blur": "blurred whole"}[self.no_face_policy]
         return (
-            f"{self.n_images} images, {self.n_faces} faces replaced ({what}), {len(self.no_face)} without a face "
-            f"copied, {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out}"
+            f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
+            f"pass), {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left recognisable "
+            f"({handled}), {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out} "
+            f"(private: {self.private})"
         )
 
 
@@ -161,7 +176,8 @@ def _check_k(k) -> int:
 _WORKER: dict = {}
 
 
-def _init_worker(root: str, out: str, size: int, max_pixels: int, quality: int, options: dict) -> None:
+def _init_worker(root: str, out: str, size: int, max_pixels: int, quality: int, options: dict,
+                 surrogates: str | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
     from threadpoolctl import threadpool_limits
@@ -170,7 +186,7 @@ def _init_worker(root: str, out: str, size: int, max_pixels: int, quality: int, 
     threadpool_limits(1)  # one BLAS thread per worker: the workers already use every core
     _WORKER.clear()
     _WORKER.update(root=Path(root), out=Path(out), size=size, max_pixels=max_pixels, quality=quality, options=options,
-                   surrogates={})
+                   surrogates={}, surrogates_dir=Path(surrogates) if surrogates else Path(out) / "surrogates")
 
 
 def _read(rel: str) -> np.ndarray:
@@ -198,20 +214,29 @@ def _align_task(task):
 def _surrogate(cluster: int, landmarks: np.ndarray) -> Surrogate:
     cache = _WORKER["surrogates"]
     if cluster not in cache:
-        image = read_image(_WORKER["out"] / "surrogates" / f"{cluster}.png")
+        image = read_image(_WORKER["surrogates_dir"] / f"{cluster}.png")
         cache[cluster] = Surrogate(image, landmarks)
     return cache[cluster]
 
 
 def _rewrite_task(task):
-    """Write one photo under OUT with its faces replaced. Returns (rel, n_faces, error or None)."""
-    rel, faces = task
+    """Write one photo under OUT (as ``out_rel``) with its faces replaced, or a faceless one by the no-face rule.
+
+    Returns (rel, n_faces, error or None, written).
+    """
+    from anonfaces.release.nofaces import apply_no_face_policy
+
+    rel, out_rel, faces = task
     opts = _WORKER["options"]
     try:
         image = _read(rel)
     except ImageReadError as exc:
-        return rel, 0, str(exc)
-    if faces:
+        return rel, 0, str(exc), False
+    if not faces:
+        image = apply_no_face_policy(image, opts["no_face"])
+        if image is None:
+            return rel, 0, None, False
+    else:
         result = image.copy()
         if opts["method"] == KSAME:
             from anonfaces.synthesize.blend import blend_surrogate
@@ -226,15 +251,15 @@ def _rewrite_task(task):
             result = apply_baseline(image, opts["method"], [lm for lm, _, _ in faces], random_state=seed,
                                     forehead=opts["forehead"], **opts["method_params"])
         image = result
-    write_image(_WORKER["out"] / rel, image, quality=_WORKER["quality"])
-    return rel, len(faces), None
+    write_image(_WORKER["out"] / out_rel, image, quality=_WORKER["quality"])
+    return rel, len(faces), None, True
 
 
 def _synthesize_task(task):
     """One cluster's surrogate, written to OUT/surrogates/<cluster>.png; returns (cluster, landmarks)."""
     synthesizer, cluster, faces, points, embeddings, identities = task
     return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities,
-                                    _WORKER["out"] / "surrogates")
+                                    _WORKER["surrogates_dir"])
 
 
 def _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, folder: Path) -> np.ndarray:
@@ -286,13 +311,18 @@ def _remove_new_out_on_failure(func):
 
     @functools.wraps(func)
     def wrapper(dataset, out, **kwargs):
+        from anonfaces.release.layout import default_private_dir
+
         out_path = Path(out)
-        created = not out_path.exists()
+        private = kwargs.get("private")
+        private_path = Path(private) if private is not None else default_private_dir(out_path)
+        created = [p for p in (out_path, private_path) if not p.exists()]
         try:
             return func(dataset, out, **kwargs)
         except BaseException:
-            if created and out_path.is_dir():
-                shutil.rmtree(out_path, ignore_errors=True)
+            for path in created:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
             raise
 
     return wrapper
@@ -330,6 +360,16 @@ def anonymize_dataset(
     random_state: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    private: str | os.PathLike | None = None,
+    names: str = "hash",
+    key_file: str | os.PathLike | None = None,
+    keep_folders: bool = False,
+    no_face: str = "skip",
+    second_pass: bool = True,
+    safety_net: bool = True,
+    match_threshold: float = 0.5,
+    sensitive_upsample: int = 1,
+    surrogates: bool = False,
 ) -> AnonymizeReport:
     """Write a de-identified copy of every photo under ``dataset`` into ``out``.
 
@@ -373,14 +413,37 @@ def anonymize_dataset(
         128 to 512 pixels), so small faces are not upsampled for nothing.
     detector, upsample : detector settings when encoding.
     save_encodings : path, optional
-        Keep the encodings made here (they describe the original faces: keep them
-        apart from OUT). By default they go to a temporary folder and are deleted.
+        Also keep the encodings made here at this path (they describe the original
+        faces: keep them apart from OUT). They are always saved in the private folder.
     quality : int
         JPEG/WebP quality of the rewritten photos.
     jobs : int or None
         Worker processes (None: every core).
     random_state : int
         Seed for clustering, synthesizers and baselines.
+    private : path, optional
+        Folder for everything that links back to people (mapping, files list, run
+        record, encodings, naming key, surrogates); default ``OUT.private`` beside
+        OUT. Never inside OUT.
+    names : {"hash", "keep"}
+        Output names: a keyed hash of the relative path (default) or the dataset's own.
+    key_file : path, optional
+        Naming key (64 hex digits) to use; default ``PRIVATE/release.key``, made on
+        the first run and reused after (same key, same names).
+    keep_folders : bool
+        Keep folders that do not name people (`anonfaces.release.naming`).
+    no_face : {"skip", "copy", "blur"}
+        Photos with no face found even by the second pass, and photos with a face
+        the safety net still recognises: not written (default), written unchanged,
+        or written blurred whole.
+    second_pass, safety_net : bool
+        Run the sensitive detector on photos without a face / on every output photo.
+    match_threshold : float
+        dlib distance under which an output face counts as an original face still recognisable.
+    sensitive_upsample : int
+        Upsampling of the sensitive detector (`anonfaces.detect.sensitive`).
+    surrogates : bool
+        Also put the surrogates into ``OUT/surrogates`` (they always go to the private folder).
 
     Returns
     -------
@@ -395,6 +458,9 @@ def anonymize_dataset(
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(out)
     check_out_dir(root, out, overwrite=overwrite)
+    policy = no_face  # the --no-face rule; `no_face` below is the list of photos without a face
+    layout, key = _release_setup(root, out, private, names=names, key_file=key_file, no_face=no_face,
+                                 overwrite=overwrite)
     jobs = check_jobs(jobs)
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64):
         raise BadInputError(f"size={size!r} must be None or an integer >= 64")
@@ -426,17 +492,31 @@ def anonymize_dataset(
     enc, skipped, enc_meta = _encodings(root, encodings, encoder=encoder, detector=detector, upsample=upsample, jobs=jobs,
                                         progress=progress, max_pixels=max_pixels, save_encodings=save_encodings)
     seconds["encode"] = time.perf_counter() - t
+    n_first_pass = len(enc)
+    recovery = None
+    if second_pass:
+        from anonfaces.detect.sensitive import SensitiveDetector
+        from anonfaces.release.nofaces import recover_faces
+
+        t = time.perf_counter()
+        done = {p for p, r in skipped.items() if r != "no face found"} | set(enc.paths.tolist())  # unreadable, or with faces
+        faceless_first = [p for p in images if p not in done]
+        enc, recovery = recover_faces(root, enc, faceless_first, detector=SensitiveDetector(upsample=sensitive_upsample),
+                                      jobs=jobs, progress=progress, max_pixels=max_pixels)
+        seconds["second_pass"] = time.perf_counter() - t
+    enc.save(layout.encodings_path)
     if len(enc) and not np.isfinite(enc.landmarks68).all():
         raise BadInputError("the encodings hold no landmarks (imported from a pickle?); re-encode the dataset")
 
     # 2. clusters -----------------------------------------------------------------------------
     t = time.perf_counter()
     labels = np.full(len(enc), NOT_CLUSTERED, dtype=np.int64)
+    units = np.full(len(enc), "", dtype=object)
     cluster_info: dict = {}
     if method == KSAME:
-        labels, cluster_info = _cluster(enc, clusters, k=k_checked, algo=algo, unit=unit, outliers=outliers,
-                                        params=cluster_params, random_state=random_state,
-                                        allow_small_clusters=allow_small_clusters)
+        labels, units, cluster_info = _cluster(enc, clusters, k=k_checked, algo=algo, unit=unit, outliers=outliers,
+                                               params=cluster_params, random_state=random_state,
+                                               allow_small_clusters=allow_small_clusters, n_given=n_first_pass)
     seconds["cluster"] = time.perf_counter() - t
 
     if size is None:
@@ -445,9 +525,12 @@ def anonymize_dataset(
     for i, rel in enumerate(enc.paths.tolist()):
         by_photo.setdefault(rel, []).append(i)
     out.mkdir(parents=True, exist_ok=True)
+    from anonfaces.release.naming import output_names
+
+    out_names = output_names(images, names=names, key=key, keep_folders=keep_folders)
     options = {"method": method, "blend": blend, "color": color, "forehead": float(forehead), "feather": float(feather),
-               "seed": int(random_state), "method_params": dict(method_params or {})}
-    initargs = (str(root), str(out), int(size), int(max_pixels), int(quality), options)
+               "seed": int(random_state), "method_params": dict(method_params or {}), "no_face": policy}
+    initargs = (str(root), str(out), int(size), int(max_pixels), int(quality), options, str(layout.work_surrogates))
     unreadable: list[tuple[str, str]] = []
 
     sur_landmarks: dict[int, np.ndarray] = {}
@@ -462,7 +545,7 @@ def anonymize_dataset(
             seconds["align"] = time.perf_counter() - t
             t = time.perf_counter()
             sur_landmarks = _synthesize_all(workers, synthesizer, crops, points, enc.embeddings, enc.identities, labels,
-                                            out / "surrogates")
+                                            layout.work_surrogates)
             del crops, points
             seconds["synthesize"] = time.perf_counter() - t
 
@@ -471,26 +554,53 @@ def anonymize_dataset(
         tasks = []
         for rel in images:
             rows = by_photo.get(rel, [])
-            tasks.append((rel, [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
-        for rel, n, error in workers.imap(_rewrite_task, tasks, desc="anonymize"):
+            tasks.append((rel, out_names[rel],
+                          [(enc.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i]))) for i in rows]))
+        outputs: dict[str, str] = {}
+        for rel, n, error, was_written in workers.imap(_rewrite_task, tasks, desc="anonymize"):
             if error is not None:
                 unreadable.append((rel, error))
                 continue
             n_faces += n
             if n:
                 written.append(rel)
+            if was_written:
+                outputs[rel] = out_names[rel]
         seconds["rewrite"] = time.perf_counter() - t
     faceless = set(images) - set(by_photo) - {p for p, _ in unreadable}
     no_face = sorted((p, skipped.get(p, "no face in the encodings")) for p in faceless)
     if unreadable and any(p in by_photo for p, _ in unreadable):
         raise BadInputError("photos with faces could not be read again: " + "; ".join(f"{p}: {r}" for p, r in unreadable[:3]))
+    if surrogates and method == KSAME:
+        _share_surrogates(layout, sur_landmarks)
+        outputs.update({f"surrogates/{c}.png": f"surrogates/{c}.png" for c in sur_landmarks})
 
-    _write_mapping(out / "mapping.csv", enc, labels)
+    # 5. safety net: the sensitive detector on every output ---------------------------------------
+    net = None
+    if safety_net and outputs:
+        t = time.perf_counter()
+        net = _safety_net(root, out, enc, outputs, no_face=policy, threshold=match_threshold,
+                          upsample=sensitive_upsample, jobs=jobs, progress=progress, quality=quality)
+        seconds["safety_net"] = time.perf_counter() - t
+    back = {v: k for k, v in outputs.items()}
+    unprotected_sources = sorted({back[u.path] for u in net.unprotected}) if net is not None else []
+    if policy == "skip":
+        for rel in unprotected_sources:
+            outputs.pop(rel, None)
+    held_back = sorted([(p, r) for p, r in no_face if p not in outputs]
+                       + [(p, "a face still recognisable in the output") for p in unprotected_sources if p not in outputs])
+
+    _write_mapping(layout.mapping_path, enc, labels, units=units, outputs=outputs)
+    _write_files(layout.files_path, images, out_names, outputs, no_face=no_face, unprotected=unprotected_sources,
+                 unreadable=unreadable, policy=policy)
     seconds["total"] = time.perf_counter() - t_start
     report = AnonymizeReport(out=out, method=method, synth=(synthesizer_settings(synthesizer).get("name") if synthesizer is not None else None),
                              k=k_checked, n_images=len(images), n_faces=n_faces,
                              n_clusters=len(sur_landmarks), written=sorted(written), no_face=no_face,
-                             unreadable=sorted(unreadable), seconds=seconds, dataset=root)
+                             unreadable=sorted(unreadable), seconds=seconds, dataset=root, private=layout.private,
+                             no_face_policy=policy, outputs=dict(outputs),
+                             recovered_faces=recovery.n_faces if recovery is not None else 0,
+                             unprotected=list(net.unprotected) if net is not None else [], held_back=held_back)
     run = {
         "format": "anonfaces-anonymize-run", "format_version": 1, "anonfaces_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -509,8 +619,19 @@ def anonymize_dataset(
         "seconds": seconds,
         "no_face": [{"path": p, "reason": r} for p, r in no_face],
         "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
+        "release": {"private": str(layout.private.resolve()), "names": names, "keep_folders": keep_folders,
+                    "key_file": str(Path(key_file).resolve()) if key_file is not None else str(layout.key_path.resolve()) if names == "hash" else None,
+                    "no_face": policy, "surrogates_shared": bool(surrogates and method == KSAME),
+                    "held_back": [{"path": p, "reason": r} for p, r in held_back]},
+        "second_pass": recovery.as_dict() if recovery is not None else None,
+        "safety_net": ({**net.as_dict(), "threshold": match_threshold,
+                        "unprotected": [{"output": u.path, "path": back.get(u.path, u.path), "face": u.face,
+                                         "distance": u.distance, "nearest_original": u.original} for u in net.unprotected]}
+                       if net is not None else None),
     }
-    atomic_write_text(out / "run.json", json.dumps(run, indent=1, default=_jsonable))
+    run["counts"].update(held_back=len(held_back), recovered_faces=recovery.n_faces if recovery is not None else 0,
+                         unprotected_faces=len(net.unprotected) if net is not None else None, written=len(outputs))
+    atomic_write_text(layout.run_path, json.dumps(run, indent=1, default=_jsonable))
     log.info("anonymize: %s", report.summary())
     return report
 
@@ -557,11 +678,31 @@ def _encodings(root, encodings, *, encoder, detector, upsample, jobs, progress, 
     return enc, skipped, meta
 
 
-def _cluster(enc, clusters, *, k, algo, unit, outliers, params, random_state, allow_small_clusters):
+def _cluster(enc, clusters, *, k, algo, unit, outliers, params, random_state, allow_small_clusters, n_given=None):
+    """(labels, units, info) of every face of ``enc``.
+
+    A given clustering covers the first ``n_given`` faces (those of the encodings it was
+    made from); faces the second detector pass added after them join the cluster
+    whose mean embedding is nearest (a cluster only grows, so it keeps its k).
+    """
+    if clusters is not None and n_given is not None and n_given < len(enc):
+        from anonfaces.utils.images import identity_of
+
+        labels, units, info = _cluster(enc.subset(np.arange(n_given)), clusters, k=k, algo=algo, unit=unit,
+                                       outliers=outliers, params=params, random_state=random_state,
+                                       allow_small_clusters=allow_small_clusters)
+        extra = np.arange(n_given, len(enc))
+        ids = np.unique(labels)
+        centroids = np.stack([enc.embeddings[:n_given][labels == c].mean(0) for c in ids])
+        d = ((enc.embeddings[extra, None, :] - centroids[None]) ** 2).sum(-1)
+        new_labels = ids[d.argmin(1)]
+        new_units = [identity_of(p) or f"{p}#{f}" for p, f in zip(enc.paths[extra].tolist(), enc.face_index[extra].tolist())]
+        info = {**info, "second_pass_faces_assigned_to_nearest_cluster": len(extra)}
+        return np.concatenate([labels, new_labels]), np.concatenate([units, np.asarray(new_units, dtype=units.dtype if len(units) else str)]), info
     from anonfaces.cluster import Clustering, cluster_encodings, read_clusters
 
     if len(enc) == 0:
-        return np.empty(0, np.int64), {}
+        return np.empty(0, np.int64), np.empty(0, str), {}
     if clusters is not None:
         clustering = clusters if isinstance(clusters, Clustering) else read_clusters(clusters)
         index = {(p, int(f)): i for i, (p, f) in enumerate(zip(clustering.paths.tolist(), clustering.face_index.tolist()))}
@@ -597,7 +738,7 @@ def _cluster(enc, clusters, *, k, algo, unit, outliers, params, random_state, al
             )
         log.warning("%d clusters have fewer than k=%d people (accepted explicitly): %s", len(small), k, sizes)
     info["n_small_clusters"] = len(small)
-    return labels, info
+    return labels, np.asarray(units).astype(str), info
 
 
 def _align_all(workers: _Workers, enc, by_photo, *, size):
@@ -648,14 +789,92 @@ def _labels(identities, members: np.ndarray) -> list[str] | None:
     return None if identities is None else identities[members].tolist()
 
 
-def _write_mapping(path: Path, enc, labels: np.ndarray) -> None:
+def _write_mapping(path: Path, enc, labels: np.ndarray, *, units=None, outputs: dict | None = None) -> None:
+    """One row per face: the original photo, cluster, box, the output it went to ('' when held back) and its unit."""
     order = np.lexsort((enc.face_index, enc.paths))
+    outputs = outputs or {}
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(MAPPING_COLUMNS)
         for i in order.tolist():
             box = [f"{v:.1f}" for v in enc.boxes_ltrb[i].tolist()]
-            w.writerow([enc.paths[i], int(enc.face_index[i]), int(labels[i]), *box])
+            unit = "" if units is None else str(units[i])
+            w.writerow([enc.paths[i], int(enc.face_index[i]), int(labels[i]), *box, outputs.get(str(enc.paths[i]), ""), unit])
+
+
+FILES_COLUMNS = ("path", "output", "status")
+
+
+def _write_files(path: Path, images, out_names, outputs, *, no_face, unprotected, unreadable, policy) -> None:
+    """One row per input photo: where it went and why (``files.csv`` in the private folder)."""
+    faceless = {p for p, _ in no_face}
+    flagged = set(unprotected)
+    bad = {p for p, _ in unreadable}
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FILES_COLUMNS)
+        for rel in images:
+            if rel in bad:
+                status = "unreadable"
+            elif rel in flagged:
+                status = {"skip": "held back: face still recognisable", "copy": "face still recognisable, written",
+                          "blur": "face still recognisable, blurred"}[policy]
+            elif rel in faceless:
+                status = {"skip": "held back: no face found", "copy": "no face found, copied",
+                          "blur": "no face found, blurred"}[policy]
+            else:
+                status = "anonymized"
+            w.writerow([rel, outputs.get(rel, ""), status])
+
+
+def _release_setup(root: Path, out: Path, private, *, names, key_file, no_face, overwrite):
+    """The run's `ReleaseLayout` (checked) and naming key (None for ``names="keep"``)."""
+    from anonfaces.release.layout import check_layout
+    from anonfaces.release.naming import NAMING_MODES, load_or_create_key, read_key
+    from anonfaces.release.nofaces import check_no_face_policy
+
+    if names not in NAMING_MODES:
+        raise BadInputError(f"names={names!r} must be one of {', '.join(NAMING_MODES)}")
+    check_no_face_policy(no_face)
+    layout = check_layout(out, private, dataset=root)
+    if not overwrite and any((layout.private / n).exists() for n in ("mapping.csv", "run.json", "files.csv")):
+        raise BadInputError(f"--private {layout.private} holds an earlier run; choose a new folder or pass --overwrite")
+    layout.private.mkdir(parents=True, exist_ok=True)
+    key = None
+    if names == "hash":
+        key = read_key(key_file) if key_file is not None else load_or_create_key(layout.key_path)[0]
+    return layout, key
+
+
+def _share_surrogates(layout, clusters) -> None:
+    """Copy the surrogates (made in the private folder) into OUT/surrogates."""
+    from anonfaces.utils.atomic import atomic_write_bytes
+
+    for c in sorted(clusters):
+        atomic_write_bytes(layout.shared_surrogates / f"{c}.png", (layout.work_surrogates / f"{c}.png").read_bytes())
+
+
+def _safety_net(root, out, enc, outputs, *, no_face, threshold, upsample, jobs, progress, quality):
+    """Sensitive detector on every output; photos with a face still recognisable follow the ``no_face`` rule."""
+    from anonfaces.detect.sensitive import SensitiveDetector
+    from anonfaces.release.nofaces import (
+        apply_no_face_policy,
+        find_unprotected,
+        original_dlib_embeddings,
+    )
+
+    reference = original_dlib_embeddings(root, enc)
+    net = find_unprotected(out, sorted(outputs.values()), reference, enc.paths, threshold=threshold,
+                           detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress)
+    for photo in net.photos:
+        if no_face == "skip":
+            (out / photo).unlink()
+        elif no_face == "blur":
+            write_image(out / photo, apply_no_face_policy(read_image(out / photo), "blur"), quality=quality)
+    if net.unprotected:
+        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f); no_face=%s",
+                    len(net.unprotected), len(net.photos), threshold, no_face)
+    return net
 
 
 def read_mapping(path) -> list[dict]:

@@ -14,7 +14,7 @@
 
 Runs whose folder already holds a finished anonymization with the same
 settings are reused, so an interrupted sweep continues where it stopped.
-``cache/`` and ``runs/*/mapping.csv`` link photos to clusters: keep OUT private.
+``cache/`` and ``runs/*.private/`` (mapping.csv, run.json, encodings) link photos to clusters: keep OUT private.
 """
 
 from __future__ import annotations
@@ -181,18 +181,22 @@ def _anonymize(spec: MethodSpec, k, dataset: Path, run_dir: Path, enc, clusterin
                anonymize_params):
     from anonfaces.synthesize.anonymize import anonymize_dataset
 
-    done = run_dir / "run.json"
+    private = run_dir.with_name(run_dir.name + ".private")  # mapping, run record, encodings (evaluate's OUT is private anyway)
+    done = private / "run.json"
     want = {"method": spec.method, "k": k if spec.uses_k else None, "synth": spec.synth, "algo": algo if spec.uses_k else None,
             "random_state": random_state, "params": anonymize_params}
-    marker = run_dir / "evaluate-settings.json"
-    if done.is_file() and marker.is_file() and json.loads(marker.read_text()) == want and (run_dir / "mapping.csv").is_file():
+    marker = private / "evaluate-settings.json"
+    if done.is_file() and marker.is_file() and json.loads(marker.read_text()) == want and (private / "mapping.csv").is_file():
         log.info("reusing %s", run_dir)
         return
     kwargs = dict(anonymize_params or {})
     if spec.uses_k:
         kwargs.update(k=k, synth=spec.synth, clusters=clustering, algo=algo)
+    # measured against the encodings by relative path: same names, every photo, no second pass (it would add faces
+    # the encodings do not hold) and no safety net (the attacks measure what it would catch)
+    kwargs = {"names": "keep", "no_face": "copy", "second_pass": False, "safety_net": False, **kwargs}
     anonymize_dataset(dataset, run_dir, method=spec.method, encodings=enc, random_state=random_state, jobs=jobs,
-                      progress=progress, overwrite=True, **kwargs)
+                      progress=progress, overwrite=True, private=private, **kwargs)
     atomic_write_text(marker, json.dumps(want, sort_keys=True))
 
 

@@ -44,7 +44,7 @@ from anonfaces.release.layout import (
     is_shareable_name,
     list_files,
 )
-from anonfaces.release.naming import name_contains, person_names
+from anonfaces.release.naming import NameMatcher, person_names
 from anonfaces.release.nofaces import MATCH_THRESHOLD
 from anonfaces.utils.images import identity_of, list_images
 
@@ -149,10 +149,11 @@ def check_metadata(out: Path, photos: list[str]) -> list[Finding]:
 def check_names(files: list[str], identifying: set[str]) -> list[Finding]:
     """Output paths whose file or folder names contain a person's label or a dataset file stem."""
     findings = []
+    matcher = NameMatcher(identifying)
     for rel in files:
         parts = rel.split("/")
         for part in [*parts[:-1], Path(parts[-1]).stem]:
-            hit = name_contains(part, identifying)
+            hit = matcher.find(part)
             if hit is not None:
                 findings.append(Finding("name", rel, f"the name contains {hit!r}, a name from the dataset"))
                 break

@@ -269,10 +269,11 @@ class SafetyNetReport:
 
 def nearest_original(embeddings: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``embeddings`` (m, d): distance to and index of the nearest row of ``reference`` (n, d)."""
-    embeddings = np.asarray(embeddings, np.float64).reshape(len(embeddings), -1)
+    embeddings = np.asarray(embeddings, np.float64)
     reference = np.asarray(reference, np.float64)
     if len(embeddings) == 0 or len(reference) == 0:
         return np.full(len(embeddings), np.inf), np.full(len(embeddings), -1, np.int64)
+    embeddings = embeddings.reshape(len(embeddings), -1)
     if embeddings.shape[1] != reference.shape[1]:
         raise BadInputError(f"embeddings of dim {embeddings.shape[1]} cannot be compared with dim {reference.shape[1]}")
     dist = np.empty(len(embeddings))

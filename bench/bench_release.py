@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
-from photo_sets import DEFAULT_LFW, link_dataset, machine  # noqa: E402
-
+from photo_sets import DEFAULT_LFW, link_dataset, machine
 
 
 def _draw(root: Path, n: int, seed: int = 0) -> list[Path]:

@@ -21,7 +21,7 @@ from anonfaces.cli._common import user_errors
 @click.option("--threshold", type=click.FloatRange(0, 2, min_open=True, max_open=True), default=0.5, show_default=True,
               help="dlib distance under which an output face matches an original face.")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True, help="Sensitive detector upsampling.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes for the face check.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes for the face check. Default: every core.")
 @click.option("--progress/--no-progress", default=False, show_default=True)
 @user_errors
 def command(out, private, dataset, k, faces, threshold, upsample, jobs, progress):

@@ -196,7 +196,7 @@ def _read_csv(path: Path) -> list[dict]:
 
 def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
                    dataset: str | os.PathLike | None = None, k: int | None = None, faces: bool = True,
-                   threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1,
+                   threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int | None = None,
                    progress: bool = False) -> VerifyReport:
     """Check that ``out`` can be shared as it is; see the module docstring for the checks.
 
@@ -212,8 +212,11 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
         The k to check clusters against; default: the run's k.
     faces : bool
         Run the face check (the slow one: the sensitive detector on every photo).
-    threshold, upsample, jobs : settings of the face check.
+    threshold, upsample, jobs : settings of the face check (jobs None: every core).
     """
+    from anonfaces.utils.parallel import check_jobs
+
+    jobs = check_jobs(jobs)
     out = Path(out)
     if not out.is_dir():
         raise BadInputError(f"output folder not found: {out}")

@@ -35,7 +35,7 @@ def sensitive():
 
 @pytest.fixture(scope="module")
 def face_photo(sample_dir):
-    return read_image(sample_dir / "Bill_Gates" / sorted(p.name for p in (sample_dir / "Bill_Gates").iterdir())[0])
+    return read_image(sample_dir / "Bill_Gates" / min(p.name for p in (sample_dir / "Bill_Gates").iterdir()))
 
 
 def test_sensitive_detector_finds_the_face_hog_finds_with_landmarks(sensitive, face_photo):
@@ -159,3 +159,28 @@ def test_second_pass_recovers_faces_hog_missed_and_anonymizes_them(lfw_dir, samp
     for rel in HOG_MISSES:  # written, and changed where the face is
         out = read_image(tmp_path / "out" / report.outputs[rel])
         assert np.abs(out.astype(int) - read_image(root / rel)).mean() > 2
+
+
+def test_second_pass_faces_join_the_nearest_cluster_of_a_given_clustering(release_data, tmp_path):
+    """Faces the first pass did not record are found by the second and join the nearest given cluster."""
+    from anonfaces.cluster import Clustering
+    from anonfaces.encode import Encodings
+    from anonfaces.synthesize import anonymize_dataset
+
+    root, enc_path, _, _ = release_data
+    enc = Encodings.load(enc_path)
+    dropped = str(enc.paths[-1])
+    first = enc.subset(enc.paths != dropped)
+    people = sorted(set(first.identities.tolist()))
+    labels = np.array([people.index(p) * 2 // len(people) for p in first.identities.tolist()])  # 2 clusters of 3 people
+    clustering = Clustering(first.paths, first.face_index, labels, first.identities, first.identities, {})
+    report = anonymize_dataset(root, tmp_path / "out", k=3, encodings=first, clusters=clustering, synth="pixel",
+                               safety_net=False, jobs=2, progress=False)
+    assert report.recovered_faces >= 1 and dropped in report.outputs
+    merged = Encodings.load(report.private / "encodings.npz")
+    new = np.flatnonzero(merged.paths == dropped)
+    centroids = np.stack([first.embeddings[labels == c].mean(0) for c in (0, 1)])
+    expected = np.linalg.norm(centroids[None] - merged.embeddings[new][:, None], axis=2).argmin(1)
+    with open(report.private / "mapping.csv", newline="") as fh:
+        got = [int(r["cluster"]) for r in csv.DictReader(fh) if r["path"] == dropped]
+    assert got == expected.tolist()

@@ -32,12 +32,13 @@ load_optional_synthesizers()
               help="Naming key (64 hex digits) for stable names across runs. Default: PRIVATE/release.key (made once).")
 @click.option("--keep-folders", is_flag=True, help="Keep sub-folders that do not name people (never the person level).")
 @click.option("--no-face", "no_face", type=click.Choice(["skip", "copy", "blur"]), default="skip", show_default=True,
-              help="Photos with no face found (even by the sensitive pass) or a face still recognisable: "
+              help="Photos with no face found (even by the sensitive pass) or a face left unprotected: "
                    "not written, written unchanged, or blurred whole.")
 @click.option("--second-pass/--no-second-pass", default=True, show_default=True,
               help="Look again with dlib's CNN detector where HOG found no face.")
 @click.option("--safety-net/--no-safety-net", default=True, show_default=True,
-              help="After writing, look for faces in every output that still match an original face.")
+              help="After writing, look for faces in every output that still match an original face, or that "
+                   "were never anonymized.")
 @click.option("--sensitive-upsample", type=click.IntRange(0, 3), default=1, show_default=True,
               help="Upsampling of the sensitive (CNN) detector.")
 @click.option("--surrogates", is_flag=True, help="Also put the surrogates into OUT/surrogates.")
@@ -94,8 +95,8 @@ def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_
         click.echo(f"{len(report.held_back)} photos held back, not written (no face found, or a face still "
                    f"recognisable; listed in {report.run_path}; --no-face copy|blur to write them)")
     if report.unprotected and no_face == "copy":
-        click.echo(f"WARNING: {len(report.unprotected)} faces in the outputs still match an original face "
-                   f"(written because of --no-face copy; listed in {report.run_path})")
+        click.echo(f"WARNING: {len(report.unprotected)} faces in the outputs still match an original face or were not "
+                   f"anonymized (written because of --no-face copy; listed in {report.run_path})")
     if report.unreadable:
         click.echo(f"{len(report.unreadable)} unreadable photos were not written (listed in {report.run_path})")
     if contact_sheet is not None:

@@ -12,8 +12,10 @@ always holds a face it missed. So:
    photo blurred beyond recognition (``blur``).
 3. `find_unprotected`: after writing, the sensitive detector looks at every output
    photo; a face whose dlib embedding lies within ``threshold`` (0.5) of an original
-   face of the dataset is still recognisable, is reported, and its photo is handled
-   by the same policy.
+   face of the dataset is still recognisable (``kind="match"``), and a face away from
+   every face that was replaced was never anonymized (``kind="unanonymized"``: a
+   bystander both detectors' first looks missed). Both are reported, and their
+   photos are handled by the same policy.
 
 Photos are scanned in worker processes (`scan_photos`), each loading the models once.
 """
@@ -243,6 +245,7 @@ class UnprotectedFace:
     box_ltrb: tuple[float, float, float, float]
     distance: float
     original: str  # the dataset photo of the nearest original face
+    kind: str = "match"  # "match": within the threshold of an original face; "unanonymized": where no face was replaced
 
 
 @dataclass
@@ -263,6 +266,8 @@ class SafetyNetReport:
 
     def as_dict(self) -> dict:
         return {"photos": self.n_photos, "faces_found": self.n_faces, "unprotected_faces": len(self.unprotected),
+                "matching_faces": sum(u.kind == "match" for u in self.unprotected),
+                "unanonymized_faces": sum(u.kind == "unanonymized" for u in self.unprotected),
                 "unprotected_photos": len(self.photos), "seconds": self.seconds,
                 "seconds_per_photo": self.seconds_per_photo, "failed": dict(sorted(self.failed.items()))}
 
@@ -290,12 +295,19 @@ def nearest_original(embeddings: np.ndarray, reference: np.ndarray) -> tuple[np.
 
 def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.ndarray, reference_paths, *,
                      threshold: float = MATCH_THRESHOLD, detector: SensitiveDetector | None = None, jobs: int = 1,
-                     progress: bool = False, desc: str = "safety net") -> SafetyNetReport:
-    """Faces in the photos ``folder/path`` that lie within ``threshold`` of an original face.
+                     progress: bool = False, desc: str = "safety net",
+                     replaced: dict[str, np.ndarray] | None = None) -> SafetyNetReport:
+    """Faces in the photos ``folder/path`` left unprotected (see the module docstring).
 
     ``reference`` holds the dlib embeddings (n, 128) of the dataset's original faces
-    (`original_dlib_embeddings`), ``reference_paths`` their photos.
+    (`original_dlib_embeddings`), ``reference_paths`` their photos. ``replaced`` maps
+    output photos to the boxes (m, 4) of the faces replaced in them (empty for a photo
+    written without a face); a face found in such a photo away from all of them
+    (intersection over union <= 0.3) is ``unanonymized``. Photos not in ``replaced``
+    (surrogates) get only the match check.
     """
+    from anonfaces.detect.sensitive import SAME_FACE_IOU, box_iou
+
     if not 0 < threshold < 2:
         raise BadInputError(f"threshold={threshold!r} must be between 0 and 2 (dlib distances)")
     reference_paths = np.asarray(reference_paths, dtype=str)
@@ -309,10 +321,14 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
             continue
         report.n_faces += len(s.faces)
         dist, index = nearest_original(s.embeddings, reference)
+        boxes = None if replaced is None else replaced.get(s.path)
         for f, d, j in zip(s.faces, dist.tolist(), index.tolist()):
-            if d < threshold:
+            kind = "match" if d < threshold else None
+            if kind is None and boxes is not None and all(box_iou(f.box_ltrb, b) <= SAME_FACE_IOU for b in boxes):
+                kind = "unanonymized"
+            if kind is not None:
                 report.unprotected.append(UnprotectedFace(s.path, f.index, tuple(float(v) for v in f.box_ltrb), d,
-                                                          str(reference_paths[j])))
+                                                          str(reference_paths[j]) if j >= 0 else "", kind))
     return report
 
 

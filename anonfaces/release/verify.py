@@ -10,7 +10,8 @@ Checks, each giving `Finding` records (an empty list means the folder passed):
 ``name``       no output file or folder name contains a person's label (the
                dataset's first folder level) or a file stem of the dataset;
 ``face``       no face the sensitive detector finds in an output photo lies within
-               ``threshold`` (dlib distance) of an original face of the dataset;
+               ``threshold`` (dlib distance) of an original face of the dataset, or
+               away from every face that was replaced (a face never anonymized);
 ``k``          every cluster of ``mapping.csv`` stands for at least k units (people);
 ``unchecked``  a check that could not run (its input is missing from the private
                folder): a folder that cannot be checked does not pass.
@@ -174,15 +175,17 @@ def check_clusters(rows: list[dict], k: int) -> list[Finding]:
 
 
 def check_faces(out: Path, photos: list[str], reference: np.ndarray, reference_paths, *,
-                threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False) -> list[Finding]:
+                threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False,
+                replaced: dict | None = None) -> list[Finding]:
     from anonfaces.detect.sensitive import SensitiveDetector
     from anonfaces.release.nofaces import find_unprotected
 
     report = find_unprotected(out, photos, reference, reference_paths, threshold=threshold,
                               detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
-                              desc="verify faces")
-    findings = [Finding("face", u.path, f"face {u.face} at {[round(v) for v in u.box_ltrb]} is still recognisable: "
-                                        f"distance {u.distance:.3f} < {threshold} to an original face")
+                              desc="verify faces", replaced=replaced)
+    findings = [Finding("face", u.path, f"face {u.face} at {[round(v) for v in u.box_ltrb]} "
+                                        + (f"is still recognisable: distance {u.distance:.3f} < {threshold} to an original face"
+                                           if u.kind == "match" else "was never anonymized (no face was replaced there)"))
                 for u in report.unprotected]
     findings += [Finding("face", p, f"could not be checked: {r}") for p, r in report.failed.items()]
     return findings
@@ -284,6 +287,22 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     return report
 
 
+def _replaced_boxes(private: Path) -> dict[str, np.ndarray] | None:
+    """Output photo -> boxes (m, 4) of the faces replaced in it, from the private files.csv and mapping.csv."""
+    if not (private / FILES_FILE).is_file() and not (private / MAPPING_FILE).is_file():
+        return None
+    boxes: dict[str, list] = {}
+    if (private / FILES_FILE).is_file():
+        for r in _read_csv(private / FILES_FILE):
+            if r.get("output"):
+                boxes.setdefault(r["output"], [])
+    if (private / MAPPING_FILE).is_file():
+        for r in _read_csv(private / MAPPING_FILE):
+            if r.get("output"):
+                boxes.setdefault(r["output"], []).append([float(r[c]) for c in ("left", "top", "right", "bottom")])
+    return {o: np.asarray(b, np.float64).reshape(-1, 4) for o, b in boxes.items()}
+
+
 def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked):
     from anonfaces.encode import Encodings
     from anonfaces.release.layout import ENCODINGS_FILE
@@ -299,5 +318,5 @@ def _faces(report, out, private, photos, settings, dataset, *, threshold, upsamp
         return
     reference = original_dlib_embeddings(dataset, enc) if enc.encoder.get("name", "dlib") != "dlib" else enc.embeddings
     report.findings += check_faces(out, photos, reference, enc.paths, threshold=threshold, upsample=upsample, jobs=jobs,
-                                   progress=progress)
+                                   progress=progress, replaced=_replaced_boxes(private))
     report.checked["face"] = len(photos)

@@ -115,8 +115,8 @@ class AnonymizeReport:
         handled = {"skip": "held back", "copy": "copied unchanged", "blur": "blurred whole"}[self.no_face_policy]
         return (
             f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
-            f"pass), {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left recognisable "
-            f"({handled}), {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out} "
+            f"pass), {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left unprotected "
+            f"in the outputs ({handled}), {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out} "
             f"(private: {self.private})"
         )
 
@@ -588,7 +588,7 @@ def anonymize_dataset(
         for rel in unprotected_sources:
             outputs.pop(rel, None)
     held_back = sorted([(p, r) for p, r in no_face if p not in outputs]
-                       + [(p, "a face still recognisable in the output") for p in unprotected_sources if p not in outputs])
+                       + [(p, "a face left unprotected in the output") for p in unprotected_sources if p not in outputs])
 
     _write_mapping(layout.mapping_path, enc, labels, units=units, outputs=outputs)
     _write_files(layout.files_path, images, out_names, outputs, no_face=no_face, unprotected=unprotected_sources,
@@ -626,7 +626,8 @@ def anonymize_dataset(
         "second_pass": recovery.as_dict() if recovery is not None else None,
         "safety_net": ({**net.as_dict(), "threshold": match_threshold,
                         "unprotected": [{"output": u.path, "path": back.get(u.path, u.path), "face": u.face,
-                                         "distance": u.distance, "nearest_original": u.original} for u in net.unprotected]}
+                                         "kind": u.kind, "box_ltrb": list(u.box_ltrb), "distance": u.distance,
+                                         "nearest_original": u.original} for u in net.unprotected]}
                        if net is not None else None),
     }
     run["counts"].update(held_back=len(held_back), recovered_faces=recovery.n_faces if recovery is not None else 0,
@@ -817,8 +818,8 @@ def _write_files(path: Path, images, out_names, outputs, *, no_face, unprotected
             if rel in bad:
                 status = "unreadable"
             elif rel in flagged:
-                status = {"skip": "held back: face still recognisable", "copy": "face still recognisable, written",
-                          "blur": "face still recognisable, blurred"}[policy]
+                status = {"skip": "held back: face left unprotected", "copy": "face left unprotected, written",
+                          "blur": "face left unprotected, blurred"}[policy]
             elif rel in faceless:
                 status = {"skip": "held back: no face found", "copy": "no face found, copied",
                           "blur": "no face found, blurred"}[policy]
@@ -864,16 +865,18 @@ def _safety_net(root, out, enc, outputs, *, no_face, threshold, upsample, jobs, 
     )
 
     reference = original_dlib_embeddings(root, enc)
+    replaced = {o: enc.boxes_ltrb[enc.paths == rel] for rel, o in outputs.items() if not rel.startswith("surrogates/")}
     net = find_unprotected(out, sorted(outputs.values()), reference, enc.paths, threshold=threshold,
-                           detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress)
+                           detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
+                           replaced=replaced)
     for photo in net.photos:
         if no_face == "skip":
             (out / photo).unlink()
         elif no_face == "blur":
             write_image(out / photo, apply_no_face_policy(read_image(out / photo), "blur"), quality=quality)
     if net.unprotected:
-        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f); no_face=%s",
-                    len(net.unprotected), len(net.photos), threshold, no_face)
+        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f) or were not "
+                    "anonymized; no_face=%s", len(net.unprotected), len(net.photos), threshold, no_face)
     return net
 
 

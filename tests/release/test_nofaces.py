@@ -104,7 +104,14 @@ def test_safety_net_flags_an_original_face_not_a_blurred_one(release_data, tmp_p
     report = find_unprotected(tmp_path, ["kept.jpg", "blurred.jpg"], enc.embeddings, enc.paths, jobs=1)
     assert report.n_photos == 2 and report.photos == ["kept.jpg"]
     hit = report.unprotected[0]
-    assert hit.original == rel and hit.distance < 0.2
+    assert hit.original == rel and hit.kind == "match" and hit.distance < 0.2
+    # the same face against other people only: no match, but where no face was replaced it was never anonymized
+    others = enc.identities != enc.identities[0]
+    where = {"kept.jpg": enc.boxes_ltrb[enc.paths == rel]}
+    assert find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings[others], enc.paths[others], replaced=where).unprotected == []
+    nowhere = {"kept.jpg": np.empty((0, 4))}
+    report = find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings[others], enc.paths[others], replaced=nowhere)
+    assert [u.kind for u in report.unprotected] == ["unanonymized"] and report.unprotected[0].distance >= 0.5
 
 
 def test_no_face_policy_on_a_photo_with_the_face_cropped_away(release_data, tmp_path):

@@ -83,6 +83,8 @@ def run_worker(args) -> dict:
                 label = spec.name if k is None else f"{spec.name} k={k}"
                 run_dir = tmp / "runs" / spec.folder / str(k)
                 kwargs = {"k": k, "synth": spec.synth, "clusters": clusterings[k]} if spec.uses_k else {}
+                # as the evaluate sweep runs it: outputs under the dataset's paths, no sensitive passes
+                kwargs.update(names="keep", no_face="copy", second_pass=False, safety_net=False)
                 _timed(stages, f"anonymize {label}", anonymize_dataset, root, run_dir, method=spec.method, encodings=enc,
                        jobs=jobs, progress=False, **kwargs)
                 runs[label] = run_dir

@@ -840,11 +840,27 @@ def _release_setup(root: Path, out: Path, private, *, names, key_file, no_face, 
     layout = check_layout(out, private, dataset=root)
     if not overwrite and any((layout.private / n).exists() for n in ("mapping.csv", "run.json", "files.csv")):
         raise BadInputError(f"--private {layout.private} holds an earlier run; choose a new folder or pass --overwrite")
+    if overwrite:
+        _remove_earlier_outputs(layout)
     layout.private.mkdir(parents=True, exist_ok=True)
     key = None
     if names == "hash":
         key = read_key(key_file) if key_file is not None else load_or_create_key(layout.key_path)[0]
     return layout, key
+
+
+def _remove_earlier_outputs(layout) -> None:
+    """Before a run over an earlier one: remove the photos it wrote to OUT (as its files.csv lists them) and its
+    shared surrogates, so that nothing this run holds back, or names differently, is left behind in OUT."""
+    files = layout.files_path
+    if files.is_file():
+        with open(files, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                target = (layout.out / row.get("output", "")).resolve() if row.get("output") else None
+                if target is not None and layout.out.resolve() in target.parents and target.is_file():
+                    target.unlink()
+    if layout.shared_surrogates.is_dir():
+        shutil.rmtree(layout.shared_surrogates)
 
 
 def _share_surrogates(layout, clusters) -> None:

@@ -139,6 +139,11 @@ def test_no_face_policy_on_a_photo_with_the_face_cropped_away(release_data, tmp_
     report, (output, status) = results["blur"]
     assert status == "no face found, blurred"
     assert np.abs(read_image(tmp_path / "blur" / output).astype(int) - original).mean() > 5
+    # run again over the "copy" run with skip: the copied photo must not be left behind in OUT
+    copied = tmp_path / "copy" / results["copy"][1][0]
+    assert copied.is_file()
+    anonymize_dataset(root, tmp_path / "copy", no_face="skip", overwrite=True, **fast)
+    assert not copied.exists() and len(list_images(tmp_path / "copy")) == len(list_images(root)) - 1
 
 
 @pytest.mark.skipif(not HOG_MISSES, reason="no HOG-missed LFW photo recorded")

@@ -20,6 +20,7 @@ _COMMANDS = {
     "cluster": ("cluster", "command"),
     "anonymize": ("anonymize", "command"),
     "evaluate": ("evaluate", "command"),
+    "verify": ("verify", "command"),
 }
 
 

@@ -30,7 +30,26 @@ load_optional_synthesizers()
 @click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of photos (one sub-folder per person if known). It is only read. Default: the bundled sample.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (not inside the dataset): same relative paths, surrogates/, mapping.csv, run.json.")
+              help="Output folder (not inside the dataset): only the anonymized photos, shareable as it is.")
+@click.option("--private", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for what links back to people (mapping.csv, files.csv, privacy.csv, run.json, encodings, key). "
+                   "Default: OUT.private beside OUT; never inside OUT.")
+@click.option("--names", type=click.Choice(["hash", "keep"]), default="hash", show_default=True,
+              help="Output names: a keyed hash of the path, or the dataset's own names (may name people).")
+@click.option("--key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Naming key (64 hex digits) for stable names across runs. Default: PRIVATE/release.key (made once).")
+@click.option("--keep-folders", is_flag=True, help="Keep sub-folders that do not name people (never the person level).")
+@click.option("--no-face", "no_face", type=click.Choice(["skip", "copy", "blur"]), default="skip", show_default=True,
+              help="Photos with no face found (even by the sensitive pass) or a face left unprotected: "
+                   "not written, written unchanged, or blurred whole.")
+@click.option("--second-pass/--no-second-pass", default=True, show_default=True,
+              help="Look again with dlib's CNN detector where HOG found no face.")
+@click.option("--safety-net/--no-safety-net", default=True, show_default=True,
+              help="After writing, look for faces in every output that still match an original face, or that "
+                   "were never anonymized.")
+@click.option("--sensitive-upsample", type=click.IntRange(0, 3), default=1, show_default=True,
+              help="Upsampling of the sensitive (CNN) detector.")
+@click.option("--surrogates", is_flag=True, help="Also put the surrogates into OUT/surrogates.")
 @k_option(help="Every cluster stands for at least k people (an integer >= 2; ignored by the baselines).")
 @click.option("--method", type=click.Choice([KSAME, *BASELINES.names()]), default=KSAME, show_default=True,
               help="ksame: k-anonymous replacement; or a classic baseline applied to each face region.")
@@ -40,7 +59,7 @@ load_optional_synthesizers()
 @click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Reuse this encodings file of the dataset instead of encoding again.")
 @click.option("--save-encodings", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Keep the encodings made here (sensitive: keep them out of OUT).")
+              help="Also keep the encodings here (they are always saved in the private folder; keep them out of OUT).")
 @click.option("--clusters", "clusters_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Reuse a clusters.csv of these encodings instead of clustering again.")
 @click.option("--unit", type=click.Choice(["identity", "photo"]), default="identity", show_default=True,
@@ -82,7 +101,8 @@ load_optional_synthesizers()
 def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
             privacy_margin, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
-            progress):
+            progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
+            surrogates):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT.
 
     Encodes the dataset unless --encodings is given, clusters it unless --clusters is
@@ -100,17 +120,21 @@ def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_
         method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
         privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, output=output, size=size, detector=detector,
         upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
-        random_state=random_state, progress=progress, command=command_line())
+        random_state=random_state, progress=progress, command=command_line(), private=private, names=names,
+        key_file=key_file, keep_folders=keep_folders, no_face=no_face, second_pass=second_pass, safety_net=safety_net,
+        sensitive_upsample=sensitive_upsample, surrogates=surrogates)
     click.echo(f"anonymize: {report.summary()}")
-    click.echo(f"mapping (sensitive: original photo -> cluster): {report.mapping_path}")
-    if report.privacy:
-        click.echo(f"privacy check of every face (sensitive): {report.privacy_path}")
-    if report.no_face:
-        click.echo(f"{len(report.no_face)} photos without a face were copied unchanged (listed in {report.run_path})")
+    click.echo(f"shareable: {out}   private (never share; mapping, privacy check, run record, key): {report.private}")
+    if report.held_back:
+        click.echo(f"{len(report.held_back)} photos held back, not written (no face found, or a face still "
+                   f"recognisable; listed in {report.run_path}; --no-face copy|blur to write them)")
+    if report.unprotected and no_face == "copy":
+        click.echo(f"WARNING: {len(report.unprotected)} faces in the outputs still match an original face or were not "
+                   f"anonymized (written because of --no-face copy; listed in {report.run_path})")
     if report.unreadable:
         click.echo(f"{len(report.unreadable)} unreadable photos were not written (listed in {report.run_path})")
     if contact_sheet is not None:
         from anonfaces.synthesize.contact_sheet import write_contact_sheet
 
-        write_contact_sheet(contact_sheet, report.dataset, out)
+        write_contact_sheet(contact_sheet, report.dataset, out, private=report.private)
         click.echo(f"contact sheet: {contact_sheet}")

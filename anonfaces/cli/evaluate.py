@@ -47,6 +47,8 @@ def _methods(ctx, param, value):
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Score this `anonfaces anonymize` output as it is (its photos, mapping.csv, run.json); "
                    "the sweep options (--dataset, --methods, --k, ...) do not apply.")
+@click.option("--private", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="With --run: the run's private folder (mapping.csv, run.json, encodings). Default: RUN.private.")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Sweep: folder of photos, one sub-folder per person (default: the bundled sample).")
 @click.option("--people", type=click.IntRange(min=1), default=None,
@@ -90,7 +92,7 @@ def _methods(ctx, param, value):
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
 @progress_option()
 @user_errors
-def command(run_dir, dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
+def command(run_dir, private, dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
             encodings_path, anonymize_params, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
             random_state, progress):
     """Measure privacy (attacks) and utility of anonymized photos; write metrics.csv, plots and a report.
@@ -114,7 +116,7 @@ def command(run_dir, dataset, people, photos_per_person, min_photos, out, method
                                   attributes=attributes, attribute_names=attribute_list, detect=not no_detect,
                                   measure_quality=not no_quality, random_state=random_state)
         report = evaluate_run(run_dir, out, options=options, encodings=encodings_path, examples=examples, jobs=jobs,
-                              progress=progress, command=command_line())
+                              progress=progress, command=command_line(), private=private)
     else:
         from anonfaces.encode.pipeline import default_dataset
         from anonfaces.evaluate import DatasetSubset

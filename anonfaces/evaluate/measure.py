@@ -89,10 +89,10 @@ def _measure_photo(context, task):
     """context = (root, original_root, recognizers, detector settings, min_iou);
     task = (path, rows, boxes, landmarks68, landmarks5, face_index) -> result dict."""
     root, original_root, recognizers, detector_spec, min_iou = context
-    path, rows, boxes, lm68, lm5, face_index = task
+    path, rows, boxes, lm68, lm5, face_index, name = task
     out = {"path": path, "rows": rows, "ok": False}
     try:
-        image = read_image(Path(root) / path)
+        image = read_image(Path(root) / name)
     except ImageReadError as exc:
         out["error"] = str(exc)
         return out
@@ -147,6 +147,7 @@ def measure_photos(
     progress: bool = True,
     desc: str = "measure",
     pool: WorkerPool | None = None,
+    names: dict | None = None,
 ) -> Measurements:
     """Measure every face of ``encodings`` in the photos under ``root`` (see the module docstring).
 
@@ -157,6 +158,8 @@ def measure_photos(
     encodings : Encodings
         The original faces (boxes and landmarks say where to look).
     recognizers : dict of str to Recognizer
+    names : dict, optional
+        Dataset path -> the photo's name under ``root`` where it differs (hashed output names).
     original_root : path, optional
         The original photos; given, SSIM, PSNR and the face area share are measured.
     detect : bool
@@ -182,6 +185,7 @@ def measure_photos(
             encodings.landmarks68[rows],
             encodings.landmarks5[rows],
             encodings.face_index[rows],
+            (names or {}).get(str(photo_paths[p]), str(photo_paths[p])),
         )
         for p, rows in enumerate(groups)
     ]

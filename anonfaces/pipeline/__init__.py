@@ -14,7 +14,7 @@ options records (run.json)         `EncodeOptions`, `ClusterOptions`,           
 one anonymization                  `anonymize`, `anonymize_dataset`, `AnonymizeRun`     ``anonymize.py``
 scoring what exists                `evaluate_run`, `Evaluation`                         ``evaluate.py``
 the sweep                          `evaluate_dataset`                                   ``sweep.py``
-where a run writes                 `RunLayout`, `output_name`                           ``layout.py``
+where a run writes                 `RunLayout`, `check_layout`                         ``layout.py``
 the one content-keyed cache        `cached`, `content_key`                              ``cache.py``
 run.json                           `header`, `write_record`, `read_record`              ``record.py``
 ================================== ==================================================== ================
@@ -31,7 +31,12 @@ from anonfaces.pipeline.anonymize import (
 )
 from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest
 from anonfaces.pipeline.evaluate import Evaluation, EvaluationReport, evaluate_run
-from anonfaces.pipeline.layout import RunLayout, check_out_dir, output_name
+from anonfaces.pipeline.layout import (
+    RunLayout,
+    check_layout,
+    check_out_dir,
+    default_private_dir,
+)
 from anonfaces.pipeline.options import (
     DEFAULT_KS,
     DEFAULT_METHODS,
@@ -70,14 +75,15 @@ __all__ = [
     "cached_encodings",
     "check_k",
     "check_ks",
+    "check_layout",
     "check_min_size",
     "check_names",
     "check_out_dir",
     "content_key",
+    "default_private_dir",
     "encodings_digest",
     "evaluate_dataset",
     "evaluate_run",
     "files_digest",
-    "output_name",
     "parse_methods",
 ]

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.errors import BadInputError
-from anonfaces.pipeline.layout import RunLayout, check_out_dir, output_name
+from anonfaces.pipeline.layout import RunLayout, check_layout, check_out_dir
 from anonfaces.pipeline.options import (
     KSAME,
     AnonymizeOptions,
@@ -75,6 +75,14 @@ class AnonymizeRun:
     layout: RunLayout | None = None
     mapping: Mapping | None = None
     privacy: dict = field(default_factory=dict)  # privacy.csv's counts by outcome (ksame photos only)
+    outputs: dict = field(default_factory=dict)  # dataset path -> name under OUT, for every photo written
+    held_back: list[tuple[str, str]] = field(default_factory=list)  # photos not written (no face, a face left in)
+    unprotected: list = field(default_factory=list)  # the safety net's findings (`UnprotectedFace`)
+    recovered_faces: int = 0  # faces found by the second detector pass
+
+    @property
+    def private(self) -> Path:
+        return self.layout.private
 
     def __post_init__(self):
         if self.layout is None:
@@ -106,7 +114,8 @@ class AnonymizeRun:
                      f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
         return (
             f"{self.n_images} images, {self.n_faces} faces replaced ({what}){check}, {len(self.no_face)} without a face "
-            f"copied, {len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s -> {self.out}"
+            f"found, {len(self.held_back)} photos held back, {len(self.unreadable)} unreadable, "
+            f"{self.seconds.get('total', 0):.1f} s -> {self.out}"
         )
 
 
@@ -174,7 +183,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     """
     t_start = time.perf_counter()
     root = Path(root)
-    layout = out if isinstance(out, RunLayout) else RunLayout.for_out(out)
+    layout = out if isinstance(out, RunLayout) else release_layout(out, None, options)
     images = list_images(root)
     if not images:
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
@@ -205,22 +214,26 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
 
     t = time.perf_counter()
     checking = _checks_privacy(options, encodings)
-    photos = [(rel, output_name(rel), [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
+    out_names = layout.output_names(images)
+    photos = [(rel, out_names[rel], [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
                                         int(encodings.face_index[i]), int(i))
                                        for i in by_photo.get(rel, [])])
               for rel in (images if options.output == "photos" else [])]
-    written, unreadable, n_faces, privacy_records = [], [], 0, []
+    written, unreadable, n_faces, privacy_records, outputs = [], [], 0, [], {}
     unit = ((records or {}).get("clustering_options") or {}).get("unit")
     check = privacy_context(encodings, labels, options, unit=unit) if checking else None
-    for rel, n, error, recs in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
+    for rel, n, error, recs, was_written in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
                                              method_params=options.method_params, seed=options.random_state,
                                              quality=options.quality, max_pixels=options.max_pixels,
-                                             surrogates=layout.surrogates, forehead=options.baseline_forehead, check=check):
+                                             surrogates=layout.surrogates, forehead=options.baseline_forehead, check=check,
+                                             no_face=options.no_face):
         if error is not None:
             unreadable.append((rel, error))
             continue
         n_faces += n
         privacy_records.extend(recs)
+        if was_written:
+            outputs[rel] = out_names[rel]
         if n:
             written.append(rel)
     if options.output == "surrogates":
@@ -232,8 +245,30 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     if unreadable and any(p in by_photo for p, _ in unreadable):
         raise BadInputError("photos with faces could not be read again: " + "; ".join(f"{p}: {r}" for p, r in unreadable[:3]))
 
-    mapping = Mapping(encodings.paths, encodings.face_index, labels, encodings.boxes_ltrb)
+    if options.is_ksame and (options.share_surrogates or options.output == "surrogates"):
+        from anonfaces.utils.atomic import atomic_write_bytes
+
+        for c in sorted(sur_landmarks):
+            name = f"surrogates/{c}.png"
+            atomic_write_bytes(layout.public / name, (layout.surrogates / f"{c}.png").read_bytes())
+            outputs[name] = name
+    net = None
+    if options.safety_net and outputs:
+        t = time.perf_counter()
+        net = _safety_net(root, layout, encodings, outputs, options, pool)
+        seconds["safety_net"] = time.perf_counter() - t
+    back = {v: k for k, v in outputs.items()}
+    unprotected_sources = sorted({back[u.path] for u in net.unprotected}) if net is not None else []
+    if options.no_face == "skip":
+        for rel in unprotected_sources:
+            outputs.pop(rel, None)
+    held_back = sorted([(p, r) for p, r in no_face if p not in outputs]
+                       + [(p, "a face left unprotected in the output") for p in unprotected_sources if p not in outputs])
+    mapping = Mapping(encodings.paths, encodings.face_index, labels, encodings.boxes_ltrb,
+                      [outputs.get(p, "") for p in encodings.paths.tolist()])
     mapping.save(layout.mapping)
+    _write_files(layout.files, images, outputs, no_face=no_face, unprotected=unprotected_sources, unreadable=unreadable,
+                 policy=options.no_face)
     privacy_counts = {}
     if options.is_ksame and options.output == "photos":
         from anonfaces.synthesize.privacy import privacy_summary, write_privacy_csv
@@ -245,7 +280,9 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     run = AnonymizeRun(out=layout.public, method=options.method, synth=synth_record.get("name") if synth_record else None,
                        k=options.k, n_images=len(images), n_faces=n_faces, n_clusters=len(sur_landmarks),
                        written=sorted(written), no_face=no_face, unreadable=sorted(unreadable), seconds=seconds,
-                       dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts)
+                       dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts, outputs=dict(outputs),
+                       held_back=held_back, unprotected=list(net.unprotected) if net is not None else [],
+                       recovered_faces=int((records or {}).get("recovered_faces", 0)))
     records = records or {}
     cluster_options = records.get("clustering_options")
     record = {
@@ -270,6 +307,16 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         "counts": {"images": len(images), "faces": n_faces, "photos_with_faces": len(written), "clusters": len(sur_landmarks),
                    "no_face": len(no_face), "unreadable": len(unreadable)},
         "privacy": privacy_counts,
+        "release": {"private": str(layout.private.resolve()), "names": options.names, "keep_folders": options.keep_folders,
+                    "key_file": (records or {}).get("key_file"), "no_face": options.no_face,
+                    "surrogates_shared": bool(options.is_ksame and (options.share_surrogates or options.output == "surrogates")),
+                    "held_back": [{"path": p, "reason": r} for p, r in held_back]},
+        "second_pass": (records or {}).get("second_pass"),
+        "safety_net": ({**net.as_dict(), "threshold": options.match_threshold,
+                        "unprotected": [{"output": u.path, "path": back.get(u.path, u.path), "face": u.face, "kind": u.kind,
+                                         "box_ltrb": list(u.box_ltrb), "distance": u.distance,
+                                         "nearest_original": u.original} for u in net.unprotected]}
+                       if net is not None else None),
         "seconds": seconds,
         "no_face": [{"path": p, "reason": r} for p, r in no_face],
         "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
@@ -277,6 +324,90 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
     write_record(layout.run_record, record)
     log.info("anonymize: %s", run.summary())
     return run
+
+
+FILES_COLUMNS = ("path", "output", "status")
+
+
+def _write_files(path: Path, images, outputs: dict, *, no_face, unprotected, unreadable, policy: str) -> None:
+    """``files.csv`` (private): one row per input photo, where it went and why."""
+    import csv
+
+    from anonfaces.utils.atomic import atomic_open
+
+    faceless, flagged, bad = {p for p, _ in no_face}, set(unprotected), {p for p, _ in unreadable}
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FILES_COLUMNS)
+        for rel in images:
+            if rel in bad:
+                status = "unreadable"
+            elif rel in flagged:
+                status = {"skip": "held back: face left unprotected", "copy": "face left unprotected, written",
+                          "blur": "face left unprotected, blurred"}[policy]
+            elif rel in faceless:
+                status = {"skip": "held back: no face found", "copy": "no face found, copied",
+                          "blur": "no face found, blurred"}[policy]
+            else:
+                status = "anonymized"
+            w.writerow([rel, outputs.get(rel, ""), status])
+
+
+def _safety_net(root, layout: RunLayout, encodings, outputs: dict, options: AnonymizeOptions, pool: WorkerPool):
+    """The sensitive detector on every output; photos with a face still recognisable follow ``options.no_face``."""
+    from anonfaces.detect.sensitive import SensitiveDetector
+    from anonfaces.release.nofaces import (
+        apply_no_face_policy,
+        find_unprotected,
+        original_dlib_embeddings,
+    )
+    from anonfaces.utils.images import read_image, write_image
+
+    reference = original_dlib_embeddings(root, encodings)
+    replaced = {o: encodings.boxes_ltrb[encodings.paths == rel] for rel, o in outputs.items()
+                if not rel.startswith("surrogates/")}
+    net = find_unprotected(layout.public, sorted(outputs.values()), reference, encodings.paths,
+                           threshold=options.match_threshold, detector=SensitiveDetector(upsample=options.sensitive_upsample),
+                           jobs=pool.jobs, progress=pool.progress, replaced=replaced)
+    for photo in net.photos:
+        if options.no_face == "skip":
+            (layout.public / photo).unlink()
+        elif options.no_face == "blur":
+            write_image(layout.public / photo, apply_no_face_policy(read_image(layout.public / photo), "blur"),
+                        quality=options.quality)
+    if net.unprotected:
+        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f) or were not "
+                    "anonymized; no_face=%s", len(net.unprotected), len(net.photos), options.match_threshold, options.no_face)
+    return net
+
+
+def release_layout(out, private, options: AnonymizeOptions, *, dataset=None, key_file=None) -> RunLayout:
+    """The run's checked `RunLayout` with its naming: the key read from ``key_file``, or PRIVATE/release.key (made once)."""
+    from dataclasses import replace
+
+    layout = check_layout(out, private, dataset=dataset)
+    key = None
+    if options.names == "hash":
+        from anonfaces.release.naming import load_or_create_key, read_key
+
+        layout.private.mkdir(parents=True, exist_ok=True)
+        key = read_key(key_file) if key_file is not None else load_or_create_key(layout.key_file)[0]
+    return replace(layout, names=options.names, key=key, keep_folders=options.keep_folders)
+
+
+def _remove_earlier_outputs(layout: RunLayout) -> None:
+    """Before a run over an earlier one: remove the photos it wrote to OUT (as its files.csv lists them) and its
+    shared surrogates, so that nothing this run holds back, or names differently, is left behind in OUT."""
+    import csv
+
+    if layout.files.is_file():
+        with open(layout.files, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                target = (layout.public / row["output"]).resolve() if row.get("output") else None
+                if target is not None and layout.public.resolve() in target.parents and target.is_file():
+                    target.unlink()
+    if layout.shared_surrogates.is_dir():
+        shutil.rmtree(layout.shared_surrogates)
 
 
 def _checks_privacy(options: AnonymizeOptions, encodings) -> bool:
@@ -433,6 +564,16 @@ def anonymize_dataset(
     privacy_margin: float = 0.05,
     on_leak: str = "blur",
     output: str = "photos",
+    private: str | os.PathLike | None = None,
+    names: str = "hash",
+    key_file: str | os.PathLike | None = None,
+    keep_folders: bool = False,
+    no_face: str = "skip",
+    second_pass: bool = True,
+    safety_net: bool = True,
+    sensitive_upsample: int = 1,
+    surrogates: bool = False,
+    match_threshold: float = 0.5,
     size: int | None = None,
     detector: str = "hog",
     upsample: int = 1,
@@ -488,6 +629,9 @@ def anonymize_dataset(
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
+    private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, surrogates,
+    match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
+        ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
     output : {"photos", "surrogates"}
         ``surrogates`` (ksame only): write only the surrogate crops, mapping.csv and
         run.json, none of the photos (the 1/k bound holds exactly).
@@ -524,7 +668,9 @@ def anonymize_dataset(
         "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               on_leak=on_leak, output=output, allow_small_clusters=allow_small_clusters, size=size,
+                               on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
+                               share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,
                                quality=quality, max_pixels=max_pixels, random_state=random_state)
     cluster_options = ClusterOptions(algo=algo, k=options.k, unit=unit, outliers=outliers, params=cluster_params or {},
                                      random_state=random_state) if options.is_ksame else None
@@ -533,10 +679,31 @@ def anonymize_dataset(
         make_synthesizer(synth, **options.synth_params)  # refuse a bad synthesizer or its settings before any work
     if not list_images(root):
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
+    layout = release_layout(out, private, options, dataset=root, key_file=key_file)
+    if not overwrite and any(p.exists() for p in (layout.mapping, layout.run_record, layout.files)):
+        raise BadInputError(f"--private {layout.private} holds an earlier run; choose a new folder or pass --overwrite")
+    if overwrite:
+        _remove_earlier_outputs(layout)
+    layout.private.mkdir(parents=True, exist_ok=True)
     with pool_for(pool, jobs, progress) as workers:
         t = time.perf_counter()
         enc, skipped, enc_meta = load_encodings(root, encodings, encode_options, pool=workers, save_to=save_encodings)
         seconds = {"encode": time.perf_counter() - t}
+        recovery = None
+        if options.second_pass and (clusters is None or not options.is_ksame):
+            from anonfaces.detect.sensitive import SensitiveDetector
+            from anonfaces.release.nofaces import recover_faces
+
+            t = time.perf_counter()
+            done = {p for p, r in skipped.items() if r != "no face found"} | set(enc.paths.tolist())
+            enc, recovery = recover_faces(root, enc, [p for p in list_images(root) if p not in done],
+                                          detector=SensitiveDetector(upsample=options.sensitive_upsample),
+                                          jobs=workers.jobs, progress=progress, max_pixels=max_pixels)
+            seconds["second_pass"] = time.perf_counter() - t
+        elif options.second_pass:
+            log.warning("second detector pass skipped: a given clustering covers only the faces it was made from")
+        enc.save(layout.encodings)
+        enc_meta["file"] = enc_meta.get("file") or str(layout.encodings.resolve())
         t = time.perf_counter()
         clustering = None
         if options.is_ksame and len(enc):
@@ -549,6 +716,10 @@ def anonymize_dataset(
                 clustering = cluster_faces(enc, cluster_options)
         seconds["cluster"] = time.perf_counter() - t
         records = {"encodings": enc_meta, "seconds": seconds,
+                   "second_pass": recovery.as_dict() if recovery is not None else None,
+                   "recovered_faces": recovery.n_faces if recovery is not None else 0,
+                   "key_file": (str(Path(key_file).resolve()) if key_file is not None else str(layout.key_file.resolve()))
+                   if options.names == "hash" else None,
                    "clustering_options": as_record(cluster_options) if cluster_options is not None else None}
-        run = anonymize(root, enc, clustering, options, out, pool=workers, skipped=skipped, records=records, command=command)
+        run = anonymize(root, enc, clustering, options, layout, pool=workers, skipped=skipped, records=records, command=command)
     return run

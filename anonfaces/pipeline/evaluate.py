@@ -162,16 +162,22 @@ class Evaluation:
             return []
         return _attribute_rows(self.ctx, NONE, None, self.ctx.originals["dlib"], self.readable)
 
-    def score(self, run_dir, method: str, k, *, desc: str | None = None) -> tuple[list[dict], dict[str, float]]:
+    def score(self, run_dir, method: str, k, *, desc: str | None = None, private=None) -> tuple[list[dict], dict[str, float]]:
         """The metric rows of the anonymization in ``run_dir`` (its photos and mapping.csv), and seconds by step."""
         run_dir = Path(run_dir)
-        layout = RunLayout.for_out(run_dir)
+        layout = RunLayout.for_out(run_dir, private)
         seconds = {}
         clustering = _clustering_of(layout.mapping, self.enc) if layout.mapping.is_file() else None
+        names = None
+        if layout.mapping.is_file():
+            from anonfaces.synthesize.mapping import Mapping
+
+            m = Mapping.load(layout.mapping)
+            names = {p: o for p, o in zip(m.paths.tolist(), m.outputs.tolist()) if o and o != p}
         t = time.perf_counter()
         meas = measure_photos(run_dir, self.enc, self.ctx.recognizers, original_root=self.root if self.options.measure_quality else None,
                               detect=self.options.detect, detector=self.options.detector, upsample=self.options.upsample,
-                              pool=self.pool, desc=desc or method)
+                              pool=self.pool, desc=desc or method, names=names)
         seconds["measure"] = time.perf_counter() - t
         t = time.perf_counter()
         anonymized = _embeddings(self.ctx, meas)
@@ -234,7 +240,7 @@ def finish(out, rows: list[dict], record: dict, *, enc, run_dirs: dict, ks, plot
 
 def evaluate_run(run, out, *, options: EvaluateOptions | None = None, encodings=None, examples: int = 4, plots: bool = True,
                  jobs: int | None = None, progress: bool = True, pool: WorkerPool | None = None,
-                 command: str | None = None) -> EvaluationReport:
+                 command: str | None = None, private=None) -> EvaluationReport:
     """Score the anonymization ``run`` (an `anonfaces anonymize` OUT) against its originals; write into ``out``.
 
     Nothing is anonymized again: the run's photos, mapping.csv and run.json are read.
@@ -254,7 +260,7 @@ def evaluate_run(run, out, *, options: EvaluateOptions | None = None, encodings=
 
     t0 = time.perf_counter()
     options = options or EvaluateOptions()
-    run_layout = RunLayout.for_out(run)
+    run_layout = RunLayout.for_out(run, private)  # the run's private folder: OUT.private unless given
     record = read_record(run_layout.run_record, "anonymize")
     if not run_layout.mapping.is_file():
         raise BadInputError(f"{run_layout.mapping} not found: {run} is not a finished `anonfaces anonymize` output")
@@ -280,7 +286,7 @@ def evaluate_run(run, out, *, options: EvaluateOptions | None = None, encodings=
     with pool_for(pool, jobs, progress) as workers:
         evaluation = Evaluation(root, enc, options, dataset_name=root.name, pool=workers)
         rows = evaluation.reference_rows()
-        run_rows, stage = evaluation.score(run, method, k, desc=f"{method}" + (f" k={k}" if k else ""))
+        run_rows, stage = evaluation.score(run, method, k, private=run_layout.private, desc=f"{method}" + (f" k={k}" if k else ""))
         rows += run_rows + evaluation.attribute_reference_rows()
     label = method + (f" k={k}" if k is not None else "")
     result = {

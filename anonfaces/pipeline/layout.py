@@ -1,48 +1,104 @@
 """Where a run writes: every output path in one record, every output file name through one function.
 
-`RunLayout` holds the two folders of a run: ``public`` (what may be shared: the
-anonymized photos, the surrogates, metrics.csv, report.md, plots) and ``private``
-(what links photos to people or holds the originals' faces: mapping.csv, privacy.csv, run.json,
-encodings and caches). Today both are OUT; moving the private files elsewhere
-(for example ``OUT.private/``) is a change to `RunLayout.for_out` alone.
+`RunLayout` holds the two folders of a run, never mixed: ``public`` (OUT: what may
+be shared: the anonymized photos under neutral names, the surrogates when asked
+for, metrics.csv, report.md, plots) and ``private`` (by default ``OUT.private/``
+beside OUT, never inside it: mapping.csv, files.csv, privacy.csv, run.json,
+encodings, the naming key, the surrogates as made, caches and sweep runs).
+`RunLayout.output_names` names the outputs (`anonfaces.release.naming`: a keyed
+hash by default, or the dataset's own names).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from anonfaces.errors import BadInputError
 
+PRIVATE_SUFFIX = ".private"
 
-def output_name(rel: str) -> str:
-    """The name under OUT of the anonymized copy of the dataset photo ``rel`` (today: the same relative path)."""
-    return rel
+
+def default_private_dir(out: str | os.PathLike) -> Path:
+    """``OUT.private`` beside ``OUT``."""
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        out = out.resolve()
+    return out.with_name(out.name + PRIVATE_SUFFIX)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
 
 
 @dataclass(frozen=True)
 class RunLayout:
-    """Every path a run writes (see the module docstring)."""
+    """Every path a run writes, and the names of its outputs (see the module docstring).
+
+    ``names``: ``hash`` (keyed hash of the path, ``key`` needed) or ``keep`` (the
+    dataset's relative paths); ``keep_folders`` keeps sub-folders that do not name people.
+    """
 
     public: Path
     private: Path
+    names: str = "keep"
+    key: bytes | None = None
+    keep_folders: bool = False
 
     @classmethod
-    def for_out(cls, out) -> RunLayout:
+    def for_out(cls, out, private=None, **naming) -> RunLayout:
         out = Path(out)
-        return cls(public=out, private=out)
+        return cls(public=out, private=default_private_dir(out) if private is None else Path(private), **naming)
+
+    def output_names(self, images: list[str]) -> dict[str, str]:
+        """Dataset path -> name under OUT of its anonymized copy."""
+        if self.names == "keep" and not self.keep_folders:
+            return {rel: rel for rel in images}
+        from anonfaces.release.naming import output_names
+
+        return output_names(images, names=self.names, key=self.key, keep_folders=self.keep_folders)
 
     # anonymize ----------------------------------------------------------------------------------
-    def photo(self, rel: str) -> Path:
-        return self.public / output_name(rel)
-
     @property
     def surrogates(self) -> Path:
+        """The surrogates as made (private); copied to `shared_surrogates` only when asked for."""
+        return self.private / "surrogates"
+
+    @property
+    def shared_surrogates(self) -> Path:
         return self.public / "surrogates"
 
     @property
     def mapping(self) -> Path:
         return self.private / "mapping.csv"
+
+    @property
+    def files(self) -> Path:
+        return self.private / "files.csv"
+
+    @property
+    def encodings(self) -> Path:
+        return self.private / "encodings.npz"
+
+    @property
+    def key_file(self) -> Path:
+        return self.private / "release.key"
+
+    # the names `anonfaces.release` reads them by
+    mapping_path = mapping
+    files_path = files
+    encodings_path = encodings
+    key_path = key_file
+    work_surrogates = surrogates
+
+    @property
+    def out(self) -> Path:
+        return self.public
+
+    @property
+    def run_path(self) -> Path:
+        return self.run_record
 
     @property
     def privacy(self) -> Path:
@@ -79,6 +135,25 @@ class RunLayout:
 
     def folders(self) -> set[Path]:
         return {self.public, self.private}
+
+
+def check_layout(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
+                 dataset: str | os.PathLike | None = None) -> RunLayout:
+    """The run's `RunLayout`; refuses a private folder inside OUT (or OUT inside it) or overlapping the dataset."""
+    out = Path(out)
+    private = default_private_dir(out) if private is None else Path(private)
+    o, p = out.resolve(), private.resolve()
+    if _inside(p, o):
+        raise BadInputError(f"--private {private} is inside --out {out}; it must be outside what is shared")
+    if _inside(o, p):
+        raise BadInputError(f"--out {out} is inside --private {private}; choose two separate folders")
+    if p.exists() and not p.is_dir():
+        raise BadInputError(f"--private {private} exists and is not a folder")
+    if dataset is not None:
+        d = Path(dataset).resolve()
+        if _inside(p, d) or _inside(d, p):
+            raise BadInputError(f"--private {private} and the dataset {dataset} overlap; the input is never written to")
+    return RunLayout(out, private)
 
 
 def check_out_dir(dataset: Path, out: Path, *, overwrite: bool) -> None:

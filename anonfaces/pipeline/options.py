@@ -186,6 +186,12 @@ class AnonymizeOptions:
     ``surrogate``, ``keep``) is the last resort (`anonfaces.synthesize.privacy`; ksame
     with dlib encodings only). ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
+    Release (`anonfaces.release`): ``names`` (``hash``: keyed-hash output names, or
+    ``keep``), ``keep_folders``, ``no_face`` (photos with no face found, or a face left
+    recognisable: ``skip`` = held back, ``copy``, ``blur``), ``second_pass`` (dlib's CNN
+    detector where HOG found nothing), ``safety_net`` (the sensitive detector on every
+    output; faces within ``match_threshold`` of an original follow ``no_face``),
+    ``sensitive_upsample``, ``share_surrogates`` (also put the surrogates into OUT).
     ``size``: side of the canonical crops (None: `auto_crop_size`).
     """
 
@@ -199,6 +205,14 @@ class AnonymizeOptions:
     privacy_margin: float = 0.05
     on_leak: str = "blur"
     output: str = "photos"
+    names: str = "hash"
+    keep_folders: bool = False
+    no_face: str = "skip"
+    second_pass: bool = True
+    safety_net: bool = True
+    sensitive_upsample: int = 1
+    match_threshold: float = 0.5
+    share_surrogates: bool = False
     allow_small_clusters: bool = False
     size: int | None = None
     quality: int = 95
@@ -223,6 +237,9 @@ class AnonymizeOptions:
             raise BadInputError(f"privacy_margin={self.privacy_margin!r} must be a finite number")
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
+        check_choice("names", self.names, ("hash", "keep"))
+        check_choice("no_face", self.no_face, ("skip", "copy", "blur"))
+        _check_int("sensitive_upsample", self.sensitive_upsample, 0)
         if self.method == KSAME:
             object.__setattr__(self, "k", check_k(self.k))
             self.blend_settings()  # refuses a bad shape, region, blend, colour, feather or forehead

@@ -181,7 +181,9 @@ def evaluate_dataset(
                               reid_min_photos=reid_min_photos, attributes=attributes, attribute_names=attribute_names,
                               detect=detect, measure_quality=measure_quality, detector=detector, upsample=upsample,
                               random_state=random_state)
-    params = dict(anonymize_params or {})
+    # scored against the encodings by relative path: the dataset's names, every photo, no second pass (it would add
+    # faces the encodings do not hold) and no safety net (the attacks measure what it would catch)
+    params = {"names": "keep", "no_face": "copy", "second_pass": False, "safety_net": False, **dict(anonymize_params or {})}
     run_options = {(s.name, k): AnonymizeOptions.from_flat(method=s.method, k=k, synth=s.synth or "morph", random_state=random_state,
                                                           **params)
                    for s in specs if s.name != NONE for k in (k_values if s.uses_k else [None])}

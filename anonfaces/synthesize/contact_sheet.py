@@ -17,7 +17,7 @@ from anonfaces.utils.images import read_image, write_image
 
 
 def contact_sheet(dataset: str | os.PathLike, out: str | os.PathLike, *, paths: list[str] | None = None, n: int = 8,
-                  thumb: int = 160, columns: int = 8, random_state=0) -> np.ndarray:
+                  thumb: int = 160, columns: int = 8, random_state=0, private: str | os.PathLike | None = None) -> np.ndarray:
     """A grid of thumbnails: each original photo with its anonymized copy below it.
 
     Parameters
@@ -30,26 +30,34 @@ def contact_sheet(dataset: str | os.PathLike, out: str | os.PathLike, *, paths: 
         Side of each thumbnail (photos are letterboxed into a square).
     columns : int
         Photos per row of pairs.
+    private : path, optional
+        The run's private folder (default ``OUT.private``), whose ``mapping.csv`` names the outputs.
 
     Returns
     -------
     ndarray of shape (H, W, 3), uint8
     """
-    dataset, out = Path(dataset), Path(out)
-    if paths is None:
-        from anonfaces.synthesize.mapping import Mapping
+    from anonfaces.pipeline.layout import default_private_dir
+    from anonfaces.synthesize.mapping import read_mapping
 
-        mapping = out / "mapping.csv"
-        if not mapping.is_file():
-            raise BadInputError(f"{mapping} not found: run anonymize first")
-        with_faces = sorted(set(Mapping.load(mapping).paths.tolist()))
+    dataset, out = Path(dataset), Path(out)
+    mapping = Path(private or default_private_dir(out)) / "mapping.csv"
+    if not mapping.is_file():
+        mapping = out / "mapping.csv"  # a run from before the private folder
+    if not mapping.is_file():
+        raise BadInputError(f"{mapping} not found: run anonymize first")
+    rows = read_mapping(mapping)
+    output_of = {r["path"]: r.get("output") or r["path"] for r in rows}
+    if paths is None:
+        with_faces = sorted({r["path"] for r in rows if (out / output_of[r["path"]]).is_file()})
         if not with_faces:
             raise BadInputError(f"{mapping} lists no faces")
         rng = check_random_state(random_state)
         paths = [with_faces[i] for i in sorted(rng.choice(len(with_faces), min(n, len(with_faces)), replace=False))]
     if not paths:
         raise BadInputError("no photos to show")
-    pairs = [np.concatenate([_thumb(read_image(dataset / p), thumb), _thumb(read_image(out / p), thumb)], axis=0) for p in paths]
+    pairs = [np.concatenate([_thumb(read_image(dataset / p), thumb), _thumb(read_image(out / output_of.get(p, p)), thumb)], axis=0)
+             for p in paths]
     gap = 4
     columns = max(1, min(columns, len(pairs)))
     rows = []

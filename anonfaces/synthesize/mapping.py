@@ -1,11 +1,12 @@
 """`mapping.csv`: which face of which photo became which cluster's surrogate (the `Mapping` record).
 
-Columns: ``path,face,cluster,left,top,right,bottom``
+Columns: ``path,face,cluster,left,top,right,bottom,output``
 
 - ``path``, ``face``: the face (dataset-relative POSIX path, index in its photo);
 - ``cluster``: the surrogate that replaced it, or `NOT_CLUSTERED` (-1) for the
   baselines, which obfuscate each face in place;
-- ``left,top,right,bottom``: the face's box in the original photo (pixels).
+- ``left,top,right,bottom``: the face's box in the original photo (pixels);
+- ``output``: the name of the photo's anonymized copy under OUT ('' when held back).
 
 It is the only link from the original photos to the clusters: it is sensitive.
 """
@@ -23,7 +24,7 @@ from anonfaces.utils.atomic import atomic_open
 
 #: ``cluster`` in mapping.csv for faces that were not clustered (baseline methods).
 NOT_CLUSTERED = -1
-MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom")
+MAPPING_COLUMNS = ("path", "face", "cluster", "left", "top", "right", "bottom", "output")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Mapping:
     face_index: np.ndarray
     clusters: np.ndarray
     boxes_ltrb: np.ndarray
+    outputs: np.ndarray | None = None
 
     def __post_init__(self):
         order = np.lexsort((self.face_index, self.paths))
@@ -51,6 +53,7 @@ class Mapping:
         self.face_index = np.asarray(self.face_index, dtype=np.int64)[order]
         self.clusters = np.asarray(self.clusters, dtype=np.int64)[order]
         self.boxes_ltrb = np.asarray(self.boxes_ltrb, dtype=np.float64).reshape(-1, 4)[order]
+        self.outputs = (np.asarray(self.paths) if self.outputs is None else np.asarray(self.outputs, dtype=str)[order])
 
     def __len__(self) -> int:
         return int(self.paths.shape[0])
@@ -64,9 +67,9 @@ class Mapping:
         with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(MAPPING_COLUMNS)
-            for rel, face, cluster, box in zip(self.paths.tolist(), self.face_index.tolist(), self.clusters.tolist(),
-                                               self.boxes_ltrb.tolist()):
-                w.writerow([rel, face, cluster, *(f"{v:.1f}" for v in box)])
+            for rel, face, cluster, box, output in zip(self.paths.tolist(), self.face_index.tolist(), self.clusters.tolist(),
+                                                       self.boxes_ltrb.tolist(), self.outputs.tolist()):
+                w.writerow([rel, face, cluster, *(f"{v:.1f}" for v in box), output])
         return path
 
     @classmethod
@@ -84,7 +87,8 @@ class Mapping:
         try:
             boxes = [[float(v) for v in r[3:7]] if len(r) >= 7 else [np.nan] * 4 for r in rows]
             return cls(np.array([r[0] for r in rows], dtype=str), np.array([int(r[1]) for r in rows], np.int64),
-                       np.array([int(r[2]) for r in rows], np.int64), np.array(boxes, np.float64).reshape(-1, 4))
+                       np.array([int(r[2]) for r in rows], np.int64), np.array(boxes, np.float64).reshape(-1, 4),
+                       np.array([r[7] if len(r) >= 8 else r[0] for r in rows], dtype=str))
         except (ValueError, IndexError) as exc:
             raise FileFormatError(f"{path}: bad row ({exc})") from None
 
@@ -92,5 +96,6 @@ class Mapping:
 def read_mapping(path) -> list[dict]:
     """Rows of a ``mapping.csv`` as dicts (``face`` and ``cluster`` as int, the box as float)."""
     m = Mapping.load(path)
-    return [{"path": p, "face": f, "cluster": c, "left": b[0], "top": b[1], "right": b[2], "bottom": b[3]}
-            for p, f, c, b in zip(m.paths.tolist(), m.face_index.tolist(), m.clusters.tolist(), m.boxes_ltrb.tolist())]
+    return [{"path": p, "face": f, "cluster": c, "left": b[0], "top": b[1], "right": b[2], "bottom": b[3], "output": o}
+            for p, f, c, b, o in zip(m.paths.tolist(), m.face_index.tolist(), m.clusters.tolist(), m.boxes_ltrb.tolist(),
+                                     m.outputs.tolist())]

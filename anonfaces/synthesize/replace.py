@@ -69,8 +69,14 @@ def _replace_task(run: dict, task):
     try:
         image = read_image(Path(run["root"]) / rel, max_pixels=run["max_pixels"])
     except ImageReadError as exc:
-        return rel, 0, str(exc), []
+        return rel, 0, str(exc), [], False
     records = []
+    if not faces and run["no_face"] != "copy":  # a photo where no face was found: held back, or blurred whole
+        if run["no_face"] == "skip":
+            return rel, 0, None, [], False
+        from anonfaces.release.nofaces import blur_all
+
+        image = blur_all(image)
     if faces:
         if run["method"] == KSAME:
             from anonfaces.synthesize.blend import BlendSettings
@@ -88,13 +94,16 @@ def _replace_task(run: dict, task):
             image = apply_baseline(image, run["method"], [face[0] for face in faces], random_state=seed,
                                    forehead=run["forehead"], **run["method_params"])
     write_image(Path(run["out"]) / name, image, quality=run["quality"])
-    return rel, len(faces), None, records
+    return rel, len(faces), None, records, True
 
 
 def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list]], *, method: str, blend: dict,
                   method_params: dict, seed: int, quality: int, max_pixels: int, surrogates=None, forehead: float = 0.15,
-                  check: dict | None = None):
-    """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None, privacy records) in order.
+                  check: dict | None = None, no_face: str = "copy"):
+    """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None, privacy records, written).
+
+    ``no_face``: photos without a face are ``skip``-ped (not written), ``copy``-ed
+    unchanged (re-encoded, no metadata) or ``blur``-red whole.
 
     ``photos``: (relative path in the dataset, name under ``out``, faces) with one
     ``(landmarks68, cluster, surrogate landmarks, face index, row)`` per face (an empty
@@ -110,5 +119,5 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     """
     run = {"root": str(root), "out": str(out), "method": method, "blend": dict(blend), "method_params": dict(method_params),
            "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels), "forehead": float(forehead),
-           "surrogates": str(surrogates) if surrogates else None, "check": check, "token": uuid.uuid4().hex}
+           "surrogates": str(surrogates) if surrogates else None, "check": check, "no_face": no_face, "token": uuid.uuid4().hex}
     yield from pool.map(_replace_task, photos, context=run, desc="anonymize")

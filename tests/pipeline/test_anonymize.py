@@ -19,6 +19,8 @@ from anonfaces.utils.images import list_images, read_image
 
 N_PEOPLE = 8
 PER_PERSON = 4
+#: Dataset names kept, faceless photos copied, no sensitive passes: the outputs line up with the inputs by path.
+LEGACY = {"names": "keep", "no_face": "copy", "second_pass": False, "safety_net": False}
 GPS_TAG = 0x8825
 
 
@@ -65,7 +67,9 @@ def ksame_run(small, tmp_path_factory):
     root, enc, _, _ = small
     before = _digest(root)
     out = tmp_path_factory.mktemp("ksame") / "out"
-    report = anonymize_dataset(root, out, k=3, encodings=enc, jobs=2, progress=False)
+    # the names, the faceless photo and the surrogates as before the private folder (issue 13); the safe
+    # defaults themselves are tested in tests/release
+    report = anonymize_dataset(root, out, k=3, encodings=enc, jobs=2, progress=False, **LEGACY, surrogates=True)
     assert _digest(root) == before, "the input was modified"
     return out, report
 
@@ -76,7 +80,8 @@ def test_output_tree_mapping_and_run_record(small, ksame_run):
     assert sorted(list_images(out / "surrogates")) == sorted(f"{c}.png" for c in range(report.n_clusters))
     photos = [p for p in list_images(out) if not p.startswith("surrogates/")]
     assert sorted(photos) == list_images(root)  # same relative paths, every photo
-    with open(out / "mapping.csv", newline="") as fh:
+    assert report.private == out.with_name("out.private") and not (out / "mapping.csv").exists()
+    with open(report.mapping_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0])[:3] == ["path", "face", "cluster"]
     assert sorted((r["path"], int(r["face"])) for r in rows) == sorted(zip(enc.paths.tolist(), enc.face_index.tolist()))
@@ -87,7 +92,7 @@ def test_output_tree_mapping_and_run_record(small, ksame_run):
     assert set(people) == set(range(report.n_clusters))
     assert min(len(v) for v in people.values()) >= 3
     assert {p for p in photos} == set(list_images(root))
-    run = json.loads((out / "run.json").read_text())
+    run = json.loads(report.run_path.read_text())
     assert run["settings"]["k"] == 3 and run["settings"]["synth"]["name"] == "morph" and run["settings"]["size"] >= 128
     assert run["settings"]["algo"] == "fixed-kmeans" and run["counts"]["faces"] == len(enc)
     assert [r["path"] for r in run["no_face"]] == ["scenery/noise.png"] == [p for p, _ in report.no_face]
@@ -132,15 +137,15 @@ def test_refuses_small_clusters_unless_asked(small, tmp_path):
     with pytest.raises(BadInputError, match="fewer than k=3 people"):
         anonymize_dataset(root, tmp_path / "a", k=3, encodings=enc, clusters=clustering, jobs=1, progress=False)
     report = anonymize_dataset(root, tmp_path / "b", k=3, encodings=enc, clusters=clustering, allow_small_clusters=True,
-                               synth="pixel", jobs=1, progress=False)
+                               synth="pixel", jobs=1, progress=False, **LEGACY)
     assert report.n_clusters == 2
 
 
 def test_baseline_run_has_no_clusters_and_changes_faces(small, tmp_path):
     root, enc, _, _ = small
-    report = anonymize_dataset(root, tmp_path / "out", method="pixelate", encodings=enc, jobs=2, progress=False)
+    report = anonymize_dataset(root, tmp_path / "out", method="pixelate", encodings=enc, jobs=2, progress=False, **LEGACY)
     assert report.n_clusters == 0 and not (tmp_path / "out" / "surrogates").exists()
-    with open(tmp_path / "out" / "mapping.csv", newline="") as fh:
+    with open(report.mapping_path, newline="") as fh:
         assert {int(r["cluster"]) for r in csv.DictReader(fh)} == {-1}
     rel = enc.paths[0]
     l, t, r, b = enc.boxes_ltrb[0].astype(int)
@@ -196,11 +201,12 @@ def test_cli_end_to_end_encodes_and_writes_a_contact_sheet(sample_dir, tmp_path)
     r = _cli(["--dataset", str(root), "--out", str(out), "--k", "2", "--synth", "pixel", "--jobs", "2",
               "--contact-sheet", str(sheet)])
     assert r.exit_code == 0, r.output
-    assert "6 images" in r.output and (out / "mapping.csv").is_file()
+    private = tmp_path / "anon.private"
+    assert "6 images" in r.output and (private / "mapping.csv").is_file() and not (out / "mapping.csv").exists()
     assert read_image(sheet).shape[0] > 0
-    run = json.loads((out / "run.json").read_text())
-    assert run["settings"]["encodings"]["file"] is None  # the encodings of the originals were not kept
-    assert not list(out.rglob("*.npz"))
+    run = json.loads((private / "run.json").read_text())
+    assert run["settings"]["encodings"]["file"] is None  # no extra copy of the encodings was asked for
+    assert not list(out.rglob("*.npz")) and (private / "encodings.npz").is_file()  # they are kept in private only
 
 
 def test_a_failed_run_leaves_no_half_written_out(small, tmp_path):
@@ -219,7 +225,7 @@ def test_cli_defaults_to_the_bundled_sample(sample_encodings_path, sample_dir, t
     out = tmp_path / "anon"
     sheet = tmp_path / "sheet.png"
     r = _cli(["--out", str(out), "--encodings", str(sample_encodings_path), "--synth", "pixel", "--jobs", "2",
-              "--contact-sheet", str(sheet)])
+              "--contact-sheet", str(sheet), "--names", "keep", "--no-face", "copy", "--no-second-pass", "--no-safety-net"])
     assert r.exit_code == 0, r.output
     assert read_image(sheet).shape[0] > 0
     assert "240 images" in r.output

@@ -306,7 +306,7 @@ def test_user_synthesizers_with_and_without_labels_run_through_anonymize_dataset
     assert len(recorder.seen) == report.n_clusters
     seen = [label for cluster in recorder.seen for label in cluster]
     assert len(seen) == report.n_faces and set(seen) == set(PEOPLE)
-    run = json.loads((tmp_path / "labels" / "run.json").read_text())
+    run = json.loads(report.run_path.read_text())
     assert run["counts"]["clusters"] == report.n_clusters
     # in the worker processes too
     report = anonymize_dataset(root, tmp_path / "workers", k=2, synth=ParallelLabelCheck(), encodings=enc_path, jobs=2,
@@ -327,9 +327,9 @@ def test_gnn_through_anonymize_dataset_maps_trained_people_by_label(people, face
     enc = Encodings.load(enc_path)
     known = np.isin(enc.identities, faces.identities)
     assert 0 < known.sum() < len(enc)  # Rumsfeld and Schroeder are training identities, Gates and Woods not
-    anonymize_dataset(root, tmp_path / "out", k=2, synth=GNNSynthesizer(weights=out / "gnn.pt"), encodings=enc_path,
-                      jobs=1, progress=False)
-    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    report = anonymize_dataset(root, tmp_path / "out", k=2, synth=GNNSynthesizer(weights=out / "gnn.pt"),
+                               encodings=enc_path, jobs=1, progress=False)
+    run = json.loads(report.run_path.read_text())
     assert run["settings"]["synth"]["mapped"] == {"label": int(known.sum()), "embedding": int((~known).sum()),
                                                   "pixels": 0}
 

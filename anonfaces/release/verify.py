@@ -1,0 +1,322 @@
+"""`verify_release`: re-check a finished output folder before it is shared.
+
+Checks, each giving `Finding` records (an empty list means the folder passed):
+
+``layout``     the private folder is not inside OUT (nor OUT inside it);
+``file``       OUT holds photos only: no mapping/privacy/run/encodings/key file,
+               nothing hidden, nothing that is not an image;
+``metadata``   no EXIF, XMP, ICC profile, comment, text chunk or other APPn
+               segment in any photo;
+``name``       no output file or folder name contains a person's label (the
+               dataset's first folder level) or a file stem of the dataset;
+``face``       no face the sensitive detector finds in an output photo lies within
+               ``threshold`` (dlib distance) of an original face of the dataset, or
+               away from every face that was replaced (a face never anonymized);
+``k``          every cluster of ``mapping.csv`` stands for at least k units (people);
+``unchecked``  a check that could not run (its input is missing from the private
+               folder): a folder that cannot be checked does not pass.
+
+What the checks need comes from the private folder (`anonfaces.release.layout`):
+``files.csv``/``mapping.csv`` (the original paths), ``run.json`` (k, unit, dataset)
+and ``encodings.npz`` (the original faces); ``dataset`` adds the names of a dataset
+folder directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from anonfaces.errors import BadInputError
+from anonfaces.release.layout import (
+    FILES_FILE,
+    MAPPING_FILE,
+    PRIVATE_NAMES,
+    RUN_FILE,
+    check_layout,
+    default_private_dir,
+    is_shareable_name,
+    list_files,
+)
+from anonfaces.release.naming import NameMatcher, person_names
+from anonfaces.release.nofaces import MATCH_THRESHOLD
+from anonfaces.utils.images import identity_of, list_images
+
+log = logging.getLogger(__name__)
+
+CHECKS = ("layout", "file", "metadata", "name", "face", "k", "unchecked")
+
+#: Image info keys that carry metadata (PIL's names).
+_METADATA_KEYS = ("exif", "icc_profile", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "iptc", "Description")
+#: TIFF tags that describe the photo, its camera, place, owner or software.
+_TIFF_TAGS = {270: "ImageDescription", 271: "Make", 272: "Model", 305: "Software", 306: "DateTime", 315: "Artist",
+              316: "HostComputer", 700: "XMP", 33432: "Copyright", 33723: "IPTC", 34377: "Photoshop",
+              34665: "ExifIFD", 34675: "ICCProfile", 34853: "GPSInfo"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason the folder is not safe to share."""
+
+    check: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.path}: {self.message}" if self.path else f"[{self.check}] {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    out: Path
+    private: Path
+    n_files: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    checked: dict = field(default_factory=dict)  # check -> what was looked at
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.check] = out.get(f.check, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.out}: OK, {self.n_files} files checked ({', '.join(self.checked)})"
+        parts = ", ".join(f"{n} {c}" for c, n in self.counts().items())
+        return f"{self.out}: NOT SAFE to share, {len(self.findings)} findings ({parts}) in {self.n_files} files"
+
+
+# --- single checks ------------------------------------------------------------------------------
+def image_metadata(path: str | os.PathLike) -> list[str]:
+    """The kinds of metadata found in the image file ``path`` (empty when there is none)."""
+    found = []
+    try:
+        with Image.open(path) as im:
+            info = im.info
+            found += [key for key in _METADATA_KEYS if info.get(key)]
+            for marker, data in getattr(im, "applist", None) or []:
+                if marker == "APP0" and data[:4] in (b"JFIF", b"JFXX"):
+                    continue
+                if marker == "APP14" and data[:5] == b"Adobe":
+                    continue
+                label = data[:12].split(b"\x00")[0].decode("latin-1", "replace")
+                found.append(f"{marker} segment ({label})")
+            text = getattr(im, "text", None)
+            if text:
+                found.append("text chunks (" + ", ".join(sorted(text)) + ")")
+            if im.format == "TIFF":
+                tags = [name for tag, name in _TIFF_TAGS.items() if tag in im.tag_v2]
+                found += [f"TIFF tag {t}" for t in tags]
+            elif "exif" not in found and im.getexif():
+                found.append("exif")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        found.append(f"unreadable image ({exc})")
+    return list(dict.fromkeys(found))
+
+
+def check_files(out: Path, files: list[str]) -> list[Finding]:
+    """Everything in OUT that is not a shareable photo."""
+    findings = []
+    for rel in files:
+        name = rel.rsplit("/", 1)[-1]
+        if name in PRIVATE_NAMES or name.endswith((".npz", ".pickle", ".pkl", ".key")):
+            findings.append(Finding("file", rel, "a private file (links back to people): move it to the private folder"))
+        elif not is_shareable_name(rel):
+            findings.append(Finding("file", rel, "not a photo: OUT may hold only anonymized photos"))
+    return findings
+
+
+def check_metadata(out: Path, photos: list[str]) -> list[Finding]:
+    findings = []
+    for rel in photos:
+        found = image_metadata(out / rel)
+        if found:
+            findings.append(Finding("metadata", rel, "metadata left in: " + ", ".join(found)))
+    return findings
+
+
+def check_names(files: list[str], identifying: set[str]) -> list[Finding]:
+    """Output paths whose file or folder names contain a person's label or a dataset file stem."""
+    findings = []
+    matcher = NameMatcher(identifying)
+    for rel in files:
+        parts = rel.split("/")
+        for part in [*parts[:-1], Path(parts[-1]).stem]:
+            hit = matcher.find(part)
+            if hit is not None:
+                findings.append(Finding("name", rel, f"the name contains {hit!r}, a name from the dataset"))
+                break
+    return findings
+
+
+def check_clusters(rows: list[dict], k: int) -> list[Finding]:
+    """Clusters of ``mapping.csv`` rows standing for fewer than ``k`` units (people)."""
+    members: dict[int, set[str]] = {}
+    for r in rows:
+        c = int(r["cluster"])
+        if c < 0:
+            continue
+        unit = r.get("unit") or identity_of(r["path"]) or f"{r['path']}#{r['face']}"
+        members.setdefault(c, set()).add(unit)
+    return [Finding("k", "", f"cluster {c} stands for {len(u)} people < k={k}")
+            for c, u in sorted(members.items()) if len(u) < k]
+
+
+def check_faces(out: Path, photos: list[str], reference: np.ndarray, reference_paths, *,
+                threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False,
+                replaced: dict | None = None) -> list[Finding]:
+    from anonfaces.detect.sensitive import SensitiveDetector
+    from anonfaces.release.nofaces import find_unprotected
+
+    report = find_unprotected(out, photos, reference, reference_paths, threshold=threshold,
+                              detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
+                              desc="verify faces", replaced=replaced)
+    findings = [Finding("face", u.path, f"face {u.face} at {[round(v) for v in u.box_ltrb]} "
+                                        + (f"is still recognisable: distance {u.distance:.3f} < {threshold} to an original face"
+                                           if u.kind == "match" else "was never anonymized (no face was replaced there)"))
+                for u in report.unprotected]
+    findings += [Finding("face", p, f"could not be checked: {r}") for p, r in report.failed.items()]
+    return findings
+
+
+# --- the whole check ------------------------------------------------------------------------------
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
+                   dataset: str | os.PathLike | None = None, k: int | None = None, faces: bool = True,
+                   threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int | None = None,
+                   progress: bool = False) -> VerifyReport:
+    """Check that ``out`` can be shared as it is; see the module docstring for the checks.
+
+    Parameters
+    ----------
+    out : path
+        The output folder to be shared.
+    private : path, optional
+        The run's private folder (default ``OUT.private``).
+    dataset : path, optional
+        The original photos; default: the dataset ``run.json`` names, when it is still there.
+    k : int, optional
+        The k to check clusters against; default: the run's k.
+    faces : bool
+        Run the face check (the slow one: the sensitive detector on every photo).
+    threshold, upsample, jobs : settings of the face check (jobs None: every core).
+    """
+    from anonfaces.utils.parallel import check_jobs
+
+    jobs = check_jobs(jobs)
+    out = Path(out)
+    if not out.is_dir():
+        raise BadInputError(f"output folder not found: {out}")
+    private = default_private_dir(out) if private is None else Path(private)
+    report = VerifyReport(out, private)
+    try:
+        check_layout(out, private)
+    except BadInputError as exc:
+        report.findings.append(Finding("layout", "", str(exc)))
+    files = list_files(out)
+    photos = [f for f in files if is_shareable_name(f)]
+    report.n_files = len(files)
+    report.findings += check_files(out, files)
+    report.checked["file"] = len(files)
+    report.findings += check_metadata(out, photos)
+    report.checked["metadata"] = len(photos)
+
+    def unchecked(check: str, why: str) -> None:
+        report.findings.append(Finding("unchecked", "", f"{check}: {why}"))
+
+    run = {}
+    run_path = private / RUN_FILE
+    if run_path.is_file():
+        try:
+            run = json.loads(run_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            unchecked("run", f"{run_path} cannot be read ({exc})")
+    settings = run.get("settings", {})
+    if dataset is None and run.get("dataset") and Path(run["dataset"]).is_dir():
+        dataset = run["dataset"]
+
+    # names -----------------------------------------------------------------------------------
+    originals: list[str] = []
+    for name in (FILES_FILE, MAPPING_FILE):
+        if (private / name).is_file():
+            originals += [r["path"] for r in _read_csv(private / name)]
+    if dataset is not None:
+        originals += list_images(dataset)
+    originals = list(dict.fromkeys(originals))
+    if originals:
+        report.findings += check_names(files, person_names(originals))
+        report.checked["name"] = len(originals)
+    else:
+        unchecked("name", f"no {FILES_FILE} or {MAPPING_FILE} in {private} and no dataset to take names from")
+
+    # k -----------------------------------------------------------------------------------------
+    mapping = private / MAPPING_FILE
+    method = settings.get("method", "ksame")
+    k = k if k is not None else settings.get("k")
+    if method != "ksame" and k is None:
+        report.checked["k"] = f"not clustered ({method})"
+    elif not mapping.is_file():
+        unchecked("k", f"{mapping} not found")
+    elif k is None:
+        unchecked("k", f"no k given and none recorded in {run_path}")
+    else:
+        report.findings += check_clusters(_read_csv(mapping), int(k))
+        report.checked["k"] = int(k)
+
+    # faces -------------------------------------------------------------------------------------
+    if faces:
+        _faces(report, out, private, photos, settings, dataset, threshold=threshold, upsample=upsample, jobs=jobs,
+               progress=progress, unchecked=unchecked)
+    log.info("verify: %s", report.summary())
+    return report
+
+
+def _replaced_boxes(private: Path) -> dict[str, np.ndarray] | None:
+    """Output photo -> boxes (m, 4) of the faces replaced in it, from the private files.csv and mapping.csv."""
+    if not (private / FILES_FILE).is_file() and not (private / MAPPING_FILE).is_file():
+        return None
+    boxes: dict[str, list] = {}
+    if (private / FILES_FILE).is_file():
+        for r in _read_csv(private / FILES_FILE):
+            if r.get("output"):
+                boxes.setdefault(r["output"], [])
+    if (private / MAPPING_FILE).is_file():
+        for r in _read_csv(private / MAPPING_FILE):
+            if r.get("output"):
+                boxes.setdefault(r["output"], []).append([float(r[c]) for c in ("left", "top", "right", "bottom")])
+    return {o: np.asarray(b, np.float64).reshape(-1, 4) for o, b in boxes.items()}
+
+
+def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked):
+    from anonfaces.encode import Encodings
+    from anonfaces.release.layout import ENCODINGS_FILE
+    from anonfaces.release.nofaces import original_dlib_embeddings
+
+    enc_path = private / ENCODINGS_FILE
+    if not enc_path.is_file():
+        unchecked("face", f"{enc_path} (the original faces) not found")
+        return
+    enc = Encodings.load(enc_path)
+    if enc.encoder.get("name", "dlib") != "dlib" and dataset is None:
+        unchecked("face", "the encodings are not dlib's and the dataset is not there to compute them")
+        return
+    reference = original_dlib_embeddings(dataset, enc) if enc.encoder.get("name", "dlib") != "dlib" else enc.embeddings
+    report.findings += check_faces(out, photos, reference, enc.paths, threshold=threshold, upsample=upsample, jobs=jobs,
+                                   progress=progress, replaced=_replaced_boxes(private))
+    report.checked["face"] = len(photos)

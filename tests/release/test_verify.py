@@ -1,0 +1,137 @@
+"""`verify` passes on a safe output folder and fails, with the right finding, on each unsafe one."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from anonfaces.release.layout import is_shareable_name
+from anonfaces.release.naming import NameMatcher, person_names
+from anonfaces.release.verify import image_metadata, verify_release
+from anonfaces.utils.images import list_images, read_image, write_image
+from tests.release.conftest import photo_with_exif
+
+
+def _copy(safe_run, tmp_path):
+    """A copy of the safe run's OUT and private folder to spoil."""
+    out, report = safe_run
+    shutil.copytree(out, tmp_path / "out")
+    shutil.copytree(report.private, tmp_path / "out.private")
+    return tmp_path / "out", tmp_path / "out.private"
+
+
+def test_the_safe_run_is_safe(release_data, safe_run):
+    root, _, tagged, cropped = release_data
+    out, report = safe_run
+    outputs = list_images(out)
+    assert outputs and all(is_shareable_name(p) for p in outputs)
+    assert NameMatcher(person_names(list_images(root))).find(" ".join(outputs)) is None
+    assert all(image_metadata(out / p) == [] for p in outputs)
+    assert image_metadata(root / tagged)  # the input did carry EXIF
+    assert cropped in [p for p, _ in report.held_back] and "held back" in report.summary()
+    # photos the safety net held back are not in OUT, and the count is honest
+    assert len(outputs) == len(list_images(root)) - len(report.held_back)
+    assert all(report.outputs[p] in outputs for p in report.outputs)
+    result = verify_release(out, report.private, jobs=2)
+    assert result.ok, [str(f) for f in result.findings]
+    assert set(result.checked) == {"file", "metadata", "name", "k", "face"}
+
+
+def test_a_kept_name_is_found(release_data, safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    with open(private / "files.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["output"])
+    (out / row["output"]).rename(out / row["path"].split("/")[-1])
+    result = verify_release(out, private, faces=False)
+    assert [f.check for f in result.findings] == ["name"]
+    assert row["path"].split("/")[-1] in result.findings[0].path
+
+
+def test_exif_left_in_is_found(safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    victim = list_images(out)[0]
+    photo_with_exif(out / victim, read_image(out / victim))
+    result = verify_release(out, private, faces=False)
+    assert [(f.check, f.path) for f in result.findings] == [("metadata", victim)]
+    assert "exif" in result.findings[0].message.lower()
+
+
+def test_a_face_left_in_is_found(release_data, safe_run, tmp_path):
+    root, _, _, _ = release_data
+    out, private = _copy(safe_run, tmp_path)
+    with open(private / "files.csv", newline="") as fh:
+        rel = next(r["path"] for r in csv.DictReader(fh) if r["status"] == "anonymized")
+    write_image(out / "bcdfghjklmnpqrstvwxz.jpg", read_image(root / rel))  # original pixels, neutral name, no metadata
+    result = verify_release(out, private, jobs=2)
+    assert [(f.check, f.path) for f in result.findings] == [("face", "bcdfghjklmnpqrstvwxz.jpg")]
+
+
+def test_a_mapping_inside_out_is_found(safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    shutil.copy(private / "mapping.csv", out / "mapping.csv")
+    shutil.copy(private / "run.json", out / "run.json")
+    result = verify_release(out, private, faces=False)
+    assert sorted((f.check, f.path) for f in result.findings) == [("file", "mapping.csv"), ("file", "run.json")]
+
+
+def test_a_private_folder_inside_out_is_found(safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    shutil.move(private, out / "private")
+    result = verify_release(out, out / "private", faces=False)
+    checks = {f.check for f in result.findings}
+    assert "layout" in checks and "file" in checks  # mapping.csv, run.json, encodings.npz, key are now in OUT
+
+
+def test_clusters_below_k_and_missing_inputs_are_findings(safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    assert verify_release(out, private, faces=False).ok
+    small = verify_release(out, private, k=4, faces=False)  # the run made clusters of 3 people
+    assert small.findings and {f.check for f in small.findings} == {"k"}
+    shutil.rmtree(private)
+    blind = verify_release(out, private)
+    assert blind.findings and {f.check for f in blind.findings} == {"unchecked"}  # cannot check: not a pass
+
+
+def test_cli_exit_codes(safe_run, tmp_path):
+    from anonfaces.cli import main
+
+    out, private = _copy(safe_run, tmp_path)
+    r = CliRunner().invoke(main, ["verify", str(out), "--private", str(private), "--no-faces"])
+    assert r.exit_code == 0, r.output
+    assert "OK" in r.output
+    shutil.copy(private / "mapping.csv", out / "mapping.csv")
+    r = CliRunner().invoke(main, ["verify", str(out), "--no-faces"])  # the default private folder: OUT.private
+    assert r.exit_code == 1 and "[file] mapping.csv" in r.output and "NOT SAFE" in r.output
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "missing")])
+    assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("policy", ["copy", "blur"])
+def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, monkeypatch):
+    """A synthesizer that gives each cluster one of its members' own faces back: the net must catch every face."""
+    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.synthesize.base import Surrogate
+
+    class FirstMember:
+        def synthesize(self, faces, landmarks, embeddings=None):
+            return Surrogate(faces[0], landmarks[0])
+
+    root, enc_path, _, _ = release_data
+    report = anonymize_dataset(root, tmp_path / "out", k=3, synth=FirstMember(), encodings=enc_path, jobs=2,
+                               progress=False, second_pass=False, no_face=policy)
+    assert report.unprotected, "the first member's photos show their own face"
+    flagged = {u.path for u in report.unprotected}
+    assert flagged <= set(report.outputs.values())
+    if policy == "copy":  # written as asked, and verify still says so
+        result = verify_release(tmp_path / "out", report.private, jobs=2)
+        assert {f.path for f in result.findings if f.check == "face"} == flagged
+    else:  # blurred whole: the sensitive detector finds nothing left to match in those photos
+        from anonfaces.encode import Encodings
+        from anonfaces.release.nofaces import find_unprotected
+
+        enc = Encodings.load(report.private / "encodings.npz")
+        again = find_unprotected(tmp_path / "out", sorted(flagged), enc.embeddings, enc.paths, jobs=2)
+        assert again.n_photos == len(flagged) and again.n_faces == 0

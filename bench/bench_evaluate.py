@@ -124,7 +124,8 @@ def main(argv=None) -> int:
     for name, checkout in zip("AB", checkouts):
         out = args.out / name
         wall[name] = run_sweep(checkout, out, sweep_args)
-        tables[f"{name}: {checkout}"] = {**stages(out / "run.json"), "wall clock": wall[name]}
+        record = out.with_name(out.name + ".private") / "run.json"  # since the private folder (issue 13)
+        tables[f"{name}: {checkout}"] = {**stages(record if record.is_file() else out / "run.json"), "wall clock": wall[name]}
     result = compare(args.out / "A" / "metrics.csv", args.out / "B" / "metrics.csv")
     print(_table(tables))
     print(f"\nspeed-up A/B (wall clock): {wall['A'] / wall['B']:.2f}x")

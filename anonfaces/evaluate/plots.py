@@ -269,7 +269,8 @@ def plot_all(table: pd.DataFrame, folder) -> list[Path]:
     return [p for p in paths if p is not None]
 
 
-def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell: int = 128) -> list[Path]:
+def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell: int = 128,
+                  names: dict | None = None) -> list[Path]:
     """One grid per k: rows are photos, columns the original and every method (face region, enlarged)."""
     from PIL import Image, ImageDraw
 
@@ -296,7 +297,8 @@ def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell
             draw.text((c * cell + 3, 2), method if method != "none" else "original", fill="black")
             for r, i in enumerate(picks):
                 try:
-                    image = read_image(Path(run_dirs[(method, kk)]) / enc.paths[i])
+                    rel = str(enc.paths[i])
+                    image = read_image(Path(run_dirs[(method, kk)]) / (names or {}).get((method, kk), {}).get(rel, rel))
                 except (OSError, ValueError) as exc:  # a missing photo leaves a blank cell
                     log.warning("example grid: %s", exc)
                     continue

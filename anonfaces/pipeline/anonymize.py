@@ -505,6 +505,28 @@ def load_encodings(root: Path, encodings, options: EncodeOptions, *, pool: Worke
     return enc, skipped, meta
 
 
+def join_nearest(clustering, enc, n_given: int):
+    """``clustering`` of the first ``n_given`` faces of ``enc``, with every later face (found by the second
+    detector pass) joined to the cluster whose mean embedding is nearest (a cluster only grows: it keeps its k)."""
+    from anonfaces.cluster import Clustering
+    from anonfaces.utils.images import identity_of
+
+    given = clustering.aligned_to(enc.paths[:n_given], enc.face_index[:n_given])
+    labels = np.asarray(given.labels, np.int64)
+    ids = np.unique(labels)
+    centroids = np.stack([enc.embeddings[:n_given][labels == c].mean(0) for c in ids])
+    extra = np.arange(n_given, len(enc))
+    d = ((enc.embeddings[extra, None, :] - centroids[None]) ** 2).sum(-1)
+    paths, faces = enc.paths[extra].tolist(), enc.face_index[extra].tolist()
+    units = [identity_of(p) or f"{p}#{f}" for p, f in zip(paths, faces)]
+    return Clustering(np.concatenate([np.asarray(given.paths, str), np.asarray(paths, str)]),
+                      np.concatenate([given.face_index, faces]).astype(np.int64),
+                      np.concatenate([labels, ids[d.argmin(1)]]),
+                      np.concatenate([np.asarray(given.identities, str), np.asarray([identity_of(p) for p in paths], str)]),
+                      np.concatenate([np.asarray(given.units, str), np.asarray(units, str)]),
+                      {**given.info, "second_pass_faces_assigned_to_nearest_cluster": len(extra)})
+
+
 def cluster_faces(enc, options: ClusterOptions):
     """Cluster the encodings with ``options`` (k no larger than the people, or faces, there are)."""
     from anonfaces.cluster import cluster_encodings
@@ -689,8 +711,8 @@ def anonymize_dataset(
         t = time.perf_counter()
         enc, skipped, enc_meta = load_encodings(root, encodings, encode_options, pool=workers, save_to=save_encodings)
         seconds = {"encode": time.perf_counter() - t}
-        recovery = None
-        if options.second_pass and (clusters is None or not options.is_ksame):
+        recovery, n_given = None, len(enc)
+        if options.second_pass:
             from anonfaces.detect.sensitive import SensitiveDetector
             from anonfaces.release.nofaces import recover_faces
 
@@ -700,10 +722,8 @@ def anonymize_dataset(
                                           detector=SensitiveDetector(upsample=options.sensitive_upsample),
                                           jobs=workers.jobs, progress=progress, max_pixels=max_pixels)
             seconds["second_pass"] = time.perf_counter() - t
-        elif options.second_pass:
-            log.warning("second detector pass skipped: a given clustering covers only the faces it was made from")
         enc.save(layout.encodings)
-        enc_meta["file"] = enc_meta.get("file") or str(layout.encodings.resolve())
+        enc_meta["file"] = str(layout.encodings.resolve())  # the faces this run replaced (second-pass faces included)
         t = time.perf_counter()
         clustering = None
         if options.is_ksame and len(enc):
@@ -712,6 +732,8 @@ def anonymize_dataset(
 
                 clustering = clusters if isinstance(clusters, Clustering) else read_clusters(clusters)
                 clustering.info.setdefault("source", str(clusters) if not isinstance(clusters, Clustering) else "given")
+                if n_given < len(enc):
+                    clustering = join_nearest(clustering, enc, n_given)
             else:
                 clustering = cluster_faces(enc, cluster_options)
         seconds["cluster"] = time.perf_counter() - t

@@ -168,12 +168,7 @@ class Evaluation:
         layout = RunLayout.for_out(run_dir, private)
         seconds = {}
         clustering = _clustering_of(layout.mapping, self.enc) if layout.mapping.is_file() else None
-        names = None
-        if layout.mapping.is_file():
-            from anonfaces.synthesize.mapping import Mapping
-
-            m = Mapping.load(layout.mapping)
-            names = {p: o for p, o in zip(m.paths.tolist(), m.outputs.tolist()) if o and o != p}
+        names = output_names(layout.mapping) if layout.mapping.is_file() else None
         t = time.perf_counter()
         meas = measure_photos(run_dir, self.enc, self.ctx.recognizers, original_root=self.root if self.options.measure_quality else None,
                               detect=self.options.detect, detector=self.options.detector, upsample=self.options.upsample,
@@ -206,6 +201,12 @@ def _clustering_of(mapping_path: Path, enc):
     return clustering.aligned_to(enc.paths, enc.face_index)
 
 
+def output_names(mapping_path) -> dict[str, str]:
+    """Dataset path -> name under OUT where a run's mapping.csv records a different one (hashed names)."""
+    m = Mapping.load(mapping_path)
+    return {p: o for p, o in zip(m.paths.tolist(), m.outputs.tolist()) if o and o != p}
+
+
 def method_name(settings: dict) -> str:
     """The ``method`` column of a run from its run.json settings: ``ksame:<synth>`` or the baseline's name."""
     if settings.get("method") == KSAME:
@@ -214,7 +215,7 @@ def method_name(settings: dict) -> str:
 
 
 def finish(out, rows: list[dict], record: dict, *, enc, run_dirs: dict, ks, plots: bool, examples: int, t0: float,
-           skipped: list[str]) -> EvaluationReport:
+           skipped: list[str], names: dict | None = None) -> EvaluationReport:
     """Write metrics.csv, the plots, run.json and report.md of an evaluation; return its report."""
     layout = RunLayout.for_out(out)
     table = to_frame(rows)
@@ -225,7 +226,7 @@ def finish(out, rows: list[dict], record: dict, *, enc, run_dirs: dict, ks, plot
 
         plot_paths = plotting.plot_all(table, layout.plots)
         if examples:
-            plot_paths += plotting.example_grids(enc, run_dirs, layout.plots, n_photos=examples, ks=list(ks))
+            plot_paths += plotting.example_grids(enc, run_dirs, layout.plots, n_photos=examples, ks=list(ks), names=names)
     seconds = time.perf_counter() - t0
     record["seconds"] = {**record.get("seconds", {}), "total": seconds}
     record["skipped"] = skipped
@@ -302,4 +303,5 @@ def evaluate_run(run, out, *, options: EvaluateOptions | None = None, encodings=
     }
     run_dirs = {(NONE, None): root, (method, k): Path(run)}
     return finish(out, rows, result, enc=enc, run_dirs=run_dirs, ks=[k] if k is not None else [], plots=plots,
-                  examples=examples, t0=t0, skipped=list(evaluation.skipped))
+                  examples=examples, t0=t0, skipped=list(evaluation.skipped),
+                  names={(method, k): output_names(run_layout.mapping)})

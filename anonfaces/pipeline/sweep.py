@@ -5,20 +5,20 @@ It is a loop: for every method and k, one anonymization (`anonfaces.pipeline.ano
 scored by one shared `Evaluation` (the originals are measured once), all in one
 worker pool::
 
-    OUT/
+    OUT/                          shareable: no paths, no embeddings
       metrics.csv                 the tidy table (`anonfaces.evaluate.table`)
       report.md                   the plots and summary tables
-      run.json                    options, versions, timings (stage_seconds), what was skipped
       plots/*.png                 privacy vs k (with 1/k), IL vs k, frontier, SSIM/PSNR buckets, examples
+    OUT.private/                  never shared (`RunLayout`): what links photos to people
+      run.json                    options, paths, versions, timings (stage_seconds), what was skipped
       cache/encodings.npz         the dataset's encodings
       cache/subset/<name>/        links to the photos of a `DatasetSubset` (when one is asked for)
       cache/clusters-<algo>-<unit>-k<k>-seed<seed>.csv  one clustering per k, shared by every ksame method
-      runs/<method>/k<k>/         each anonymization (an `anonfaces anonymize` OUT)
+      runs/<method>/k<k>/         each anonymization (photos under the dataset's names, mapping.csv, run.json)
 
 Every entry of ``cache/`` and every run folder is reused only while its content
 key is unchanged (`anonfaces.pipeline.cache`: the photos' bytes, the encodings'
 arrays, the options), so an interrupted sweep continues where it stopped.
-``cache/`` and ``runs/*/mapping.csv`` link photos to clusters: keep OUT private.
 """
 
 from __future__ import annotations
@@ -252,12 +252,13 @@ def evaluate_dataset(
                     records = {"encodings": {"file": None, "encoder": enc.meta.get("encoder"), "detector": enc.meta.get("detector"),
                                              "dataset": enc.meta.get("dataset"), "n_faces": len(enc)},
                                "clustering_options": as_record(cluster_options[k]) if k is not None else None}
-                    return anonymize(root, enc, clustering, opts, folder, pool=workers, records=records, command=command,
+                    # a sweep's runs live in the sweep's private folder: each run's files stay together in one folder
+                    return anonymize(root, enc, clustering, opts, RunLayout(Path(folder), Path(folder)), pool=workers, records=records, command=command,
                                      aligned=aligned.get(opts.size) if opts.is_ksame else None)
 
                 cached(run_dir, key, make, lambda folder: None)
                 stage["anonymize"] = time.perf_counter() - t_stage
-                run_rows, seconds = evaluation.score(run_dir, spec.name, k, desc=label)
+                run_rows, seconds = evaluation.score(run_dir, spec.name, k, desc=label, private=run_dir)
                 rows.extend(run_rows)
                 stage.update(seconds)
                 run_dirs[(spec.name, k)] = run_dir

@@ -112,8 +112,13 @@ def test_options_are_checked_and_recorded_verbatim():
 
 def test_layout_names_every_output(tmp_path):
     layout = RunLayout.for_out(tmp_path / "OUT")
-    assert layout.photo("a/1.jpg") == tmp_path / "OUT" / "a/1.jpg"
-    assert layout.mapping.parent == layout.run_record.parent == layout.private
-    assert layout.surrogates.parent == layout.metrics.parent == layout.public
+    assert layout.private == tmp_path / "OUT.private"  # never inside OUT
+    assert layout.output_names(["a/1.jpg"]) == {"a/1.jpg": "a/1.jpg"}  # names="keep"
+    assert layout.mapping.parent == layout.run_record.parent == layout.privacy.parent == layout.files.parent \
+        == layout.encodings.parent == layout.surrogates.parent == layout.private
+    assert layout.shared_surrogates.parent == layout.metrics.parent == layout.report.parent == layout.public
+    hashed = RunLayout(tmp_path / "OUT", tmp_path / "P", names="hash", key=bytes(32))
+    name = hashed.output_names(["Ariel_Sharon/Ariel_Sharon_0001.jpg"])["Ariel_Sharon/Ariel_Sharon_0001.jpg"]
+    assert "Sharon" not in name and "/" not in name
     assert layout.run("ksame-morph", 5) == layout.private / "runs" / "ksame-morph" / "k5"
     assert layout.run("blur", None).name == "all"

@@ -91,10 +91,11 @@ def test_table_schema(sweep):
 
 def test_outputs_and_run_record(sweep):
     out = sweep.out
-    for name in ("metrics.csv", "report.md", "run.json", "plots/privacy_dlib.png", "plots/il.png", "plots/frontier.png",
+    assert (out.with_name(out.name + ".private") / "run.json").is_file() and not (out / "run.json").exists()
+    for name in ("metrics.csv", "report.md", "plots/privacy_dlib.png", "plots/il.png", "plots/frontier.png",
                  "plots/quality_buckets.png", "plots/examples-k5.png"):
         assert (out / name).is_file(), name
-    record = json.loads((out / "run.json").read_text())
+    record = json.loads((out.with_name(out.name + ".private") / "run.json").read_text())
     assert record["settings"]["ks"] == [5] and record["settings"]["methods"] == ["none", "ksame:pixel"]
     assert record["encodings"]["n_people"] == N_PEOPLE
     assert record["dataset_name"] == DATASET_NAME and record["subset"]["n_photos"] == N_PEOPLE * N_PHOTOS
@@ -105,14 +106,14 @@ def test_outputs_and_run_record(sweep):
 
 
 def test_subset_option_selects_the_rule_written_by_hand(sweep, lfw_subset):
-    assert list_images(sweep.out / "cache" / "subset" / "lfw") == list_images(lfw_subset)
+    assert list_images(sweep.out.with_name(sweep.out.name + ".private") / "cache" / "subset" / "lfw") == list_images(lfw_subset)
 
 
 def test_command_reuses_the_cache(sweep, lfw_dir, tmp_path):
     from anonfaces.cli import main
 
     out = tmp_path / "cli"
-    enc = sweep.out / "cache" / "encodings.npz"
+    enc = sweep.out.with_name(sweep.out.name + ".private") / "cache" / "encodings.npz"
     result = CliRunner().invoke(main, ["evaluate", "--dataset", str(lfw_dir), "--people", str(N_PEOPLE), "--photos-per-person",
                                        str(N_PHOTOS), "--min-photos", "10", "--out", str(out), "--methods", "blur",
                                        "--recognizers", "dlib", "--encodings", str(enc), "--no-detect", "--examples", "0",

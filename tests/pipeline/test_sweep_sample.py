@@ -34,11 +34,23 @@ def _values(table):
     return table.sort_values(KEY).reset_index(drop=True)[[*KEY, "value", "bound", "n"]]
 
 
+def _private(out: Path) -> Path:
+    return out.with_name(out.name + ".private")
+
+
+def _copy_sweep(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, symlinks=True)
+    shutil.copytree(_private(src), _private(dest), symlinks=True)
+
+
 def test_sweep_writes_everything_and_records_its_options(sweep):
-    out = sweep.out
-    for name in ("metrics.csv", "report.md", "run.json", "plots/il.png", "cache/encodings.npz",
-                 "runs/ksame-pixel/k2/mapping.csv", "runs/ksame-pixel/k3/run.json", "runs/blur/all/mapping.csv"):
+    out, private = sweep.out, _private(sweep.out)
+    for name in ("metrics.csv", "report.md", "plots/il.png"):
         assert (out / name).is_file(), name
+    for name in ("run.json", "cache/encodings.npz", "runs/ksame-pixel/k2/mapping.csv", "runs/ksame-pixel/k3/run.json",
+                 "runs/blur/all/mapping.csv"):
+        assert (private / name).is_file() and not (out / name).exists(), name  # paths and embeddings stay private
+    out = private
     record = json.loads((out / "run.json").read_text())
     assert record["options"]["recognizers"] == ["dlib", "lbp"] and record["options"]["detect"] is False
     assert record["encodings"]["dlib_from_encodings"] is True
@@ -55,10 +67,11 @@ def test_sweep_writes_everything_and_records_its_options(sweep):
 def test_evaluate_run_scores_an_existing_run_as_the_sweep_does(sweep, tmp_path):
     from anonfaces.cli import main
 
-    run = sweep.out / "runs" / "ksame-pixel" / "k2"
+    run = _private(sweep.out) / "runs" / "ksame-pixel" / "k2"
     before = (run / "mapping.csv").stat().st_mtime_ns
     out = tmp_path / "scored"
-    r = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--encodings", str(sweep.out / "cache" / "encodings.npz"),
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--private", str(run),
+                                  "--encodings", str(_private(sweep.out) / "cache" / "encodings.npz"),
                                   "--recognizers", "dlib,lbp", "--no-detect", "--examples", "0", "--jobs", "2",
                                   "--no-progress", "--out", str(out)])
     assert r.exit_code == 0, r.output
@@ -77,8 +90,8 @@ def test_dlib_originals_from_the_encodings_are_what_the_attacker_computes(sweep)
     from anonfaces.encode import Encodings
     from anonfaces.evaluate import make_recognizer, measure_photos
 
-    enc = Encodings.load(sweep.out / "cache" / "encodings.npz")
-    root = sweep.out / "cache" / "subset" / "sample"
+    enc = Encodings.load(_private(sweep.out) / "cache" / "encodings.npz")
+    root = _private(sweep.out) / "cache" / "subset" / "sample"
     meas = measure_photos(root, enc, {"dlib": make_recognizer("dlib")}, detect=False, jobs=1, progress=False)
     assert meas.readable.all()
     assert np.array_equal(np.asarray(meas.features["dlib"], np.float32), np.asarray(enc.embeddings, np.float32))
@@ -86,8 +99,8 @@ def test_dlib_originals_from_the_encodings_are_what_the_attacker_computes(sweep)
 
 def test_sweep_again_reuses_every_run_and_a_changed_photo_invalidates(sweep, sample_dir, tmp_path):
     out = tmp_path / "again"
-    shutil.copytree(sweep.out, out, symlinks=True)
-    runs = sorted(out.glob("runs/*/*/mapping.csv"))
+    _copy_sweep(sweep.out, out)
+    runs = sorted(_private(out).glob("runs/*/*/mapping.csv"))
     stamps = {p: p.stat().st_mtime_ns for p in runs}
     again = evaluate_dataset(sample_dir, out, jobs=1, **SWEEP)
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps, "a finished anonymization was made again"
@@ -119,13 +132,13 @@ def test_other_encodings_are_never_scored_with_stale_runs(sweep, sample_dir, tmp
     from anonfaces.encode import Encodings
 
     out = tmp_path / "again"
-    shutil.copytree(sweep.out, out, symlinks=True)
-    enc = Encodings.load(sweep.out / "cache" / "encodings.npz")
+    _copy_sweep(sweep.out, out)
+    enc = Encodings.load(_private(sweep.out) / "cache" / "encodings.npz")
     enc.embeddings = (enc.embeddings + np.random.RandomState(3).normal(0, 0.05, enc.embeddings.shape)).astype(np.float32)
     enc.save(tmp_path / "other.npz")
-    runs = sorted(out.glob("runs/*/*/mapping.csv"))
+    runs = sorted(_private(out).glob("runs/*/*/mapping.csv"))
     stamps = {p: p.stat().st_mtime_ns for p in runs}
-    clusterings = {p: p.read_text() for p in out.glob("cache/clusters-*.csv.key")}
+    clusterings = {p: p.read_text() for p in _private(out).glob("cache/clusters-*.csv.key")}
     evaluate_dataset(sample_dir, out, jobs=1, encodings=tmp_path / "other.npz", **SWEEP)
     assert all(p.stat().st_mtime_ns != stamps[p] for p in runs), "a run made from other encodings was reused"
     assert all(p.read_text() != key for p, key in clusterings.items())

@@ -45,7 +45,7 @@ def release_data(sample_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def safe_run(release_data, tmp_path_factory):
     """`anonymize_dataset` with every safe default (hashed names, private folder, second pass, safety net, skip)."""
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root, enc_path, _, _ = release_data
     out = tmp_path_factory.mktemp("safe") / "out"

@@ -137,7 +137,7 @@ def test_name_contains_whole_words_for_short_names():
 
 
 def test_anonymize_names_stable_with_the_same_key_and_not_across_keys(release_data, tmp_path):
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root, enc_path, _, _ = release_data
     fast = {"k": 3, "encodings": enc_path, "jobs": 2, "progress": False, "synth": "pixel", "second_pass": False,

@@ -115,7 +115,7 @@ def test_safety_net_flags_an_original_face_not_a_blurred_one(release_data, tmp_p
 
 
 def test_no_face_policy_on_a_photo_with_the_face_cropped_away(release_data, tmp_path):
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root, enc_path, _, cropped = release_data
     fast = {"k": 3, "encodings": enc_path, "jobs": 2, "progress": False, "synth": "pixel", "safety_net": False}
@@ -149,7 +149,7 @@ def test_no_face_policy_on_a_photo_with_the_face_cropped_away(release_data, tmp_
 @pytest.mark.skipif(not HOG_MISSES, reason="no HOG-missed LFW photo recorded")
 def test_second_pass_recovers_faces_hog_missed_and_anonymizes_them(lfw_dir, sample_dir, tmp_path):
     from anonfaces.encode import Encodings, encode_dataset
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root = tmp_path / "ds"
     for rel in HOG_MISSES:
@@ -177,7 +177,7 @@ def test_second_pass_faces_join_the_nearest_cluster_of_a_given_clustering(releas
     """Faces the first pass did not record are found by the second and join the nearest given cluster."""
     from anonfaces.cluster import Clustering
     from anonfaces.encode import Encodings
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root, enc_path, _, _ = release_data
     enc = Encodings.load(enc_path)

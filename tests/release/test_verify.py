@@ -112,7 +112,7 @@ def test_cli_exit_codes(safe_run, tmp_path):
 @pytest.mark.parametrize("policy", ["copy", "blur"])
 def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, monkeypatch):
     """A synthesizer that gives each cluster one of its members' own faces back: the net must catch every face."""
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
     from anonfaces.synthesize.base import Surrogate
 
     class FirstMember:

@@ -79,6 +79,7 @@ class AnonymizeRun:
     held_back: list[tuple[str, str]] = field(default_factory=list)  # photos not written (no face, a face left in)
     unprotected: list = field(default_factory=list)  # the safety net's findings (`UnprotectedFace`)
     recovered_faces: int = 0  # faces found by the second detector pass
+    no_face_policy: str = "copy"  # what was done with photos without a face (and with faces left unprotected)
 
     @property
     def private(self) -> Path:
@@ -112,10 +113,12 @@ class AnonymizeRun:
             fell = p.get("blurred", 0) + p.get("surrogate", 0)
             check = (f"; privacy check: {p.get('passed', 0)} passed, {p.get('escalated', 0)} escalated, {fell} fell back, "
                      f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
+        handled = {"skip": "held back", "copy": "copied unchanged", "blur": "blurred whole"}[self.no_face_policy]
         return (
-            f"{self.n_images} images, {self.n_faces} faces replaced ({what}){check}, {len(self.no_face)} without a face "
-            f"found, {len(self.held_back)} photos held back, {len(self.unreadable)} unreadable, "
-            f"{self.seconds.get('total', 0):.1f} s -> {self.out}"
+            f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
+            f"pass){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left unprotected "
+            f"in the outputs ({handled}), {len(self.held_back)} photos held back in all, {len(self.unreadable)} unreadable, "
+            f"{self.seconds.get('total', 0):.1f} s -> {self.out} (private: {self.private})"
         )
 
 
@@ -282,7 +285,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                        written=sorted(written), no_face=no_face, unreadable=sorted(unreadable), seconds=seconds,
                        dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts, outputs=dict(outputs),
                        held_back=held_back, unprotected=list(net.unprotected) if net is not None else [],
-                       recovered_faces=int((records or {}).get("recovered_faces", 0)))
+                       recovered_faces=int((records or {}).get("recovered_faces", 0)), no_face_policy=options.no_face)
     records = records or {}
     cluster_options = records.get("clustering_options")
     record = {

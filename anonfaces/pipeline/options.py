@@ -220,6 +220,8 @@ class AnonymizeOptions:
     random_state: int = 0
 
     def __post_init__(self):
+        from anonfaces.release.naming import NAMING_MODES
+        from anonfaces.release.nofaces import NO_FACE_POLICIES
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
         from anonfaces.synthesize.privacy import ON_LEAK
 
@@ -237,8 +239,8 @@ class AnonymizeOptions:
             raise BadInputError(f"privacy_margin={self.privacy_margin!r} must be a finite number")
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
-        check_choice("names", self.names, ("hash", "keep"))
-        check_choice("no_face", self.no_face, ("skip", "copy", "blur"))
+        check_choice("names", self.names, NAMING_MODES)
+        check_choice("no_face", self.no_face, NO_FACE_POLICIES)
         _check_int("sensitive_upsample", self.sensitive_upsample, 0)
         if self.method == KSAME:
             object.__setattr__(self, "k", check_k(self.k))

@@ -205,8 +205,17 @@ def test_cli_end_to_end_encodes_and_writes_a_contact_sheet(sample_dir, tmp_path)
     assert "6 images" in r.output and (private / "mapping.csv").is_file() and not (out / "mapping.csv").exists()
     assert read_image(sheet).shape[0] > 0
     run = json.loads((private / "run.json").read_text())
-    assert run["settings"]["encodings"]["file"] is None  # no extra copy of the encodings was asked for
+    assert run["settings"]["encodings"]["file"] == str((private / "encodings.npz").resolve())  # what evaluate --run reads
     assert not list(out.rglob("*.npz")) and (private / "encodings.npz").is_file()  # they are kept in private only
+    # evaluate --run finds OUT.private by itself and reads the hashed names from its mapping.csv
+    from anonfaces.cli import main
+
+    scored = tmp_path / "scored"
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(out), "--out", str(scored), "--recognizers", "dlib,lbp",
+                                  "--no-detect", "--examples", "1", "--jobs", "2", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (scored / "metrics.csv").is_file() and (tmp_path / "scored.private" / "run.json").is_file()
+    assert "ksame:pixel" in (scored / "metrics.csv").read_text()
 
 
 def test_a_failed_run_leaves_no_half_written_out(small, tmp_path):

@@ -162,9 +162,11 @@ def test_output_surrogates_writes_one_crop_per_cluster_and_no_photo(tmp_path, sa
     result = CliRunner().invoke(command, ["--dataset", str(data), "--out", str(out), "--k", "2", "--output", "surrogates",
                                           "--jobs", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
-    clusters = {int(c) for c in Mapping.load(out / "mapping.csv").clusters}
+    private = out.with_name("out.private")
+    clusters = {int(c) for c in Mapping.load(private / "mapping.csv").clusters}
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == sorted(["mapping.csv", "run.json", *(f"surrogates/{c}.png" for c in clusters)])
+    assert files == sorted(f"surrogates/{c}.png" for c in clusters)  # OUT: the crops and nothing else
+    assert (private / "run.json").is_file() and not (private / "privacy.csv").exists()
     assert len(clusters) == 2
     bad = CliRunner().invoke(command, ["--dataset", str(data), "--out", str(tmp_path / "o2"), "--method", "blur",
                                        "--output", "surrogates", "--jobs", "1", "--no-progress"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from anonfaces.cli._common import user_errors
+from anonfaces.cli._common import jobs_option, k_option, progress_option, user_errors
 
 
 @click.command("verify")
@@ -15,14 +15,14 @@ from anonfaces.cli._common import user_errors
               help="The run's private folder (mapping.csv, files.csv, run.json, encodings.npz). Default: OUT.private.")
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="The original photos (default: the dataset run.json names, when it is still there).")
-@click.option("--k", type=click.IntRange(min=2), default=None, help="k to check the clusters against. Default: the run's k.")
+@k_option(default=None, help="k to check the clusters against (an integer >= 2). Default: the run's k.")
 @click.option("--faces/--no-faces", default=True, show_default=True,
               help="Look for original faces still recognisable in the outputs (the slow check).")
 @click.option("--threshold", type=click.FloatRange(0, 2, min_open=True, max_open=True), default=0.5, show_default=True,
               help="dlib distance under which an output face matches an original face.")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True, help="Sensitive detector upsampling.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes for the face check. Default: every core.")
-@click.option("--progress/--no-progress", default=False, show_default=True)
+@jobs_option(help="Worker processes for the face check. Default: every core.")
+@progress_option()
 @user_errors
 def command(out, private, dataset, k, faces, threshold, upsample, jobs, progress):
     """Check that OUT can be shared as it is: no metadata, no names from the dataset, no private file,

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from anonfaces.cli import main
 
-COMMANDS = ("encode", "cluster", "anonymize", "evaluate")
+COMMANDS = ("encode", "cluster", "anonymize", "evaluate", "verify")
 
 
 def _run(args):

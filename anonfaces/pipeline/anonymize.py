@@ -371,7 +371,7 @@ def _safety_net(root, layout: RunLayout, encodings, outputs: dict, options: Anon
                 if not rel.startswith("surrogates/")}
     net = find_unprotected(layout.public, sorted(outputs.values()), reference, encodings.paths,
                            threshold=options.match_threshold, detector=SensitiveDetector(upsample=options.sensitive_upsample),
-                           jobs=pool.jobs, progress=pool.progress, replaced=replaced)
+                           pool=pool, replaced=replaced)
     for photo in net.photos:
         if options.no_face == "skip":
             (layout.public / photo).unlink()
@@ -723,7 +723,7 @@ def anonymize_dataset(
             done = {p for p, r in skipped.items() if r != "no face found"} | set(enc.paths.tolist())
             enc, recovery = recover_faces(root, enc, [p for p in list_images(root) if p not in done],
                                           detector=SensitiveDetector(upsample=options.sensitive_upsample),
-                                          jobs=workers.jobs, progress=progress, max_pixels=max_pixels)
+                                          pool=workers, progress=progress, max_pixels=max_pixels)
             seconds["second_pass"] = time.perf_counter() - t
         enc.save(layout.encodings)
         enc_meta["file"] = str(layout.encodings.resolve())  # the faces this run replaced (second-pass faces included)

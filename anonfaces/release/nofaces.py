@@ -23,10 +23,9 @@ Photos are scanned in worker processes (`scan_photos`), each loading the models 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from anonfaces.utils.images import (
     identity_of,
     read_image,
 )
+from anonfaces.utils.parallel import WorkerPool, pool_for, worker_local
 
 log = logging.getLogger(__name__)
 
@@ -96,30 +96,29 @@ class PhotoFaces:
     seconds: float = 0.0
 
 
-_WORKER: dict = {}
+def _scan_models(context) -> dict:
+    """This process's detector and encoder for one scan (built once per worker and call)."""
+    token, _root, detector, (name, enc_settings, enc_state), _max_pixels = context
+    held = worker_local("release.scan", token)
+    if "detector" not in held:
+        from anonfaces.encode.base import ENCODERS
+
+        held["detector"] = SensitiveDetector(**{k: v for k, v in detector.items() if k != "name"})
+        held["encoder"] = ENCODERS.get(name).from_saved(enc_settings, enc_state)
+    return held
 
 
-def _init_scan(root: str, detector: dict, encoder: tuple[str, dict, dict], max_pixels: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from anonfaces.encode.base import ENCODERS
-
-    settings = {k: v for k, v in detector.items() if k != "name"}
-    name, enc_settings, enc_state = encoder
-    _WORKER.clear()
-    _WORKER.update(root=Path(root), detector=SensitiveDetector(**settings),
-                   encoder=ENCODERS.get(name).from_saved(enc_settings, enc_state), max_pixels=max_pixels)
-
-
-def _scan_task(rel: str) -> PhotoFaces:
+def _scan_task(context, rel: str) -> PhotoFaces:
     t = time.perf_counter()
+    models = _scan_models(context)
     try:
-        image = read_image(_WORKER["root"] / rel, max_pixels=_WORKER["max_pixels"])
+        image = read_image(Path(context[1]) / rel, max_pixels=context[4])
     except ImageReadError as exc:
         return PhotoFaces(rel, [], np.empty((0, 0), np.float32), error=str(exc))
     h, w = image.shape[:2]
     try:
-        faces = _WORKER["detector"].detect(image)
-        emb = _WORKER["encoder"].encode(image, faces) if faces else np.empty((0, 0), np.float32)
+        faces = models["detector"].detect(image)
+        emb = models["encoder"].encode(image, faces) if faces else np.empty((0, 0), np.float32)
     except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
         return PhotoFaces(rel, [], np.empty((0, 0), np.float32), (w, h), f"detection failed: {exc}")
     return PhotoFaces(rel, faces, np.asarray(emb, np.float32), (w, h), None, time.perf_counter() - t)
@@ -133,38 +132,25 @@ def _encoder_spec(encoder) -> tuple[str, dict, dict]:
     return encoder.registry_name, encoder.settings(), encoder.state()
 
 
+def _scan_context(root, detector: SensitiveDetector | None, encoder, max_pixels: int) -> tuple:
+    detector = detector or SensitiveDetector()
+    return (uuid.uuid4().hex, str(root), detector.settings(), _encoder_spec(encoder), int(max_pixels))
+
+
 def scan_photos(root: str | os.PathLike, paths: list[str], *, detector: SensitiveDetector | None = None,
-                encoder=None, jobs: int = 1, progress: bool = False, desc: str = "sensitive pass",
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> list[PhotoFaces]:
-    """`PhotoFaces` of every photo ``root/path`` (in the order of ``paths``).
+                encoder=None, jobs: int | None = 1, progress: bool = False, desc: str = "sensitive pass",
+                max_pixels: int = DEFAULT_MAX_PIXELS, pool: WorkerPool | None = None) -> list[PhotoFaces]:
+    """`PhotoFaces` of every photo ``root/path`` (in the order of ``paths``), in the command's ``pool``
+    (or a pool of ``jobs`` workers for this call).
 
     ``detector`` defaults to `SensitiveDetector()`; ``encoder`` (an `anonfaces.encode`
     encoder instance) to dlib's 128-D descriptor.
     """
-    from tqdm.auto import tqdm
-
-    detector = detector or SensitiveDetector()
-    initargs = (str(root), detector.settings(), _encoder_spec(encoder), int(max_pixels))
-    jobs = max(1, min(int(jobs), len(paths)))
-    results: list[PhotoFaces] = []
-    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
-        if jobs == 1:
-            saved = dict(_WORKER)
-            try:
-                _init_scan(*initargs)
-                for rel in paths:
-                    results.append(_scan_task(rel))
-                    bar.update()
-            finally:
-                _WORKER.clear()
-                _WORKER.update(saved)
-        else:
-            ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-            with ctx.Pool(jobs, initializer=_init_scan, initargs=initargs) as pool:
-                for result in pool.imap(_scan_task, paths, chunksize=1):
-                    results.append(result)
-                    bar.update()
-    return results
+    context = _scan_context(root, detector, encoder, max_pixels)
+    if not paths:
+        return []
+    with pool_for(pool, jobs, progress) as workers:
+        return list(workers.map(_scan_task, paths, context=context, desc=desc, chunksize=1))
 
 
 # --- 1. the second pass -------------------------------------------------------------------------
@@ -192,7 +178,8 @@ class RecoveryReport:
 
 
 def recover_faces(root: str | os.PathLike, enc, paths: list[str], *, detector: SensitiveDetector | None = None,
-                  jobs: int = 1, progress: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS):
+                  jobs: int = 1, progress: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  pool: WorkerPool | None = None):
     """Look again at ``paths`` (photos without a face in ``enc``) with the sensitive detector.
 
     Returns ``(encodings, report)``: ``enc`` with one row more per face found (embedded
@@ -206,7 +193,7 @@ def recover_faces(root: str | os.PathLike, enc, paths: list[str], *, detector: S
         return enc, report
     encoder = enc.make_encoder() if "name" in enc.encoder else None
     t = time.perf_counter()
-    scans = scan_photos(root, paths, detector=detector, encoder=encoder, jobs=jobs, progress=progress,
+    scans = scan_photos(root, paths, detector=detector, encoder=encoder, jobs=jobs, progress=progress, pool=pool,
                         max_pixels=max_pixels)
     report.seconds = time.perf_counter() - t
     parts = [enc]
@@ -295,6 +282,7 @@ def nearest_original(embeddings: np.ndarray, reference: np.ndarray) -> tuple[np.
 
 def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.ndarray, reference_paths, *,
                      threshold: float = MATCH_THRESHOLD, detector: SensitiveDetector | None = None, jobs: int = 1,
+                     pool: WorkerPool | None = None,
                      progress: bool = False, desc: str = "safety net",
                      replaced: dict[str, np.ndarray] | None = None) -> SafetyNetReport:
     """Faces in the photos ``folder/path`` left unprotected (see the module docstring).
@@ -313,7 +301,7 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
     reference_paths = np.asarray(reference_paths, dtype=str)
     report = SafetyNetReport(n_photos=len(paths))
     t = time.perf_counter()
-    scans = scan_photos(folder, paths, detector=detector, jobs=jobs, progress=progress, desc=desc)
+    scans = scan_photos(folder, paths, detector=detector, jobs=jobs, progress=progress, desc=desc, pool=pool)
     report.seconds = time.perf_counter() - t
     for s in scans:
         if s.error is not None:
@@ -332,13 +320,13 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
     return report
 
 
-def _chip_task(task):
+def _chip_task(context, task):
     rel, landmarks5 = task
     from anonfaces.detect.align import face_chip
 
-    image = read_image(_WORKER["root"] / rel, max_pixels=_WORKER["max_pixels"])
+    image = read_image(Path(context[1]) / rel, max_pixels=context[4])
     chips = np.stack([face_chip(image, lm, size=150) for lm in landmarks5])
-    return _WORKER["encoder"].embed(chips)
+    return _scan_models(context)["encoder"].embed(chips)
 
 
 def original_dlib_embeddings(root: str | os.PathLike, enc, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -351,13 +339,7 @@ def original_dlib_embeddings(root: str | os.PathLike, enc, *, max_pixels: int = 
     for i, p in enumerate(enc.paths.tolist()):
         rows.setdefault(p, []).append(i)
     tasks = [(p, enc.landmarks5[r]) for p, r in rows.items()]
-    initargs = (str(root), SensitiveDetector().settings(), _encoder_spec(None), int(max_pixels))
-    saved = dict(_WORKER)
-    try:
-        _init_scan(*initargs)  # the chips are cheap next to detection: one process is enough
-        for (p, _), emb in zip(tasks, map(_chip_task, tasks)):
-            out[rows[p]] = emb
-    finally:
-        _WORKER.clear()
-        _WORKER.update(saved)
+    context = _scan_context(root, None, None, max_pixels)
+    for (p, _), emb in zip(tasks, (_chip_task(context, t) for t in tasks)):  # the chips are cheap: this process
+        out[rows[p]] = emb
     return out

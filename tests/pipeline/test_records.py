@@ -28,11 +28,14 @@ def test_mapping_round_trip_is_sorted_by_photo_and_face(tmp_path):
                 np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], float))
     assert m.paths.tolist() == ["a/1.jpg", "b/2.jpg", "b/2.jpg"] and m.face_index.tolist() == [0, 0, 1]
     path = m.save(tmp_path / "mapping.csv")
-    assert path.read_text().splitlines()[0] == "path,face,cluster,left,top,right,bottom"
+    assert path.read_text().splitlines()[0] == "path,face,cluster,left,top,right,bottom,output"
     back = Mapping.load(path)
-    for name in ("paths", "face_index", "clusters", "boxes_ltrb"):
+    assert back.outputs.tolist() == m.paths.tolist()  # no output names given: the dataset's own
+    for name in ("paths", "face_index", "clusters", "boxes_ltrb", "outputs"):
         assert np.array_equal(getattr(back, name), getattr(m, name)), name
     assert back.n_clusters == 2
+    named = Mapping(m.paths, m.face_index, m.clusters, m.boxes_ltrb, ["x.jpg", "y.jpg", "y.jpg"])
+    assert Mapping.load(named.save(tmp_path / "named.csv")).outputs.tolist() == ["x.jpg", "y.jpg", "y.jpg"]
     assert Mapping(np.array(["x"]), np.array([0]), np.array([NOT_CLUSTERED]), np.zeros((1, 4))).n_clusters == 0
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(FileFormatError, match="not a mapping.csv"):

@@ -274,7 +274,7 @@ def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell
     """One grid per k: rows are photos, columns the original and every method (face region, enlarged)."""
     from PIL import Image, ImageDraw
 
-    from anonfaces.utils.images import read_image
+    from anonfaces.utils.images import ImageReadError, read_image
 
     folder = Path(folder)
     people = {}
@@ -299,7 +299,7 @@ def example_grids(enc, run_dirs: dict, folder, *, n_photos: int = 4, ks=(), cell
                 try:
                     rel = str(enc.paths[i])
                     image = read_image(Path(run_dirs[(method, kk)]) / (names or {}).get((method, kk), {}).get(rel, rel))
-                except (OSError, ValueError) as exc:  # a missing photo leaves a blank cell
+                except (OSError, ValueError, ImageReadError) as exc:  # a missing (held-back) photo leaves a blank cell
                     log.warning("example grid: %s", exc)
                     continue
                 left, top, right, bottom = enc.boxes_ltrb[i]

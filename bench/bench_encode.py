@@ -157,7 +157,7 @@ def compare_files(a: Path, b: Path) -> dict:
     with np.load(a, allow_pickle=False) as x, np.load(b, allow_pickle=False) as y:
         same_faces = x["paths"].shape == y["paths"].shape and bool((x["paths"] == y["paths"]).all()) and bool(
             np.array_equal(x["boxes_ltrb"], y["boxes_ltrb"]))
-        out = {"faces_a": int(len(x["paths"])), "faces_b": int(len(y["paths"])), "same_faces": same_faces}
+        out = {"faces_a": len(x["paths"]), "faces_b": len(y["paths"]), "same_faces": same_faces}
         if same_faces:
             out["max_abs_embedding_diff"] = float(np.abs(x["embeddings"] - y["embeddings"]).max())
             out["same_landmarks"] = bool(np.array_equal(x["landmarks68"], y["landmarks68"]))

@@ -34,7 +34,6 @@ ONNX Runtime from this description.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 

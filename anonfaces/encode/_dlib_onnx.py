@@ -325,7 +325,7 @@ def self_check(model: str | os.PathLike | bytes, dat_path: str | os.PathLike | N
     chips = check_chips()
     try:
         ours = run(make_session(model if isinstance(model, bytes) else str(model), 1), chips)
-    except Exception as exc:  # onnxruntime raises its own types on a broken model
+    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own types on a broken model)
         raise SelfCheckError(f"the dlib ONNX model does not run: {exc}") from None
     recognizer = dlib.face_recognition_model_v1(dat_path)
     ref = np.asarray([np.asarray(v) for v in recognizer.compute_face_descriptor(list(chips))], np.float32)

@@ -3,6 +3,7 @@ faces, the self-check, the model cache, and the original path kept behind backen
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_parsed_network_is_dlibs_face_resnet(network):
 
 @pytest.mark.parametrize("cut", [10, 1000, 5_000_000, -3])
 def test_truncated_or_altered_file_is_a_clear_error(tmp_path, cut):
-    data = open(_models._paths()["resnet"], "rb").read()
+    data = Path(_models._paths()["resnet"]).read_bytes()
     with pytest.raises(BadInputError, match="not dlib's face-recognition ResNet"):
         _dlib_dat.parse_dat_bytes(data[:cut] if cut > 0 else data + b"xyz"[:-cut])
 

@@ -63,7 +63,7 @@ def test_face_recognitions_public_api_tests_pass(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), str(REPO)])}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SELECTION, "tests/test_face_recognition.py"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        check=False, cwd=work, env=env, capture_output=True, text=True, timeout=900,
     )
     tail = result.stdout[-3000:] + result.stderr[-2000:]
     passed = re.search(r"(\d+) passed", result.stdout)

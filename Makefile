@@ -22,14 +22,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## make demo: set up .venv and run the whole chain on the bundled sample (datasets/sample)
+## make demo: set up .venv and run the whole chain on the bundled sample (datasets/sample), encoding it once
 demo: install
 	$(PY) -m anonfaces.cli encode --encodings $(DEMO)/encodings.npz --no-progress
 	$(PY) -m anonfaces.cli cluster --encodings $(DEMO)/encodings.npz --algo fixed-kmeans --k 5 --out $(DEMO)/clusters.csv
 	$(PY) -m anonfaces.cli anonymize --out $(DEMO)/anonymized --k 5 --overwrite --no-progress \
 		--encodings $(DEMO)/encodings.npz --clusters $(DEMO)/clusters.csv --contact-sheet $(DEMO)/contact_sheet.jpg
-	$(PY) -m anonfaces.cli evaluate --out $(DEMO)/results --methods ksame:morph,ksame:pixel,blur --k 2,5 \
-		--recognizers dlib,lbp --no-detect --jobs 2 --no-progress
+	$(PY) -m anonfaces.cli evaluate --run $(DEMO)/anonymized --out $(DEMO)/scores --recognizers dlib,lbp --no-detect \
+		--jobs 2 --no-progress
+	$(PY) -m anonfaces.cli evaluate --out $(DEMO)/results --encodings $(DEMO)/encodings.npz \
+		--methods ksame:morph,ksame:pixel,blur --k 2,5 --recognizers dlib,lbp --no-detect --jobs 2 --no-progress
 
 ## make test: install the test extras and run the whole test suite
 test: install-test

@@ -6,7 +6,7 @@ Both are timed in the same run, on the same photos, each in a fresh process
 worker processes:
 
 * ``encode``: `anonfaces.encode.encode_dataset(..., jobs=N)`;
-* ``anonymize``: `anonfaces.synthesize.anonymize_dataset(..., k=5, synth="morph",
+* ``anonymize``: `anonfaces.pipeline.anonymize_dataset(..., k=5, synth="morph",
   jobs=N)`, which encodes, clusters, aligns, synthesizes and rewrites every photo.
 
 The target (issue 4) is anonymize <= 1.3 x encode. The sides alternate for
@@ -40,7 +40,7 @@ def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
 
             report = encode_dataset(ds, Path(tmp) / "enc.npz", jobs=jobs, progress=False)
             return {"seconds": time.perf_counter() - t0, "faces": report.n_faces}
-        from anonfaces.synthesize import anonymize_dataset
+        from anonfaces.pipeline import anonymize_dataset
 
         report = anonymize_dataset(ds, Path(tmp) / "out", k=k, synth="morph", jobs=jobs, progress=False)
         return {"seconds": time.perf_counter() - t0, "faces": report.n_faces, "stages": report.seconds}

@@ -1,197 +1,143 @@
 #!/usr/bin/env python
-"""Evaluation speed: what each stage of ``anonfaces evaluate`` costs per photo, with 1 and 2 workers.
+"""Evaluation speed, A/B: the same ``anonfaces evaluate`` sweep from two checkouts, timed and compared.
 
-The sweep records per run only cluster / anonymize / measure / score seconds
-(``stage_seconds`` in run.json), and its one measuring pass does every attacker,
-SSIM/PSNR and re-detection together. Here each stage is timed on its own, with
-the library calls the sweep makes, on the same subset of a dataset
-(`anonfaces.evaluate.DatasetSubset`, the rule of ``--people/--photos-per-person/--min-photos``):
+Each checkout runs the sweep as its own command line (``python -m anonfaces.cli evaluate``,
+with that checkout first on ``PYTHONPATH``), one after the other in this one run of the
+benchmark, on the same photos. The stage timings come from each sweep's own ``run.json``
+(``stage_seconds``: the originals' encode / measure / fit, and per anonymization cluster /
+anonymize / measure / score), so this script does not restate the sweep's steps. Then the
+two ``metrics.csv`` are compared value by value.
 
-==================  ===========================================================
-encode              dlib encodings of the subset, made into an empty cache
-encode (cached)     the same call again: the cache is checked and read
-cluster k=<k>       `cluster_encodings` (fixed-kmeans, people as the unit)
-anonymize <method>  `anonymize_dataset` with the encodings (and clustering) given
-originals + fit     every attacker's features of the original photos, fitting eigen/fisher/LBP
-attack <name>       one attacker on one anonymized run (the first method), then its protocols
-quality             SSIM/PSNR of that run against the originals
-re-detection        the HOG detector on that run, matching and landmark displacement
-attributes          attribute agreement and downstream utility (with ``--attributes``)
-==================  ===========================================================
+    python bench/bench_evaluate.py ab --checkouts /work/wt/base,. --out bench-out      # the README's LFW sweep
+    python bench/bench_evaluate.py ab --checkouts A,B --out bench-out -- --people 20 --photos-per-person 5 --k 5
+    python bench/bench_evaluate.py stages bench-out/A/run.json                          # one run's stage table
+    python bench/bench_evaluate.py compare bench-out/A/metrics.csv bench-out/B/metrics.csv
 
-Each ``--jobs`` value runs in a fresh process (models loaded inside the timing);
-peak RSS is that process and its workers. Per-photo cost = seconds / photos.
-
-    python bench/bench_evaluate.py [--dataset ../shared/data/lfw] [--people 20 --photos-per-person 5 --min-photos 10]
-        [--methods ksame:morph,ksame:pixel,blur,pixelate,closing] [--k 5] [--jobs 1,2] [--out results.jsonl]
-    python bench/bench_evaluate.py --dataset ../shared/data/celeba-aligned/images --min-photos 3 --people 30 \\
-        --photos-per-person 3 --attributes ../shared/data/celeba-aligned/list_attr_celeba_subset.txt
-
-Prints a table and one JSON line per ``--jobs`` value (appended to ``--out`` when given).
+Arguments after ``--`` replace the default sweep options (`DEFAULT_SWEEP`, the README's
+LFW figure: 60 people x 10 photos, 5 methods, k = 2, 5, 10, 19). Prints the stage table,
+the speed-up and the comparison, and appends one JSON line to ``--record`` when given.
+``compare`` exits 1 when the tables differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from bench_cluster_common import record, run_measured, worker_argv
-from photo_sets import DEFAULT_LFW as DEFAULT_DATASET
+from photo_sets import DEFAULT_LFW
+
+DEFAULT_SWEEP = [
+    "--dataset", str(DEFAULT_LFW), "--people", "60", "--photos-per-person", "10", "--min-photos", "10",
+    "--methods", "ksame:morph,ksame:pixel,blur,pixelate,closing", "--k", "2,5,10,19", "--reid-min-photos", "10",
+    "--jobs", "2", "--no-progress",
+]
+KEY = ["dataset", "method", "k", "metric", "subset", "recognizer"]
 
 
-def _timed(stages: dict, name: str, func, *args, **kwargs):
+def run_sweep(checkout: Path, out: Path, sweep_args: list[str]) -> float:
+    """Run the sweep from ``checkout`` into ``out``; returns the wall-clock seconds."""
+    env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
+    cmd = [sys.executable, "-m", "anonfaces.cli", "evaluate", *sweep_args, "--out", str(out.resolve())]
     t = time.perf_counter()
-    out = func(*args, **kwargs)
-    stages[name] = time.perf_counter() - t
+    subprocess.run(cmd, cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def stages(run_json: Path) -> dict[str, float]:
+    """Seconds by stage from a sweep's run.json, summed over its anonymizations."""
+    record = json.loads(Path(run_json).read_text())
+    out: dict[str, float] = {}
+    for label, steps in record.get("stage_seconds", {}).items():
+        for step, seconds in steps.items():
+            name = f"originals: {step}" if label == "originals" else f"runs: {step}"
+            out[name] = out.get(name, 0.0) + float(seconds)
+    out["total (run.json)"] = float(record["seconds"]["total"])
     return out
 
 
-def run_worker(args) -> dict:
-    """Every stage once, in this process, with ``args.jobs`` workers; returns seconds by stage."""
-    from anonfaces.cluster import cluster_encodings
-    from anonfaces.evaluate import (
-        DatasetSubset,
-        link_subset,
-        make_recognizer,
-        measure_photos,
-        parse_methods,
-        protocols,
-    )
-    from anonfaces.evaluate import attributes as attr
-    from anonfaces.evaluate.sweep import cached_encodings
-    from anonfaces.synthesize import anonymize_dataset
+def compare(a: Path, b: Path) -> dict:
+    """Row-by-row comparison of two metrics.csv files (same rows, values equal to the last bit)."""
+    import numpy as np
+    import pandas as pd
 
-    jobs = int(args.jobs)
-    stages: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        subset = DatasetSubset(people=args.people, photos_per_person=args.photos_per_person, min_photos=args.min_photos)
-        photos = subset.select(args.dataset)
-        root = link_subset(args.dataset, photos, tmp / "cache" / "subset" / Path(args.dataset).name)
-        enc = _timed(stages, "encode", cached_encodings, root, tmp / "cache", jobs=jobs, progress=False)
-        enc = _timed(stages, "encode (cached)", cached_encodings, root, tmp / "cache", jobs=jobs, progress=False)
-        ks = [int(k) for k in str(args.k).split(",")]
-        clusterings = {k: _timed(stages, f"cluster k={k}", cluster_encodings, enc, k=k, unit="identity", random_state=0) for k in ks}
-        runs = {}
-        for spec in parse_methods(args.methods):
-            for k in ks if spec.uses_k else [None]:
-                label = spec.name if k is None else f"{spec.name} k={k}"
-                run_dir = tmp / "runs" / spec.folder / str(k)
-                kwargs = {"k": k, "synth": spec.synth, "clusters": clusterings[k]} if spec.uses_k else {}
-                _timed(stages, f"anonymize {label}", anonymize_dataset, root, run_dir, method=spec.method, encodings=enc,
-                       jobs=jobs, progress=False, **kwargs)
-                runs[label] = run_dir
-        first = next(iter(runs.values()))
-
-        names = [n for n in args.recognizers.split(",") if n]
-        recs = {n: make_recognizer(n) for n in names}
-        t = time.perf_counter()
-        original = measure_photos(root, enc, recs, detect=False, jobs=jobs, progress=False)
-        ok = original.readable
-        for n, rec in recs.items():
-            if rec.needs_fit:
-                rec.fit(original.features[n][ok], enc.identities[ok])
-        G = {n: rec.embed(original.features[n]) if rec.needs_fit else original.features[n] for n, rec in recs.items()}
-        stages["originals + fit (all attackers)"] = time.perf_counter() - t
-        keys = np.arange(len(enc))
-        anonymized_dlib = None
-        for n, rec in recs.items():
-            t = time.perf_counter()
-            meas = measure_photos(first, enc, {n: rec}, detect=False, jobs=jobs, progress=False)
-            A = rec.embed(meas.features[n]) if rec.needs_fit else meas.features[n]
-            if rec.threshold is not None:
-                protocols.reidentification_rate(G[n], A, rec.threshold)
-            protocols.closed_set_identification(A, G[n], keys)
-            protocols.identity_reidentification(A, enc.identities, G[n], enc.identities, probe_keys=keys, gallery_keys=keys)
-            protocols.parrot_reidentification(A, enc.identities, A, enc.identities, probe_keys=keys, gallery_keys=keys)
-            stages[f"attack {n}"] = time.perf_counter() - t
-            if n == "dlib":
-                anonymized_dlib = A
-        _timed(stages, "quality (SSIM, PSNR)", measure_photos, first, enc, {}, original_root=root, detect=False, jobs=jobs,
-               progress=False)
-        _timed(stages, "re-detection", measure_photos, first, enc, {}, detect=True, jobs=jobs, progress=False)
-        if args.attributes and anonymized_dlib is not None:
-            t = time.perf_counter()
-            labels = attr.attribute_labels(enc.paths, attr.read_attributes(args.attributes), attr.DEFAULT_ATTRIBUTES)
-            test = attr.identity_split(enc.identities, test_size=0.5, random_state=0)
-            for a in labels.columns:
-                y = labels[a].to_numpy()
-                if np.unique(y[~test]).size < 2:
-                    continue
-                attr.attribute_agreement(G["dlib"][~test], y[~test], G["dlib"][test], anonymized_dlib[test], y[test])
-                attr.downstream_utility(anonymized_dlib[~test], G["dlib"][~test], y[~test], G["dlib"][test], y[test])
-            stages["attributes"] = time.perf_counter() - t
-    return {"photos": len(photos), "faces": len(enc), "people": int(np.unique(enc.identities).size),
-            "first_run": next(iter(runs)), "stages_s": stages}
+    ta, tb = (pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in (a, b))
+    for t in (ta, tb):
+        t["k"] = t["k"].astype("string")
+        t["subset"] = t["subset"].fillna("").astype(str)
+        t["recognizer"] = t["recognizer"].fillna("").astype(str)
+    merged = ta.merge(tb, on=KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
+    only = merged[merged["_merge"] != "both"]
+    both = merged[merged["_merge"] == "both"]
+    va, vb = both["value_a"].to_numpy(float), both["value_b"].to_numpy(float)
+    same = (va == vb) | (np.isnan(va) & np.isnan(vb))
+    diff = np.where(same, 0.0, np.abs(va - vb))
+    worst = both.assign(diff=diff).sort_values("diff", ascending=False).head(5)
+    return {"rows_a": len(ta), "rows_b": len(tb), "rows_only_in_one": len(only), "values_differing": int((~same).sum()),
+            "max_abs_diff": float(np.nanmax(diff)) if len(diff) else 0.0, "identical": bool(len(only) == 0 and same.all()),
+            "worst": worst[[*KEY, "value_a", "value_b"]].to_dict("records") if (~same).any() else []}
 
 
-def _table(results: dict[int, dict]) -> str:
-    jobs = sorted(results)
-    photos = results[jobs[0]]["photos"]
-    head = "| stage | " + " | ".join(f"jobs={j}: s | ms/photo" for j in jobs) + " |"
-    lines = [head, "|---|" + "---|---|" * len(jobs)]
-    for stage in results[jobs[0]]["stages_s"]:
-        cells = []
-        for j in jobs:
-            s = results[j]["stages_s"].get(stage)
-            cells += ["", ""] if s is None else [f"{s:.1f}", f"{1000 * s / photos:.0f}"]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    totals = [sum(results[j]["stages_s"].values()) for j in jobs]
-    lines.append("| **all stages** | " + " | ".join(f"{t:.1f} | {1000 * t / photos:.0f}" for t in totals) + " |")
-    lines.append("| peak RSS (GiB) | " + " | ".join(f"{results[j]['peak_rss_gb']:.2f} | " for j in jobs) + " |")
+def _table(columns: dict[str, dict[str, float]]) -> str:
+    names = list(dict.fromkeys(n for col in columns.values() for n in col))
+    heads = list(columns)
+    lines = ["| stage (s) | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(f"{columns[h].get(n, float('nan')):.1f}" for h in heads) + " |")
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    ap.add_argument("--people", type=int, default=20)
-    ap.add_argument("--photos-per-person", type=int, default=5)
-    ap.add_argument("--min-photos", type=int, default=10)
-    ap.add_argument("--methods", default="ksame:morph,ksame:pixel,blur,pixelate,closing")
-    ap.add_argument("--k", default="5", help="k values, comma-separated (each ksame method runs at each)")
-    ap.add_argument("--recognizers", default="dlib,eigenfaces,fisherfaces,lbp")
-    ap.add_argument("--attributes", type=Path, default=None, help="CelebA-format attribute file: time the attribute metrics")
-    ap.add_argument("--jobs", default="1,2", help="worker counts to compare, comma-separated")
-    ap.add_argument("--out", default=None, help="append one JSON line per --jobs value here")
-    ap.add_argument("--timeout", type=float, default=3600)
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.worker:  # one --jobs value, in this fresh process
-        print(json.dumps(run_worker(args)))
-        return {}
-    if not args.dataset.is_dir():
-        sys.exit(f"dataset not found at {args.dataset}; pass --dataset (a folder of photos in person sub-folders)")
-    settings = ["--dataset", str(args.dataset), "--people", str(args.people), "--photos-per-person", str(args.photos_per_person),
-                "--min-photos", str(args.min_photos), "--methods", args.methods, "--k", str(args.k),
-                "--recognizers", args.recognizers] + (["--attributes", str(args.attributes)] if args.attributes else [])
-    results = {}
-    for jobs in [int(j) for j in args.jobs.split(",")]:
-        res = run_measured(worker_argv(__file__, *settings, "--jobs", str(jobs)), timeout=args.timeout)
-        if res["status"] != "ok":
-            sys.exit(f"jobs={jobs}: {res['status']}")
-        results[jobs] = res
-        photos = res["photos"]
-        record(args.out, {
-            "benchmark": "evaluate", "dataset": str(args.dataset), "people": args.people,
-            "photos_per_person": args.photos_per_person, "min_photos": args.min_photos, "photos": photos,
-            "faces": res["faces"], "methods": args.methods, "k": args.k, "recognizers": args.recognizers,
-            "attributes": bool(args.attributes), "jobs": jobs, "wall_s": round(res["wall_s"], 2),
-            "peak_rss_gb": round(res["peak_rss_gb"], 3), "stages_s": {s: round(v, 2) for s, v in res["stages_s"].items()},
-            "ms_per_photo": {s: round(1000 * v / photos, 1) for s, v in res["stages_s"].items()},
-        })
-    print()
-    first = next(iter(results.values()))
-    print(f"{first['photos']} photos, {first['faces']} faces, {first['people']} people; "
-          f"attack/quality/re-detection rows on the {first['first_run']} run")
-    print(_table(results))
-    return results
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sweep_args = DEFAULT_SWEEP
+    if "--" in argv:
+        i = argv.index("--")
+        argv, sweep_args = argv[:i], argv[i + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    ab = sub.add_parser("ab", help="run the sweep from two checkouts and compare")
+    ab.add_argument("--checkouts", required=True, help="two checkout folders, comma-separated (A,B)")
+    ab.add_argument("--out", type=Path, required=True, help="folder for A/ and B/ (each a sweep's OUT)")
+    ab.add_argument("--record", type=Path, default=None, help="append one JSON line here")
+    st = sub.add_parser("stages", help="the stage table of one run.json")
+    st.add_argument("run_json", type=Path)
+    cmp_ = sub.add_parser("compare", help="compare two metrics.csv")
+    cmp_.add_argument("a", type=Path)
+    cmp_.add_argument("b", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.what == "stages":
+        print(_table({str(args.run_json): stages(args.run_json)}))
+        return 0
+    if args.what == "compare":
+        result = compare(args.a, args.b)
+        print(json.dumps(result, indent=1, default=str))
+        return 0 if result["identical"] else 1
+    checkouts = [Path(p) for p in args.checkouts.split(",")]
+    if len(checkouts) != 2:
+        parser.error("--checkouts takes two folders")
+    wall, tables = {}, {}
+    for name, checkout in zip("AB", checkouts):
+        out = args.out / name
+        wall[name] = run_sweep(checkout, out, sweep_args)
+        tables[f"{name}: {checkout}"] = {**stages(out / "run.json"), "wall clock": wall[name]}
+    result = compare(args.out / "A" / "metrics.csv", args.out / "B" / "metrics.csv")
+    print(_table(tables))
+    print(f"\nspeed-up A/B (wall clock): {wall['A'] / wall['B']:.2f}x")
+    print("metrics.csv: " + ("identical" if result["identical"] else
+                            f"{result['values_differing']} values differ (max {result['max_abs_diff']:.4g}), "
+                            f"{result['rows_only_in_one']} rows in one only"))
+    if args.record:
+        line = {"bench": "evaluate-ab", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkouts": [str(c) for c in checkouts],
+                "sweep": sweep_args, "wall": wall, "stages": tables, "compare": result}
+        with open(args.record, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, default=str) + "\n")
+    return 0 if result["identical"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -58,3 +58,83 @@ def _parse_value(value: str):
         except ValueError:
             pass
     return value
+
+
+# --- options every command shares, typed and checked the same way ------------------------------------
+class KType(click.ParamType):
+    """``--k``: one integer >= 2, or with ``many`` a comma-separated list of them (`anonfaces.pipeline.options.check_k`)."""
+
+    def __init__(self, many: bool = False):
+        self.many = many
+        self.name = "K[,K...]" if many else "K"
+
+    def convert(self, value, param, ctx):
+        from anonfaces.errors import BadInputError
+        from anonfaces.pipeline.options import check_k, check_ks
+
+        if self.many and isinstance(value, tuple):
+            return value
+        try:
+            return check_ks(value) if self.many else check_k(value)
+        except BadInputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class JobsType(click.ParamType):
+    """``--jobs``: worker processes, an integer >= 1 (-1: every core, as the default)."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) and value >= 1:
+            return value
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        if n == -1:
+            return None
+        if n < 1:
+            self.fail(f"{n} must be >= 1 (or -1: every core)", param, ctx)
+        return n
+
+
+def k_option(*, many: bool = False, default=5, help: str = "Every cluster stands for at least k people."):
+    return click.option("--k", "k" if not many else "ks", type=KType(many), default=default, show_default=True, help=help)
+
+
+def jobs_option(help: str = "Worker processes, started once for the whole command. Default: every core."):
+    return click.option("--jobs", type=JobsType(), default=None, help=help)
+
+
+def progress_option():
+    return click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+
+
+def registry_names(registry_of: Callable, *, many: bool = False):
+    """A click callback that checks a name (or comma-separated names) against a registry at parse time."""
+
+    def callback(ctx, param, value):
+        from anonfaces.errors import AnonfacesError
+        from anonfaces.pipeline.options import check_names
+
+        if value is None:
+            return value
+        try:
+            names = check_names(value, registry_of())
+        except AnonfacesError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+        return names if many else names[0]
+
+    return callback
+
+
+def command_line() -> str:
+    """The command as typed (``anonfaces ...`` or ``python scripts/<x>.py ...``), for run.json."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    argv = list(sys.argv)
+    head = ["anonfaces"] if Path(argv[0]).name == "anonfaces" else ["python", argv[0]]
+    return " ".join(shlex.quote(a) for a in [*head, *argv[1:]])

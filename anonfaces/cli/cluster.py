@@ -7,7 +7,14 @@ import warnings
 
 import click
 
-from anonfaces.cli._common import UserError, parse_params, user_errors
+from anonfaces.cli._common import (
+    UserError,
+    jobs_option,
+    k_option,
+    parse_params,
+    progress_option,
+    user_errors,
+)
 
 
 def _algo_names() -> list[str]:
@@ -29,19 +36,26 @@ def _read_labels(path: str, paths) -> list[str]:
 @click.command(name="cluster")
 @click.option("--encodings", "encodings_path", required=True, type=click.Path(dir_okay=False), help="encodings.npz from `anonfaces encode`.")
 @click.option("--algo", default="fixed-kmeans", show_default=True, type=click.Choice(_algo_names()), help="Clustering algorithm.")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Minimum people (or photos with --unit photo) per cluster.")
+@k_option(help="Minimum people (or photos with --unit photo) per cluster, an integer >= 2.")
 @click.option("--unit", default="identity", show_default=True, type=click.Choice(["identity", "photo"]), help="What k counts; 'photo' is the original research's unit (no per-person guarantee).")
 @click.option("--outliers", default="nearest", show_default=True, type=click.Choice(["nearest", "group", "none"]), help="Noise handling for aroc/dbscan/hdbscan/optics; 'none' allows clusters smaller than k.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="An algorithm setting, e.g. --param eps=0.45 (repeatable).")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False), help="CSV path,identity overriding the identities in the encodings.")
-@click.option("--jobs", "n_jobs", default=-1, show_default=True, type=int, help="Processes for the algorithms that use several (-1: all cores).")
+@jobs_option(help="Processes for the algorithms that use several. Default: every core.")
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="clusters.csv to write.")
 @click.option("--montage", "montage_dir", type=click.Path(file_okay=False), help="Write one image of faces per cluster here.")
 @click.option("--images", "image_root", type=click.Path(exists=True, file_okay=False), help="Dataset root for --montage (default: recorded in the encodings).")
+@progress_option()
 @user_errors
-def command(encodings_path, algo, k, unit, outliers, params, labels_path, n_jobs, random_state, out, montage_dir, image_root):
-    """Cluster face encodings into groups of at least k people and write clusters.csv."""
+def command(encodings_path, algo, k, unit, outliers, params, labels_path, jobs, random_state, out, montage_dir, image_root,
+            progress):
+    """Cluster face encodings into groups of at least k people and write clusters.csv.
+
+    Clustering runs in this process (the algorithms that can use several cores do so
+    with --jobs); it shows no progress bar, --progress is accepted for a uniform command line.
+    """
+    n_jobs = -1 if jobs is None else jobs
     import numpy as np
 
     import anonfaces

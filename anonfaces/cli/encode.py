@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from anonfaces.cli._common import UserError, parse_params, user_errors
+from anonfaces.cli._common import (
+    UserError,
+    jobs_option,
+    parse_params,
+    progress_option,
+    user_errors,
+)
 from anonfaces.detect import DETECTORS
 from anonfaces.encode import ENCODERS, Encodings, encode_dataset
 
@@ -26,7 +32,7 @@ def _floats(value: str | None):
 @click.option("--encoder", type=click.Choice(ENCODERS.names()), default="dlib", show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
 @click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True, help="Detector upsampling (finds smaller faces).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes. Default: every core.")
+@jobs_option()
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same settings.")
 @click.option("--num-jitters", type=click.IntRange(min=1), default=None, help="dlib: re-sampling per face.")
 @click.option("--n-components", type=click.IntRange(min=1), default=None, help="pca: dimensions kept (default 128).")
@@ -42,7 +48,7 @@ def _floats(value: str | None):
               help="Refuse larger images (decompression bombs).")
 @click.option("--export-pickle", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the original research's encodings.pickle.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@progress_option()
 @click.option("--chunk-size", type=click.IntRange(min=1), default=32, hidden=True, help="Photos per unit of work and of --resume.")
 @user_errors
 def command(dataset, encodings_path, encoder, detector, upsample, jobs, resume, num_jitters, n_components, pca_basis,

@@ -1,39 +1,79 @@
-"""`anonfaces evaluate`: privacy and utility of every method at every k, one table, plots and a report."""
+"""`anonfaces evaluate`: privacy and utility of anonymizations, one table, plots and a report.
+
+Two forms: ``--run OUT`` scores one `anonfaces anonymize` output as it is; ``--dataset``
+(the default: the bundled sample) runs the sweep, every method at every k.
+"""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
-from anonfaces.cli._common import parse_params, user_errors
+from anonfaces.cli._common import (
+    command_line,
+    jobs_option,
+    k_option,
+    parse_params,
+    progress_option,
+    registry_names,
+    user_errors,
+)
+
+
+def _recognizers():
+    from anonfaces.evaluate.recognizers import RECOGNIZERS
+
+    return RECOGNIZERS
+
+
+def _clusterers():
+    from anonfaces.cluster import CLUSTERERS
+
+    return CLUSTERERS
+
+
+def _methods(ctx, param, value):
+    from anonfaces.errors import AnonfacesError
+    from anonfaces.pipeline.options import parse_methods
+
+    try:
+        return [s.name for s in parse_methods(value)]
+    except AnonfacesError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 @click.command("evaluate")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Score this `anonfaces anonymize` output as it is (its photos, mapping.csv, run.json); "
+                   "the sweep options (--dataset, --methods, --k, ...) do not apply.")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="Folder of photos, one sub-folder per person (default: the bundled sample).")
+              help="Sweep: folder of photos, one sub-folder per person (default: the bundled sample).")
 @click.option("--people", type=click.IntRange(min=1), default=None,
-              help="Evaluate only this many people, evenly spaced in sorted order over those with --min-photos photos.")
+              help="Sweep only this many people, evenly spaced in sorted order over those with --min-photos photos.")
 @click.option("--photos-per-person", type=click.IntRange(min=1), default=None,
-              help="Evaluate only each person's first this many photos (sorted by file name).")
+              help="Sweep only each person's first this many photos (sorted by file name).")
 @click.option("--min-photos", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Evaluate only people with at least this many photos.")
+              help="Sweep only people with at least this many photos.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: metrics.csv, report.md, plots/, run.json, cache/, runs/ (keep it private).")
+              help="Output folder: metrics.csv, report.md, plots/, run.json; the sweep also cache/ and runs/ (keep it private).")
 @click.option("--methods", default="ksame:morph,ksame:pixel,blur,pixelate,closing,blocking", show_default=True,
-              help="Comma-separated: ksame:<synth>, baselines (blur, pixelate, mask, closing, blocking); 'none' is always added.")
-@click.option("--k", "ks", default="2,3,5,10,20", show_default=True, help="Comma-separated k values for the ksame methods.")
+              callback=_methods,
+              help="Sweep: comma-separated ksame:<synth> and baselines (blur, pixelate, mask, closing, blocking); "
+                   "'none' (the originals) is always added.")
+@k_option(many=True, default="2,3,5,10,20", help="Sweep: comma-separated k values (integers >= 2) for the ksame methods.")
 @click.option("--recognizers", default="dlib,eigenfaces,fisherfaces,lbp", show_default=True,
+              callback=registry_names(_recognizers, many=True),
               help="Comma-separated attackers: dlib, eigenfaces, fisherfaces, lbp, onnx (needs --onnx-model).")
 @click.option("--onnx-model", type=click.Path(dir_okay=False, exists=True), default=None, help="ONNX embedding model for the onnx attacker.")
 @click.option("--onnx-param", "onnx_params", multiple=True, metavar="NAME=VALUE",
               help="Setting of the onnx attacker (mean, std, color, threshold, ...), repeatable.")
 @click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="dlib encodings of the dataset to reuse (default: made once and cached in OUT/cache).")
-@click.option("--algo", default="fixed-kmeans", show_default=True, help="Clusterer for the ksame methods.")
-@click.option("--unit", type=click.Choice(["identity", "photo"]), default="identity", show_default=True, help="What k counts.")
+              help="dlib encodings of the dataset to reuse (sweep default: made once and cached in OUT/cache; "
+                   "--run default: the file the run's run.json names).")
+@click.option("--algo", default="fixed-kmeans", show_default=True, callback=registry_names(_clusterers),
+              help="Sweep: clusterer for the ksame methods.")
+@click.option("--unit", type=click.Choice(["identity", "photo"]), default="identity", show_default=True, help="Sweep: what k counts.")
 @click.option("--reid-min-photos", default=2, show_default=True, type=click.IntRange(min=2),
               help="Identity-level and parrot attacks probe people with at least this many photos.")
 @click.option("--attributes", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -43,55 +83,64 @@ from anonfaces.cli._common import parse_params, user_errors
               help="Skip re-detection (hit rate, landmark displacement): about a fifth of each measuring pass.")
 @click.option("--no-quality", is_flag=True, help="Skip SSIM and PSNR.")
 @click.option("--examples", default=4, show_default=True, type=click.IntRange(min=0), help="Photos in the example grids.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: every core).")
+@jobs_option()
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@progress_option()
 @user_errors
-def command(dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
+def command(run_dir, dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
             encodings_path, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
-            random_state, no_progress):
-    """Anonymize with every method at every k and measure privacy (attacks) and utility; write a report."""
-    from anonfaces.encode.pipeline import default_dataset
-    from anonfaces.evaluate import DatasetSubset, evaluate_dataset
+            random_state, progress):
+    """Measure privacy (attacks) and utility of anonymized photos; write metrics.csv, plots and a report.
 
-    names = [r.strip() for r in recognizers.split(",") if r.strip()]
+    With --run OUT: score that anonymization. Otherwise: anonymize DATASET with every
+    method at every k (one run per method and k under OUT/runs/) and score each.
+    """
+    from anonfaces.pipeline import EvaluateOptions, evaluate_dataset, evaluate_run
+
+    names = list(recognizers)
     settings = {}
     if "onnx" in names:
         if not onnx_model:
             raise click.UsageError("the onnx recognizer needs --onnx-model PATH")
         settings["onnx"] = {"model": onnx_model, **parse_params(onnx_params)}
-    report = evaluate_dataset(
-        dataset if dataset is not None else default_dataset(),
-        out,
-        subset=DatasetSubset(people=people, photos_per_person=photos_per_person, min_photos=min_photos),
-        methods=methods,
-        ks=ks,
-        recognizers=names,
-        recognizer_settings=settings,
-        encodings=encodings_path,
-        algo=algo,
-        unit=unit,
-        reid_min_photos=reid_min_photos,
-        attributes=attributes,
-        attribute_names=[a.strip() for a in attribute_names.split(",") if a.strip()],
-        detect=not no_detect,
-        measure_quality=not no_quality,
-        examples=examples,
-        jobs=jobs,
-        random_state=random_state,
-        progress=not no_progress,
-        command=_command_line(),
-    )
+    attribute_list = [a.strip() for a in attribute_names.split(",") if a.strip()]
+    if run_dir is not None:
+        if dataset is not None:
+            raise click.UsageError("--run scores an existing anonymization; --dataset starts a sweep: give one of them")
+        options = EvaluateOptions(recognizers=names, recognizer_settings=settings, reid_min_photos=reid_min_photos,
+                                  attributes=attributes, attribute_names=attribute_list, detect=not no_detect,
+                                  measure_quality=not no_quality, random_state=random_state)
+        report = evaluate_run(run_dir, out, options=options, encodings=encodings_path, examples=examples, jobs=jobs,
+                              progress=progress, command=command_line())
+    else:
+        from anonfaces.encode.pipeline import default_dataset
+        from anonfaces.evaluate import DatasetSubset
+
+        report = evaluate_dataset(
+            dataset if dataset is not None else default_dataset(),
+            out,
+            subset=DatasetSubset(people=people, photos_per_person=photos_per_person, min_photos=min_photos),
+            methods=methods,
+            ks=ks,
+            recognizers=names,
+            recognizer_settings=settings,
+            encodings=encodings_path,
+            algo=algo,
+            unit=unit,
+            reid_min_photos=reid_min_photos,
+            attributes=attributes,
+            attribute_names=attribute_list,
+            detect=not no_detect,
+            measure_quality=not no_quality,
+            examples=examples,
+            jobs=jobs,
+            random_state=random_state,
+            progress=progress,
+            command=command_line(),
+        )
     from anonfaces.evaluate.report import markdown_table, summary_table
 
     click.echo(markdown_table(summary_table(report.table, "dlib" if "dlib" in names else names[0])))
     for note in report.skipped:
         click.echo(f"skipped: {note}", err=True)
     click.echo(report.summary())
-
-
-def _command_line() -> str:
-    """The command as typed (``anonfaces ...`` or ``python scripts/evaluate.py ...``), for run.json."""
-    argv = list(sys.argv)
-    head = ["anonfaces"] if Path(argv[0]).name == "anonfaces" else ["python", argv[0]]
-    return " ".join(shlex.quote(a) for a in [*head, *argv[1:]])

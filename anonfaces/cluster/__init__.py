@@ -51,7 +51,13 @@ from anonfaces.cluster._people import (
 )
 from anonfaces.cluster._random import RandomGrouping
 from anonfaces.cluster._rank_order import ApproximateRankOrder
-from anonfaces.cluster.io import Clustering, read_clusters, write_clusters
+from anonfaces.cluster.io import (
+    Clustering,
+    people_per_cluster,
+    read_clusters,
+    unit_names,
+    write_clusters,
+)
 from anonfaces.errors import BadInputError
 from anonfaces.registry import Registry
 
@@ -76,8 +82,10 @@ __all__ = [
     "enforce_min_size",
     "fill_identities",
     "make_clusterer",
+    "people_per_cluster",
     "pseudo_identity_labels",
     "read_clusters",
+    "unit_names",
     "write_clusters",
 ]
 
@@ -203,7 +211,7 @@ def cluster_encodings(
             stacklevel=2,
         )
         estimator.fit(X)
-        units = np.array([f"{p}#{f}" for p, f in zip(paths.tolist(), faces.tolist())], dtype=str)
+        units = unit_names(paths, faces)
     else:
         Xf = np.asarray(X, dtype=np.float64)
         units, n_pseudo = fill_identities(Xf, known, **{**PSEUDO_DEFAULTS, "n_jobs": n_jobs, **(pseudo_params or {})})

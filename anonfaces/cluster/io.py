@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from anonfaces.errors import FileFormatError
+from anonfaces.errors import BadInputError, FileFormatError
 from anonfaces.utils.atomic import atomic_open
+from anonfaces.utils.jsonable import jsonable
 
 COLUMNS = ("path", "face", "cluster", "identity", "unit")
 
@@ -55,6 +56,50 @@ class Clustering:
     def load(cls, path) -> Clustering:
         return read_clusters(path)
 
+    def aligned_to(self, paths, face_index) -> Clustering:
+        """This clustering's rows in the order of the faces (``paths``, ``face_index``) of an encodings file.
+
+        The join of clusters to encodings on (path, face). A face the clustering has no
+        row for is refused; rows of faces not asked for are dropped. Units left empty
+        (an older clusters.csv) become the faces' unit names (`unit_names`).
+        """
+        paths = np.asarray(paths, dtype=str)
+        face_index = np.asarray(face_index, dtype=np.int64)
+        if np.array_equal(self.paths, paths) and np.array_equal(self.face_index, face_index):
+            order = np.arange(len(self))
+        else:
+            index = {(p, int(f)): i for i, (p, f) in enumerate(zip(self.paths.tolist(), self.face_index.tolist()))}
+            try:
+                order = np.array([index[(p, int(f))] for p, f in zip(paths.tolist(), face_index.tolist())], np.int64)
+            except KeyError as exc:
+                raise BadInputError(f"the clustering has no row for face {exc.args[0]} of the encodings") from None
+        units = np.asarray(self.units, dtype=str)[order]
+        if units.size and np.all(units == ""):
+            units = unit_names(paths, face_index)
+        return Clustering(paths, face_index, np.asarray(self.labels, np.int64)[order],
+                          np.asarray(self.identities, dtype=str)[order], units, dict(self.info))
+
+    def people_per_cluster(self) -> dict[int, int]:
+        """Distinct units (people, or faces with ``--unit photo``) in each cluster."""
+        return people_per_cluster(self.labels, self.units)
+
+
+def unit_names(paths, face_index) -> np.ndarray:
+    """The unit name of each face when faces are the unit: ``path#face``; shape (n_faces,)."""
+    return np.array([f"{p}#{int(f)}" for p, f in zip(np.asarray(paths).tolist(), np.asarray(face_index).tolist())], dtype=str)
+
+
+def people_per_cluster(labels, units) -> dict[int, int]:
+    """Cluster -> number of distinct ``units`` in it (labels must be >= 0)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    units = np.asarray(units)
+    if labels.size == 0:
+        return {}
+    _, unit_ids = np.unique(units, return_inverse=True)
+    pairs = np.unique(np.stack([labels, unit_ids.ravel()], axis=1), axis=0)
+    clusters, counts = np.unique(pairs[:, 0], return_counts=True)
+    return {int(c): int(n) for c, n in zip(clusters.tolist(), counts.tolist())}
+
 
 def write_clusters(path, clustering: Clustering) -> None:
     """Write ``clustering`` to ``path`` (CSV) and its ``info`` beside it (``<path>.json``)."""
@@ -70,15 +115,7 @@ def write_clusters(path, clustering: Clustering) -> None:
         ):
             w.writerow(row)
     with atomic_open(f"{path}.json", "w", encoding="utf-8") as fh:
-        json.dump(clustering.info, fh, indent=2, sort_keys=True, default=_jsonable)
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+        json.dump(clustering.info, fh, indent=2, sort_keys=True, default=jsonable)
 
 
 def read_clusters(path) -> Clustering:

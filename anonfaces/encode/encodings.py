@@ -120,6 +120,13 @@ class Encodings:
                 best[path] = i
         return np.fromiter(best.values(), dtype=np.intp, count=len(best))
 
+    def rows_by_photo(self) -> dict[str, np.ndarray]:
+        """Photo -> its rows (faces), photos in the order of first appearance, rows in order."""
+        groups: dict[str, list[int]] = {}
+        for i, path in enumerate(self.paths.tolist()):
+            groups.setdefault(path, []).append(i)
+        return {path: np.asarray(rows, dtype=np.intp) for path, rows in groups.items()}
+
     def subset(self, index) -> Encodings:
         """The faces selected by ``index`` (boolean mask or integer indices)."""
         return Encodings(**{name: getattr(self, name)[index] for name in self._ARRAYS}, meta=dict(self.meta), encoder_state=self.encoder_state)

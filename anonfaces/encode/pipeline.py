@@ -16,10 +16,8 @@ import hashlib
 import io
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ from anonfaces.utils.images import (
     list_images,
     read_image,
 )
-from anonfaces.utils.parallel import check_jobs
+from anonfaces.utils.parallel import WorkerPool, check_jobs, pool_for, worker_local
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,7 @@ class EncodeReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     resumed_images: int = 0
+    encodings: Encodings | None = None  # what was written to encodings_path
 
     def summary(self) -> str:
         rate = self.n_faces / self.seconds if self.seconds > 0 else float("nan")
@@ -90,27 +89,27 @@ def make_encoder(encoder: str | Encoder = "dlib", **settings) -> Encoder:
 
 
 # --- worker side --------------------------------------------------------------------------
-_WORKER: dict = {}
+def _worker_models(context) -> tuple:
+    """This worker's detector and encoder for ``context``, built once per context."""
+    _, detector, encoder_cls, encoder_settings, encoder_state, _ = context
+    token = (json.dumps([detector, encoder_cls, encoder_settings], sort_keys=True, default=str), _state_digest(encoder_state))
+    held = worker_local("encode.models", token)
+    if not held:
+        held["detector"] = make_detector(detector["name"], upsample=detector["upsample"])
+        held["encoder"] = ENCODERS.get(encoder_cls).from_saved(encoder_settings, encoder_state)
+    return held["detector"], held["encoder"]
 
 
-def _init_worker(root: str, detector: dict, encoder_cls: str, encoder_settings: dict, encoder_state: dict, max_pixels: int):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER.clear()
-    _WORKER["root"] = Path(root)
-    _WORKER["detector"] = make_detector(detector["name"], upsample=detector["upsample"])
-    _WORKER["encoder"] = ENCODERS.get(encoder_cls).from_saved(encoder_settings, encoder_state)
-    _WORKER["max_pixels"] = max_pixels
-
-
-def _encode_chunk(task: tuple[int, list[str]]) -> tuple[int, bytes]:
+def _encode_chunk(context, task: tuple[int, list[str]]) -> tuple[int, bytes]:
     """Encode one chunk of photos; returns the chunk as npz bytes (see `_pack`)."""
     chunk_id, relpaths = task
-    root, detector, encoder = _WORKER["root"], _WORKER["detector"], _WORKER["encoder"]
+    detector, encoder = _worker_models(context)
+    root, max_pixels = Path(context[0]), context[5]
     rows: dict[str, list] = {k: [] for k in ("paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "image_sizes")}
     prepared, skipped = [], []
     for rel in relpaths:
         try:
-            image = read_image(root / rel, max_pixels=_WORKER["max_pixels"])
+            image = read_image(root / rel, max_pixels=max_pixels)
         except ImageReadError as exc:
             skipped.append((rel, str(exc)))
             continue
@@ -175,6 +174,7 @@ def encode_dataset(
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_size: int = CHUNK_SIZE,
+    pool: WorkerPool | None = None,
 ) -> EncodeReport:
     """Encode every face in every photo under ``dataset`` into the file ``encodings``.
 
@@ -197,6 +197,13 @@ def encode_dataset(
         Worker processes; None uses every core. 1 runs in this process.
     resume : bool
         Continue an interrupted run from ``<encodings>.partial/``.
+    pool : WorkerPool, optional
+        The command's worker pool (else one is started for this call, with ``jobs``).
+
+    Returns
+    -------
+    EncodeReport
+        With the `Encodings` written (``report.encodings``).
     """
     t0 = time.perf_counter()
     root = Path(dataset) if dataset is not None else default_dataset()
@@ -207,7 +214,8 @@ def encode_dataset(
         out = out.with_name(out.name + ".npz")
     if out.is_dir():
         raise BadInputError(f"--encodings {out} is a folder; give a file name such as encodings.npz")
-    jobs = check_jobs(jobs)
+    if pool is None:
+        check_jobs(jobs)
     enc = make_encoder(encoder, **(encoder_settings or {}))
     det = make_detector(detector, upsample=upsample)  # validates the settings early
 
@@ -230,22 +238,20 @@ def encode_dataset(
     resumed_images = sum(len(chunks[i]) for i in done)
     todo = [(i, chunks[i]) for i in range(len(chunks)) if i not in done]
 
-    initargs = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
-    fork = sys.platform.startswith("linux") and enc.fork_safe
-    bar = _progress(len(images), resumed_images, progress)
-    try:
-        for chunk_id, payload in _run_chunks(todo, initargs, jobs, fork):
+    context = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
+    if resumed_images:
+        log.info("encode: %d of %d photos done by an earlier run", resumed_images, len(images))
+    with pool_for(pool, jobs, progress) as workers:
+        for chunk_id, payload in workers.map(_encode_chunk, todo, context=context, desc="encode", unit="chunk", chunksize=1):
             with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:
                 fh.write(payload)
-            bar.update(len(chunks[chunk_id]))
-    finally:
-        bar.close()
 
     result, skipped = _assemble(partial, len(chunks), enc, run, root)
     result.save(out)
     _write_skips(skipped_path_for(out), skipped)
     shutil.rmtree(partial, ignore_errors=True)
-    report = EncodeReport(out, skipped_path_for(out), len(images), len(result), skipped, time.perf_counter() - t0, resumed_images)
+    report = EncodeReport(out, skipped_path_for(out), len(images), len(result), skipped, time.perf_counter() - t0, resumed_images,
+                          result)
     log.info("encode: %s", report.summary())
     return report
 
@@ -286,35 +292,6 @@ def _prepare_partial(partial: Path, run: dict, resume: bool, n_chunks: int) -> s
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_file, json.dumps(run, indent=1, sort_keys=True))
     return set()
-
-
-def _run_chunks(todo, initargs, jobs, fork):
-    """Yield (chunk id, payload) in order. With ``fork``, the models are loaded once
-    here and the worker processes share them (copy-on-write) instead of each
-    loading its own; otherwise workers start fresh (spawn/forkserver) and load them."""
-    if not todo:
-        return
-    if jobs == 1 or len(todo) == 1:
-        _init_worker(*initargs)
-        for task in todo:
-            yield _encode_chunk(task)
-        return
-    if fork:
-        _init_worker(*initargs)
-        _WORKER["detector"].warm_up()
-        _WORKER["encoder"].warm_up()
-        ctx, init, args = mp.get_context("fork"), None, ()
-    else:
-        ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-        init, args = _init_worker, initargs
-    with ctx.Pool(min(jobs, len(todo)), initializer=init, initargs=args) as pool:
-        yield from pool.imap(_encode_chunk, todo, chunksize=1)
-
-
-def _progress(total, initial, enabled):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="img", desc="encode", disable=not enabled, smoothing=0.1)
 
 
 def _assemble(partial: Path, n_chunks: int, enc: Encoder, run: dict, root: Path):

@@ -15,7 +15,7 @@ image quality                `ssim`, `psnr`, `bucket_means`             ``qualit
 detectability                `match_faces`, `landmark_displacement`     ``detectability.py``
 attributes, downstream       `attribute_agreement`, `downstream_utility` ``attributes.py``
 one pass over photos         `measure_photos`                           ``measure.py``
-the sweep                    `evaluate_dataset`                         ``sweep.py``
+scoring one anonymization    `privacy_rows`, `utility_rows`             ``scoring.py``
 a deterministic subset       `DatasetSubset`, `link_subset`             ``subset.py``
 table, plots, report         `read_table`, `plot_all`, `write_report`   ``table.py`` ...
 ============================ ========================================== =====================
@@ -54,25 +54,16 @@ from anonfaces.evaluate.recognizers import (
     calibrate_threshold,
     make_recognizer,
 )
+from anonfaces.evaluate.scoring import privacy_rows, utility_rows
 from anonfaces.evaluate.subset import DatasetSubset, link_subset
-from anonfaces.evaluate.sweep import (
-    DEFAULT_KS,
-    DEFAULT_METHODS,
-    EvaluationReport,
-    evaluate_dataset,
-    parse_methods,
-)
 from anonfaces.evaluate.table import COLUMNS, METRICS, read_table
 
 __all__ = [
     "AREA_BUCKETS",
     "COLUMNS",
-    "DEFAULT_KS",
-    "DEFAULT_METHODS",
     "METRICS",
     "RECOGNIZERS",
     "DatasetSubset",
-    "EvaluationReport",
     "Measurements",
     "Recognizer",
     "attribute_agreement",
@@ -81,7 +72,6 @@ __all__ = [
     "calibrate_threshold",
     "closed_set_identification",
     "downstream_utility",
-    "evaluate_dataset",
     "face_area_share",
     "identity_reidentification",
     "information_loss",
@@ -94,7 +84,7 @@ __all__ = [
     "measure_photos",
     "method_aware_identification",
     "parrot_reidentification",
-    "parse_methods",
+    "privacy_rows",
     "psnr",
     "read_attributes",
     "read_table",
@@ -102,4 +92,5 @@ __all__ = [
     "ssim",
     "tpr_at_far",
     "unprotected_faces",
+    "utility_rows",
 ]

@@ -13,10 +13,8 @@ finds it is measured separately):
 
 from __future__ import annotations
 
+import copy
 import logging
-import multiprocessing as mp
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from anonfaces.detect import FaceDetection, make_detector
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate import detectability, quality
 from anonfaces.utils.images import ImageReadError, read_image
-from anonfaces.utils.parallel import check_jobs
+from anonfaces.utils.parallel import WorkerPool, pool_for, worker_local
 
 log = logging.getLogger(__name__)
 
@@ -77,52 +75,50 @@ def faces_of(encodings, rows) -> list[FaceDetection]:
 
 
 # --- worker side ----------------------------------------------------------------------------
-_W: dict = {}
+def _detector(spec: dict | None):
+    """The re-detection detector of this worker, built once per settings."""
+    if spec is None:
+        return None
+    held = worker_local("evaluate.measure.detector", tuple(sorted(spec.items())))
+    if "detector" not in held:
+        held["detector"] = make_detector(**spec)
+    return held["detector"]
 
 
-def _init(root, original_root, recognizers, detector, min_iou):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _W.clear()
-    _W.update(
-        root=Path(root),
-        original_root=Path(original_root) if original_root else None,
-        recognizers=recognizers,
-        detector=make_detector(**detector) if detector else None,
-        min_iou=min_iou,
-    )
-
-
-def _measure_photo(task):
-    """task = (path, rows, boxes, landmarks68, landmarks5, face_index) -> result dict."""
+def _measure_photo(context, task):
+    """context = (root, original_root, recognizers, detector settings, min_iou);
+    task = (path, rows, boxes, landmarks68, landmarks5, face_index) -> result dict."""
+    root, original_root, recognizers, detector_spec, min_iou = context
     path, rows, boxes, lm68, lm5, face_index = task
     out = {"path": path, "rows": rows, "ok": False}
     try:
-        image = read_image(_W["root"] / path)
+        image = read_image(Path(root) / path)
     except ImageReadError as exc:
         out["error"] = str(exc)
         return out
     faces = [FaceDetection(int(face_index[n]), boxes[n], 0.0, lm5[n], lm68[n]) for n in range(len(rows))]
     features = {}
-    for name, rec in _W["recognizers"].items():
+    for name, rec in recognizers.items():
         crops = rec.prepare(image, faces)
         features[name] = rec.embed(crops) if not rec.needs_fit else crops
     out["features"] = features
     out["ok"] = True
-    if _W["detector"] is not None:
+    detector = _detector(detector_spec)
+    if detector is not None:
         try:
-            found = _W["detector"].detect(image)
+            found = detector.detect(image)
         except (RuntimeError, ValueError) as exc:
             log.warning("detection failed on %s: %s", path, exc)
             found = []
         det_boxes = np.array([f.box_ltrb for f in found], np.float64).reshape(-1, 4)
-        match = detectability.match_faces(boxes, det_boxes, min_iou=_W["min_iou"])
+        match = detectability.match_faces(boxes, det_boxes, min_iou=min_iou)
         out["detected"] = match >= 0
         out["displacement"] = np.array(
             [detectability.landmark_displacement(lm68[n], found[j].landmarks68) if j >= 0 else np.nan for n, j in enumerate(match)]
         )
-    if _W["original_root"] is not None:
+    if original_root is not None:
         try:
-            original = read_image(_W["original_root"] / path)
+            original = read_image(Path(original_root) / path)
         except ImageReadError as exc:
             out["error"] = f"original: {exc}"
             return out
@@ -150,6 +146,7 @@ def measure_photos(
     jobs: int | None = None,
     progress: bool = True,
     desc: str = "measure",
+    pool: WorkerPool | None = None,
 ) -> Measurements:
     """Measure every face of ``encodings`` in the photos under ``root`` (see the module docstring).
 
@@ -165,16 +162,18 @@ def measure_photos(
     detect : bool
         Re-run the detector (hit rate, landmark displacement).
     jobs : int or None
-        Worker processes (None: every core; 1: in this process).
+        Worker processes (None: every core; 1: in this process) when no ``pool`` is given.
+    pool : WorkerPool, optional
+        The command's worker pool (`anonfaces.utils.parallel`); without one, a pool is
+        started for this call.
     """
-    from tqdm.auto import tqdm
-
     root = Path(root)
     if not root.is_dir():
         raise BadInputError(f"folder not found: {root}")
     paths = np.asarray(encodings.paths)
-    photo_paths, inverse = np.unique(paths, return_inverse=True)
-    groups = [np.flatnonzero(inverse == p) for p in range(len(photo_paths))]
+    by_photo = encodings.rows_by_photo()
+    photo_paths = np.array(sorted(by_photo), dtype=paths.dtype)
+    groups = [by_photo[p] for p in photo_paths.tolist()]
     tasks = [
         (
             str(photo_paths[p]),
@@ -187,7 +186,8 @@ def measure_photos(
         for p, rows in enumerate(groups)
     ]
     det = {"name": detector, "upsample": upsample} if detect else None
-    initargs = (str(root), str(original_root) if original_root else None, recognizers, det, min_iou)
+    context = (str(root), str(original_root) if original_root else None,
+               {name: _prepare_only(rec) for name, rec in recognizers.items()}, det, min_iou)
 
     n, m = len(paths), len(photo_paths)
     readable = np.zeros(n, bool)
@@ -197,10 +197,8 @@ def measure_photos(
     features: dict[str, np.ndarray | None] = {name: None for name in recognizers}
     index = {str(p): i for i, p in enumerate(photo_paths)}
     errors = 0
-    bar = tqdm(total=m, unit="img", desc=desc, disable=not progress, leave=False)
-    try:
-        for res in _run(tasks, initargs, jobs):
-            bar.update(1)
+    with pool_for(pool, jobs, progress) as workers:
+        for res in workers.map(_measure_photo, tasks, context=context, desc=desc, leave=False):
             rows, p = res["rows"], index[res["path"]]
             if "error" in res:
                 errors += 1
@@ -219,8 +217,6 @@ def measure_photos(
             for arr, key in ((ssim_v, "ssim"), (psnr_v, "psnr"), (share, "face_share")):
                 if key in res:
                     arr[p] = res[key]
-    finally:
-        bar.close()
     if errors:
         log.warning("%d of %d photos under %s could not be measured", errors, m, root)
     for name, value in features.items():
@@ -230,13 +226,11 @@ def measure_photos(
     return Measurements(features, readable, detected, displacement, photo_paths.astype(str), ssim_v, psnr_v, share, settings)
 
 
-def _run(tasks, initargs, jobs):
-    jobs = check_jobs(jobs)
-    if jobs == 1 or len(tasks) < 8:
-        _init(*initargs)
-        for t in tasks:
-            yield _measure_photo(t)
-        return
-    ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(min(jobs, len(tasks)), initializer=_init, initargs=initargs) as pool:
-        yield from pool.imap(_measure_photo, tasks, chunksize=4)
+def _prepare_only(recognizer):
+    """The recognizer without its fitted state (trailing-underscore attributes): what a worker
+    needs to cut crops and, for recognizers that need no fitting, embed them; fitted
+    recognizers embed in the main process."""
+    light = copy.copy(recognizer)
+    for name in [a for a in vars(light) if a.endswith("_")]:
+        delattr(light, name)
+    return light

@@ -12,10 +12,13 @@ stylegan  StyleGAN latent averaging (needs torch)      ``stylegan/``
 gnn       identity-conditioned generator (needs torch) ``gnn*``
 ========= ============================================ ==================
 
-`anonymize_dataset` runs the whole chain (encode -> cluster -> synthesize ->
-blend) or a classic obfuscation baseline (`BASELINES`) on a folder of photos;
-`blend_surrogate` puts one surrogate onto one face; `contact_sheet` draws a
-before/after grid. The learned generators register on first use of the
+The stage makes surrogates and puts them into photos; it imports neither the
+encoding nor the clustering stage (the run that joins them is `anonfaces.pipeline`):
+`align_faces` and `make_surrogates` (``surrogates.py``: canonical crops, one
+surrogate per cluster), `replace_faces` (``replace.py``: every photo rewritten,
+through `blend_surrogate` or a classic obfuscation baseline, `BASELINES`), the
+`Mapping` record (``mapping.py``: which face became which surrogate) and
+`contact_sheet` (a before/after grid). The learned generators register on first use of the
 registry (`load_optional_synthesizers`), so importing this package never
 imports torch.
 """
@@ -41,18 +44,21 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BASELINES",
     "SYNTHESIZERS",
-    "AnonymizeReport",
     "EigenSynthesizer",
+    "Mapping",
     "MorphSynthesizer",
     "PixelSynthesizer",
     "Surrogate",
     "Synthesizer",
-    "anonymize_dataset",
+    "align_faces",
     "apply_baseline",
+    "auto_crop_size",
     "blend_surrogate",
     "contact_sheet",
     "load_optional_synthesizers",
+    "make_surrogates",
     "make_synthesizer",
+    "replace_faces",
 ]
 
 #: Synthesizers that live in optional modules: registry name -> (module, class name).
@@ -92,10 +98,18 @@ def load_optional_synthesizers() -> list[str]:
 
 
 def __getattr__(name):  # the heavier parts, imported on first use
-    if name in ("anonymize_dataset", "AnonymizeReport"):
-        from anonfaces.synthesize import anonymize
+    if name in ("align_faces", "make_surrogates", "auto_crop_size"):
+        from anonfaces.synthesize import surrogates
 
-        return getattr(anonymize, name)
+        return getattr(surrogates, name)
+    if name == "replace_faces":
+        from anonfaces.synthesize.replace import replace_faces
+
+        return replace_faces
+    if name == "Mapping":
+        from anonfaces.synthesize.mapping import Mapping
+
+        return Mapping
     if name in ("BASELINES", "apply_baseline"):
         from anonfaces.synthesize import baselines
 

@@ -37,12 +37,12 @@ def contact_sheet(dataset: str | os.PathLike, out: str | os.PathLike, *, paths: 
     """
     dataset, out = Path(dataset), Path(out)
     if paths is None:
-        from anonfaces.synthesize.anonymize import read_mapping
+        from anonfaces.synthesize.mapping import Mapping
 
         mapping = out / "mapping.csv"
         if not mapping.is_file():
             raise BadInputError(f"{mapping} not found: run anonymize first")
-        with_faces = sorted({r["path"] for r in read_mapping(mapping)})
+        with_faces = sorted(set(Mapping.load(mapping).paths.tolist()))
         if not with_faces:
             raise BadInputError(f"{mapping} lists no faces")
         rng = check_random_state(random_state)

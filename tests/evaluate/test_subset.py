@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from anonfaces.errors import BadInputError
-from anonfaces.evaluate import DatasetSubset, EvaluationReport, link_subset
+from anonfaces.evaluate import DatasetSubset, link_subset
 from anonfaces.evaluate.table import make_row, to_frame
+from anonfaces.pipeline import EvaluationReport
 from anonfaces.utils.images import list_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +111,7 @@ def _fake_report(out):
 
 
 def test_command_passes_the_subset_options(tree, tmp_path, monkeypatch):
-    from anonfaces import evaluate
+    from anonfaces import pipeline
     from anonfaces.cli import main
 
     seen = {}
@@ -119,7 +120,7 @@ def test_command_passes_the_subset_options(tree, tmp_path, monkeypatch):
         seen.update(dataset=dataset, **kwargs)
         return _fake_report(out)
 
-    monkeypatch.setattr(evaluate, "evaluate_dataset", fake)
+    monkeypatch.setattr(pipeline, "evaluate_dataset", fake)
     result = CliRunner().invoke(main, ["evaluate", "--dataset", str(tree), "--people", "3", "--photos-per-person", "2",
                                        "--min-photos", "10", "--out", str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -140,7 +141,7 @@ def test_script_has_the_same_options():
 
 def test_run_record_names_the_subset(tree, tmp_path, monkeypatch):
     """The sweep links the subset into OUT/cache and records the rule, without running any model."""
-    from anonfaces.evaluate import sweep
+    from anonfaces.pipeline import sweep
 
     class Stop(Exception):
         pass

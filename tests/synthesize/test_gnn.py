@@ -294,7 +294,7 @@ class ParallelLabelCheck(MeanFace):
 def test_user_synthesizers_with_and_without_labels_run_through_anonymize_dataset(people, tmp_path):
     import json
 
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     root, enc_path = people
     report = anonymize_dataset(root, tmp_path / "plain", k=2, synth=MeanFace(), encodings=enc_path, jobs=1,
@@ -320,7 +320,7 @@ def test_gnn_through_anonymize_dataset_maps_trained_people_by_label(people, face
     import json
 
     from anonfaces.encode import Encodings
-    from anonfaces.synthesize import anonymize_dataset
+    from anonfaces.pipeline import anonymize_dataset
 
     out, _ = trained
     root, enc_path = people

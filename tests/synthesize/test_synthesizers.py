@@ -111,7 +111,7 @@ def test_eigen_fit_gives_a_face_space_and_same_seed_same_result(sample_crops):
 
 
 def test_auto_crop_size_keeps_the_median_face_at_its_own_resolution():
-    from anonfaces.synthesize.anonymize import auto_crop_size
+    from anonfaces.synthesize.surrogates import auto_crop_size
 
     lm = np.zeros((3, 68, 2))
     for i, eyes in enumerate((30.0, 48.0, 300.0)):

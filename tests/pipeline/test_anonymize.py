@@ -1,4 +1,4 @@
-"""`anonymize_dataset` and `anonfaces anonymize` end to end on a small copy of the sample."""
+"""`anonymize_dataset` (the pipeline's anonymization run) and `anonfaces anonymize` end to end on a small copy of the sample."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize import anonymize_dataset
+from anonfaces.pipeline import anonymize_dataset
 from anonfaces.synthesize.blend import face_mask
 from anonfaces.utils.images import list_images, read_image
 

@@ -14,9 +14,9 @@ from anonfaces.evaluate import (
     COLUMNS,
     METRICS,
     DatasetSubset,
-    evaluate_dataset,
     read_table,
 )
+from anonfaces.pipeline import evaluate_dataset
 from anonfaces.utils.images import list_images
 
 pytestmark = [pytest.mark.lfw, pytest.mark.slow]

@@ -1,0 +1,267 @@
+"""Typed options of the runs, validated on construction and written verbatim into run.json.
+
+`EncodeOptions`, `ClusterOptions`, `AnonymizeOptions` and `EvaluateOptions` are what
+the commands parse their flags into and what `anonfaces.pipeline` records
+(``run.json["options"]``, `dataclasses.asdict`). The checks here are the only
+place the shared settings are validated: `check_k` / `check_ks` for ``--k`` in
+every command, `check_names` for every name checked against a registry before
+any work starts (``--methods``, ``--recognizers``, ``--algo``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anonfaces.errors import BadInputError
+from anonfaces.utils.images import DEFAULT_MAX_PIXELS
+
+KSAME = "ksame"
+NONE = "none"
+#: The settings of `anonfaces.synthesize.blend.blend_surrogate`, passed on as ``**blend``.
+BLEND_DEFAULTS = {"blend": "feather", "color": "lab", "forehead": 0.15, "feather": 0.06}
+DEFAULT_METHODS = ("ksame:morph", "ksame:pixel", "blur", "pixelate", "closing", "blocking")
+DEFAULT_KS = (2, 3, 5, 10, 20)
+DEFAULT_RECOGNIZERS = ("dlib", "eigenfaces", "fisherfaces", "lbp")
+DEFAULT_ATTRIBUTES = ("Male", "Smiling", "Young", "Eyeglasses")
+UNITS = ("identity", "photo")
+
+
+# --- the shared checks --------------------------------------------------------------------------
+def check_k(k) -> int:
+    """One k: an integer >= 2 (k=1 hides no one)."""
+    if isinstance(k, str) and k.strip().lstrip("-").isdigit():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise BadInputError(f"k={k!r} must be an integer >= 2 (k=1 hides no one)")
+    return int(k)
+
+
+def check_ks(ks) -> tuple[int, ...]:
+    """Several k: ``[2, 5]`` or ``"2,5"`` -> sorted unique ints >= 2."""
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = [ks]
+    if isinstance(ks, str):
+        ks = [v for v in ks.split(",") if v.strip()]
+    try:
+        values = sorted({int(v) for v in ks})
+    except (TypeError, ValueError):
+        raise BadInputError(f"k values {ks!r} must be integers") from None
+    if not values or values[0] < 2:
+        raise BadInputError(f"k values {values} must be integers >= 2 (k=1 hides no one)")
+    return tuple(values)
+
+
+def split_names(names) -> tuple[str, ...]:
+    """``"a,b"`` or ``["a", "b,c"]`` -> ``("a", "b", "c")`` without blanks or repeats, in order."""
+    if isinstance(names, str):
+        names = [names]
+    return tuple(dict.fromkeys(n.strip() for item in names for n in str(item).split(",") if n.strip()))
+
+
+def check_names(names, registry) -> tuple[str, ...]:
+    """Every name in ``registry`` (else `BadInputError` listing the valid ones)."""
+    names = split_names(names)
+    for name in names:
+        registry.get(name)  # refuses unknown names with the valid ones
+    return names
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise BadInputError(f"{name}={value!r} must be one of {', '.join(map(str, choices))}")
+
+
+def _check_int(name: str, value, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise BadInputError(f"{name}={value!r} must be {'None or ' if optional else ''}an integer >= {low}")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method of the sweep: ``ksame:<synth>`` (uses k), a baseline name, or ``none``."""
+
+    name: str
+    method: str
+    synth: str | None = None
+
+    @property
+    def uses_k(self) -> bool:
+        return self.method == KSAME
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace(":", "-")
+
+
+def parse_methods(specs) -> list[MethodSpec]:
+    """``["ksame:morph", "blur", ...]`` (or one comma-separated string) -> `MethodSpec` list, validated."""
+    from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
+    from anonfaces.synthesize.baselines import BASELINES
+
+    out = []
+    for spec in split_names(specs):
+        if spec == NONE:
+            out.append(MethodSpec(NONE, NONE))
+        elif spec == KSAME or spec.startswith(KSAME + ":"):
+            synth = spec.partition(":")[2] or "morph"
+            if synth not in SYNTHESIZERS:
+                load_optional_synthesizers()
+            SYNTHESIZERS.get(synth)  # refuses unknown names with the valid ones
+            out.append(MethodSpec(f"{KSAME}:{synth}", KSAME, synth))
+        elif spec in BASELINES:
+            out.append(MethodSpec(spec, spec))
+        else:
+            valid = [f"{KSAME}:<synth>", *BASELINES.names(), NONE]
+            raise BadInputError(f"unknown method {spec!r}; valid: {', '.join(valid)} (synthesizers: {', '.join(SYNTHESIZERS.names())})")
+    if not out:
+        raise BadInputError("no method given")
+    # one spec per name (ksame and ksame:morph are the same method)
+    return list({s.name: s for s in out}.values())
+
+
+# --- the options records ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the originals are encoded (`anonfaces.encode.encode_dataset`)."""
+
+    encoder: str = "dlib"
+    detector: str = "hog"
+    upsample: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        from anonfaces.detect import DETECTORS
+        from anonfaces.encode import ENCODERS
+
+        if isinstance(self.encoder, str):
+            ENCODERS.get(self.encoder)
+        DETECTORS.get(self.detector)
+        _check_int("upsample", self.upsample, 0)
+        _check_int("max_pixels", self.max_pixels, 1)
+
+    def detector_settings(self) -> dict:
+        return {"name": self.detector, "upsample": int(self.upsample)}
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How faces are grouped (`anonfaces.cluster.cluster_encodings`)."""
+
+    algo: str = "fixed-kmeans"
+    k: int = 5
+    unit: str = "identity"
+    outliers: str = "nearest"
+    params: dict = field(default_factory=dict)
+    random_state: int = 0
+
+    def __post_init__(self):
+        from anonfaces.cluster import CLUSTERERS
+
+        CLUSTERERS.get(self.algo)
+        object.__setattr__(self, "k", check_k(self.k))
+        check_choice("unit", self.unit, UNITS)
+        check_choice("outliers", self.outliers, ("nearest", "group", "none"))
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """How faces are replaced (`anonfaces.pipeline.anonymize`).
+
+    ``method`` is ``ksame`` (every face replaced by its cluster's surrogate, made by
+    ``synth`` with ``synth_params``) or a baseline in `BASELINES` (``method_params``).
+    ``blend`` is passed on as keyword settings to
+    `anonfaces.synthesize.blend.blend_surrogate` (``forehead`` also to the baselines).
+    ``size``: side of the canonical crops (None: `auto_crop_size`).
+    """
+
+    method: str = KSAME
+    k: int | None = 5
+    synth: object = "morph"
+    synth_params: dict = field(default_factory=dict)
+    method_params: dict = field(default_factory=dict)
+    blend: dict = field(default_factory=lambda: dict(BLEND_DEFAULTS))
+    allow_small_clusters: bool = False
+    size: int | None = None
+    quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    random_state: int = 0
+
+    def __post_init__(self):
+        from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
+        from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES
+
+        object.__setattr__(self, "blend", {**BLEND_DEFAULTS, **dict(self.blend or {})})
+        object.__setattr__(self, "synth_params", dict(self.synth_params or {}))
+        object.__setattr__(self, "method_params", dict(self.method_params or {}))
+        if self.method == KSAME:
+            object.__setattr__(self, "k", check_k(self.k))
+            check_choice("blend", self.blend["blend"], BLEND_MODES)
+            check_choice("color", self.blend["color"], COLOR_MODES)
+        else:
+            BASELINES.get(self.method)  # unknown names are refused with the valid ones
+            check_baseline_params(self.method, self.method_params)
+            object.__setattr__(self, "k", None)
+        _check_int("size", self.size, 64, optional=True)
+        if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)) or not 1 <= self.quality <= 100:
+            raise BadInputError(f"quality={self.quality!r} must be an integer from 1 to 100")
+        _check_int("max_pixels", self.max_pixels, 1)
+
+    @property
+    def is_ksame(self) -> bool:
+        return self.method == KSAME
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How an anonymization is scored (`anonfaces.pipeline.evaluate_run`, and every run of a sweep).
+
+    ``recognizers``: attackers (names in `RECOGNIZERS`), ``recognizer_settings`` maps a
+    name to its settings. ``detect``: re-run the detector (``detector``, ``upsample``) on
+    the anonymized photos. ``measure_quality``: SSIM and PSNR. ``attributes``: a
+    CelebA-format attribute file (``attribute_names`` scored).
+    """
+
+    recognizers: tuple = DEFAULT_RECOGNIZERS
+    recognizer_settings: dict = field(default_factory=dict)
+    reid_min_photos: int = 2
+    attributes: str | None = None
+    attribute_names: tuple = DEFAULT_ATTRIBUTES
+    detect: bool = True
+    measure_quality: bool = True
+    detector: str = "hog"
+    upsample: int = 1
+    random_state: int = 0
+
+    def __post_init__(self):
+        from anonfaces.evaluate.recognizers import RECOGNIZERS
+
+        object.__setattr__(self, "recognizers", check_names(self.recognizers, RECOGNIZERS))
+        if not self.recognizers:
+            raise BadInputError("no recognizer given")
+        object.__setattr__(self, "attribute_names", split_names(self.attribute_names))
+        object.__setattr__(self, "attributes", None if self.attributes is None else str(self.attributes))
+        if isinstance(self.reid_min_photos, bool) or not isinstance(self.reid_min_photos, (int, np.integer)) \
+                or self.reid_min_photos < 2:
+            raise BadInputError(f"reid_min_photos={self.reid_min_photos!r} must be an integer >= 2")
+        if self.attributes is not None and "dlib" not in self.recognizers:
+            raise BadInputError("attribute metrics use dlib embeddings: add 'dlib' to the recognizers")
+
+    def detector_settings(self) -> dict:
+        return {"name": self.detector, "upsample": int(self.upsample)}
+
+
+def as_record(options) -> dict:
+    """An options record as the dict written into run.json."""
+    from anonfaces.utils.jsonable import jsonable
+
+    plain = (str, int, float, bool, type(None), dict, list, tuple)
+    out = {}
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        out[f.name] = value if isinstance(value, plain) else jsonable(value)  # a synthesizer instance: its repr
+    return out

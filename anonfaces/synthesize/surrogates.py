@@ -1,0 +1,127 @@
+"""One surrogate per cluster: the members' canonical crops, then the synthesizer.
+
+`align_faces` cuts every face's canonical crop (in the workers, one photo per
+task); `make_surrogates` runs the synthesizer once per cluster and writes
+``<folder>/<cluster>.png``. Both take the command's `WorkerPool`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from anonfaces.detect.align import CANONICAL_TEMPLATE
+from anonfaces.synthesize.base import Surrogate, call_synthesize
+from anonfaces.utils.images import ImageReadError, read_image, write_image
+from anonfaces.utils.parallel import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def auto_crop_size(landmarks68: np.ndarray, *, low: int = 128, high: int = 512) -> int:
+    """Crop side at which the median face keeps its own resolution.
+
+    The canonical crop puts the eye centres 0.3 x size apart; the size is the
+    median eye distance / 0.3, rounded up to a multiple of 32 and clipped to
+    [``low``, ``high``] (``high`` when there is no face).
+    """
+    lm = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 68, 2)
+    if len(lm) == 0:
+        return high
+    eyes = np.linalg.norm(lm[:, 36:42].mean(1) - lm[:, 42:48].mean(1), axis=1)
+    eyes = eyes[np.isfinite(eyes)]
+    if len(eyes) == 0:
+        return high
+    side = np.median(eyes) / (CANONICAL_TEMPLATE[1, 0] - CANONICAL_TEMPLATE[0, 0])
+    return int(np.clip(np.ceil(side / 32.0) * 32, low, high))
+
+
+# --- worker side --------------------------------------------------------------------------------
+def _align_task(context, task):
+    """Canonical crops of every face of one photo -> (rel, rows, (crops [m,S,S,3], landmarks [m,68,2])) or an error."""
+    from anonfaces.detect import align_face
+
+    root, size, max_pixels = context
+    rel, rows, landmarks, size_wh = task
+    try:
+        image = read_image(Path(root) / rel, max_pixels=max_pixels)
+    except ImageReadError as exc:
+        return rel, rows, None, f"unreadable: {exc}"
+    h, w = image.shape[:2]
+    if (w, h) != tuple(size_wh):
+        return rel, rows, None, f"image is {w}x{h} but the encodings recorded {size_wh[0]}x{size_wh[1]} (stale encodings?)"
+    faces = [align_face(image, lm, size=size) for lm in landmarks]
+    crops = np.stack([f.image for f in faces])
+    points = np.stack([f.landmarks68 for f in faces]).astype(np.float32)
+    return rel, rows, (crops, points), None
+
+
+def _synthesize_task(folder, task):
+    """One cluster's surrogate, written to <folder>/<cluster>.png; returns (cluster, landmarks)."""
+    synthesizer, cluster, faces, points, embeddings, identities = task
+    return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, Path(folder))
+
+
+def _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, folder: Path) -> np.ndarray:
+    sur = call_synthesize(synthesizer, faces, points, embeddings, identities)
+    if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
+        sur = Surrogate(sur.image, sur.landmarks)
+    write_image(folder / f"{cluster}.png", sur.image)
+    return sur.landmarks
+
+
+# --- main side ----------------------------------------------------------------------------------
+def align_faces(pool: WorkerPool, root, by_photo: dict[str, np.ndarray], landmarks68: np.ndarray, image_sizes: np.ndarray,
+                *, size: int, max_pixels: int):
+    """Canonical crops of every face: ``crops`` (n, S, S, 3) uint8, ``points`` (n, 68, 2), and the photos that failed.
+
+    ``by_photo`` maps each photo to its rows of ``landmarks68`` (n, 68, 2) and
+    ``image_sizes`` (n, 2) (width, height as encoded).
+    """
+    n = len(landmarks68)
+    crops = np.empty((n, size, size, 3), np.uint8)
+    points = np.empty((n, 68, 2), np.float32)
+    tasks = [(rel, rows, landmarks68[rows], tuple(int(v) for v in image_sizes[rows[0]])) for rel, rows in by_photo.items()]
+    bad = []
+    for rel, rows, result, error in pool.map(_align_task, tasks, context=(str(root), int(size), int(max_pixels)), desc="align"):
+        if error is not None:
+            bad.append((rel, error))
+            continue
+        crops[rows], points[rows] = result
+    return crops, points, bad
+
+
+def make_surrogates(pool: WorkerPool, synthesizer, crops, points, embeddings, identities, labels,
+                    folder: Path) -> dict[int, np.ndarray]:
+    """Every cluster's surrogate (``folder/<cluster>.png``); returns each cluster's surrogate landmarks.
+
+    Built-in synthesizers (``parallel = True``) run in the workers, others (learned
+    ones) here. ``identities`` (the members' labels, ``""`` when unknown) reach only
+    synthesizers that declare ``uses_identities`` (`anonfaces.synthesize.base.call_synthesize`).
+    """
+    folder = Path(folder)
+    identities = np.asarray(identities).astype(str) if getattr(synthesizer, "uses_identities", False) else None
+    if callable(getattr(synthesizer, "fit", None)) and len(crops):
+        synthesizer.fit(crops, points)
+    if folder.is_dir():  # an earlier run's surrogates (overwrite): remove them so none is left over
+        for old in folder.glob("*.png"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    clusters = np.unique(labels).tolist()
+    members = {c: np.flatnonzero(labels == c) for c in clusters}
+    if getattr(synthesizer, "parallel", False) and not pool.in_process:
+        tasks = [(synthesizer, c, crops[m], points[m], embeddings[m], _labels(identities, m)) for c, m in members.items()]
+        return dict(pool.map(_synthesize_task, tasks, context=str(folder), desc="synthesize", unit="cluster", chunksize=1))
+    from tqdm.auto import tqdm
+
+    result = {}
+    for c in tqdm(clusters, desc="synthesize", unit="cluster", disable=not pool.progress):
+        m = members[c]
+        result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m], _labels(identities, m), folder)
+    return result
+
+
+def _labels(identities, members: np.ndarray) -> list[str] | None:
+    return None if identities is None else identities[members].tolist()

@@ -1,0 +1,110 @@
+"""The small records of the pipeline: Mapping, the cache key, options, the layout, the shared join."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from anonfaces.cluster import Clustering, people_per_cluster, unit_names
+from anonfaces.errors import BadInputError, FileFormatError
+from anonfaces.pipeline import (
+    AnonymizeOptions,
+    ClusterOptions,
+    EvaluateOptions,
+    RunLayout,
+    check_k,
+    check_ks,
+)
+from anonfaces.pipeline.cache import cached, content_key, files_digest
+from anonfaces.pipeline.options import as_record
+from anonfaces.synthesize.mapping import NOT_CLUSTERED, Mapping
+
+
+def test_mapping_round_trip_is_sorted_by_photo_and_face(tmp_path):
+    m = Mapping(np.array(["b/2.jpg", "a/1.jpg", "b/2.jpg"]), np.array([1, 0, 0]), np.array([4, 3, 4]),
+                np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], float))
+    assert m.paths.tolist() == ["a/1.jpg", "b/2.jpg", "b/2.jpg"] and m.face_index.tolist() == [0, 0, 1]
+    path = m.save(tmp_path / "mapping.csv")
+    assert path.read_text().splitlines()[0] == "path,face,cluster,left,top,right,bottom"
+    back = Mapping.load(path)
+    for name in ("paths", "face_index", "clusters", "boxes_ltrb"):
+        assert np.array_equal(getattr(back, name), getattr(m, name)), name
+    assert back.n_clusters == 2
+    assert Mapping(np.array(["x"]), np.array([0]), np.array([NOT_CLUSTERED]), np.zeros((1, 4))).n_clusters == 0
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(FileFormatError, match="not a mapping.csv"):
+        Mapping.load(tmp_path / "bad.csv")
+
+
+def test_the_join_of_clusters_to_encodings():
+    c = Clustering(np.array(["a", "a", "b"]), np.array([0, 1, 0]), np.array([0, 1, 1]), np.array(["p", "q", "q"]),
+                   np.array(["", "", ""]), {})
+    joined = c.aligned_to(np.array(["b", "a", "a"]), np.array([0, 1, 0]))
+    assert joined.labels.tolist() == [1, 1, 0]
+    assert joined.units.tolist() == ["b#0", "a#1", "a#0"] == unit_names(["b", "a", "a"], [0, 1, 0]).tolist()
+    with pytest.raises(BadInputError, match="no row for face"):
+        c.aligned_to(np.array(["c"]), np.array([0]))
+    assert people_per_cluster([0, 0, 1, 1, 1], ["x", "x", "x", "y", "y"]) == {0: 1, 1: 2}
+
+
+def test_content_key_follows_bytes_not_order_or_times(tmp_path):
+    for name, data in (("a/1.jpg", b"one"), ("b/2.jpg", b"two")):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    d = files_digest(tmp_path, ["a/1.jpg", "b/2.jpg"])
+    assert files_digest(tmp_path, ["b/2.jpg", "a/1.jpg"]) == d
+    os.utime(tmp_path / "a/1.jpg", (1, 1))
+    assert files_digest(tmp_path, ["a/1.jpg", "b/2.jpg"]) == d
+    (tmp_path / "a/1.jpg").write_bytes(b"ONE")
+    assert files_digest(tmp_path, ["a/1.jpg", "b/2.jpg"]) != d
+    assert content_key({"k": 2}, "x") == content_key({"k": 2}, "x") != content_key({"k": 3}, "x")
+
+
+def test_cached_makes_once_per_key(tmp_path):
+    made = []
+
+    def make(p):
+        made.append(p)
+        p.write_text("v")
+        return "made"
+
+    entry = tmp_path / "entry.txt"
+    assert cached(entry, "k1", make, lambda p: "loaded") == "made"
+    assert cached(entry, "k1", make, lambda p: "loaded") == "loaded"
+    assert cached(entry, "k2", make, lambda p: "loaded") == "made"
+    assert len(made) == 2
+
+
+def test_options_are_checked_and_recorded_verbatim():
+    assert check_k("3") == 3 and check_ks("5,2,5") == (2, 5)
+    for bad in (1, 0, "x", True, 2.5):
+        with pytest.raises(BadInputError, match="k"):
+            check_k(bad)
+    with pytest.raises(BadInputError, match="k values"):
+        check_ks("1,2")
+    opts = AnonymizeOptions(k=3, synth="pixel", blend={"color": "mean"})
+    assert opts.blend == {"blend": "feather", "color": "mean", "forehead": 0.15, "feather": 0.06}
+    record = json.loads(json.dumps(as_record(opts)))
+    assert record["k"] == 3 and record["synth"] == "pixel" and record["blend"]["color"] == "mean"
+    assert AnonymizeOptions(method="blur", k=1).k is None  # baselines have no k
+    with pytest.raises(BadInputError, match="blurr"):
+        AnonymizeOptions(method="blurr")
+    with pytest.raises(BadInputError, match="color"):
+        AnonymizeOptions(blend={"color": "sepia"})
+    with pytest.raises(BadInputError, match="fixed-kmeans"):
+        ClusterOptions(algo="kmeans")
+    with pytest.raises(BadInputError, match="eigenfaces"):
+        EvaluateOptions(recognizers="dlib,eigenface")
+    assert EvaluateOptions(recognizers="dlib, lbp,dlib").recognizers == ("dlib", "lbp")
+
+
+def test_layout_names_every_output(tmp_path):
+    layout = RunLayout.for_out(tmp_path / "OUT")
+    assert layout.photo("a/1.jpg") == tmp_path / "OUT" / "a/1.jpg"
+    assert layout.mapping.parent == layout.run_record.parent == layout.private
+    assert layout.surrogates.parent == layout.metrics.parent == layout.public
+    assert layout.run("ksame-morph", 5) == layout.private / "runs" / "ksame-morph" / "k5"
+    assert layout.run("blur", None).name == "all"

@@ -262,6 +262,7 @@ def plot_all(table: pd.DataFrame, folder) -> list[Path]:
     paths.append(plot_quality_buckets(table, folder / "quality_buckets.png"))
     paths.append(plot_detection(table, folder / "detection.png"))
     paths.append(plot_panels(table, [("unprotected", "", "output face within 0.5 of its original (dlib)"),
+                                     ("unprotected_person", "", "within 0.5 of any photo of its person (dlib)"),
                                      ("unprotected_any", "", "within 0.5 of any original face (dlib)")],
                              folder / "unprotected.png", ylabel="share of faces", ylim=(-0.02, 1.02)))
     for metric in ("attribute_agreement", "downstream_ratio"):

@@ -278,20 +278,39 @@ def unprotected_faces(originals, anonymized, *, threshold: float = UNPROTECTED_D
     return surrogate_distances(originals, anonymized) < threshold
 
 
-def matches_any_original(anonymized, gallery, *, threshold: float = UNPROTECTED_DISTANCE, chunk: int = 1024) -> np.ndarray:
-    """Per anonymized face, whether *any* original face of the dataset lies under ``threshold``; bool (n,).
+def matches_any_original(anonymized, gallery, *, threshold: float = UNPROTECTED_DISTANCE, identities=None,
+                         gallery_identities=None, chunk: int = 1024) -> np.ndarray:
+    """Per anonymized face, whether an original face of the dataset lies under ``threshold``; bool (n,).
 
-    The detector-agnostic check of a published folder: a face that matches any
-    real face of the dataset (its own, or another person's that a surrogate
-    came too close to) identifies someone.
+    Without identities: *any* original face (the detector-agnostic check of a
+    published folder; a face that matches a real face of the dataset, its own
+    or another person's, is flagged). With ``identities`` (of the anonymized
+    faces) and ``gallery_identities``: only the same person's original faces,
+    any photo of them (the face is still recognisable as its person).
+
+    Caution: blurred faces gather near a few low-detail originals; on LFW
+    (60 people x 10 photos) 61% of blurred faces lie within 0.5 of some original,
+    of which 98% are another person's. The same-person form does not raise
+    these false alarms.
     """
     if threshold is None or not np.isfinite(threshold) or threshold <= 0:
         raise BadInputError(f"threshold={threshold!r} must be a positive distance")
     A, G = _pair(anonymized, gallery, "anonymized", "gallery")
+    if (identities is None) != (gallery_identities is None):
+        raise BadInputError("give both identities and gallery_identities, or neither")
+    if identities is not None:
+        ids, gids = np.asarray(identities), np.asarray(gallery_identities)
+        if ids.shape != (len(A),) or gids.shape != (len(G),):
+            raise BadInputError(f"identities {ids.shape} and gallery_identities {gids.shape} must match {len(A)} and {len(G)} faces")
+    out = np.zeros(len(A), bool)
     if len(G) == 0:
-        return np.zeros(len(A), bool)
-    return np.concatenate([pairwise_distances(A[lo : lo + chunk], G).min(1) < threshold for lo in range(0, len(A), chunk)]) \
-        if len(A) else np.zeros(0, bool)
+        return out
+    for lo in range(0, len(A), chunk):
+        D = pairwise_distances(A[lo : lo + chunk], G)
+        if identities is not None:
+            D = np.where(ids[lo : lo + chunk, None] == gids[None, :], D, np.inf)
+        out[lo : lo + chunk] = D.min(1) < threshold
+    return out
 
 
 # --- the method-aware attacker ----------------------------------------------------------------

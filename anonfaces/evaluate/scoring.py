@@ -81,6 +81,9 @@ def privacy_rows(ctx: _Context, method: str, k, anonymized: dict[str, np.ndarray
             anyone = protocols.matches_any_original(A[ok], G)
             rows.append(row("unprotected_any", float(anyone.mean()) if anyone.size else np.nan, None,
                             ci=interval(anyone, ids[ok])))
+            person = protocols.matches_any_original(A[ok], G, identities=ids[ok], gallery_identities=ids)
+            rows.append(row("unprotected_person", float(person.mean()) if person.size else np.nan, None,
+                            ci=interval(person, ids[ok])))
         if not probe.any():
             continue
         for metric, gallery, g_rows in (("identity_reid", G, slice(None)), ("parrot_reid", A[ok], ok)):

@@ -44,6 +44,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "method_aware_chance": ("privacy", "", "chance level of method_aware: 1 / the people it chooses among"),
     "unprotected": ("privacy", "worse", "share of output faces still their original: dlib distance to it under 0.5"),
     "unprotected_any": ("privacy", "worse", "share of output faces within dlib distance 0.5 of any original face of the dataset"),
+    "unprotected_person": ("privacy", "worse", "share of output faces within dlib distance 0.5 of any original photo of their person"),
     "threshold": ("privacy", "", "the recognizer's same-person distance (fixed or calibrated on originals)"),
     "il": ("utility", "worse", "mean recognizer distance from each original to its surrogate (IL with dlib)"),
     "ssd": ("utility", "worse", "the clustering's SSD over the original embeddings"),

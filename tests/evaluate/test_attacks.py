@@ -202,6 +202,19 @@ def test_unprotected_rate_is_one_for_originals_and_near_zero_for_blur(sample_fac
         unprotected_faces(G, B, threshold=0)
 
 
+def test_matches_any_original_by_hand():
+    gallery = np.array([[0.0], [1.0], [5.0]])
+    gallery_ids = np.array(["a", "a", "b"])
+    out = np.array([[0.9], [4.7], [2.5]])  # near a's 2nd photo; near b's photo; near nothing
+    assert matches_any_original(out, gallery).tolist() == [True, True, False]
+    # as their own person: the second face is a's, and b's photo is not a's
+    ids = np.array(["a", "a", "a"])
+    assert matches_any_original(out, gallery, identities=ids, gallery_identities=gallery_ids).tolist() == [True, False, False]
+    assert matches_any_original(out, gallery, threshold=0.05).tolist() == [False, False, False]
+    with pytest.raises(BadInputError):
+        matches_any_original(out, gallery, identities=ids)
+
+
 # --- wired into scoring ------------------------------------------------------------------------
 class _Fixed:
     threshold = 0.6
@@ -221,9 +234,10 @@ def test_privacy_rows_carry_the_new_figures_and_intervals():
     ctx = _Context("toy", enc, {"dlib": _Fixed()}, {"dlib": G}, ids, np.ones(48, bool))
     frame = to_frame(privacy_rows(ctx, "weak", 2, {"dlib": A}, np.ones(48, bool)))
     assert set(frame["metric"]) <= set(METRICS)
-    assert {"tpr_at_far", "method_aware", "method_aware_chance", "unprotected", "unprotected_any"} <= set(frame["metric"])
+    assert {"tpr_at_far", "method_aware", "method_aware_chance", "unprotected", "unprotected_any",
+            "unprotected_person"} <= set(frame["metric"])
     figures = frame[frame["metric"].isin(["ri", "closed_set", "identity_reid", "parrot_reid", "tpr_at_far", "method_aware",
-                                          "unprotected", "unprotected_any"])]
+                                          "unprotected", "unprotected_any", "unprotected_person"])]
     assert (figures["ci_low"] <= figures["value"] + 1e-12).all() and (figures["value"] <= figures["ci_high"] + 1e-12).all()
     assert frame.loc[frame["metric"].isin(["il", "threshold", "method_aware_chance"]), "ci_low"].isna().all()
     chance = frame.loc[frame["metric"] == "method_aware_chance", "value"].item()

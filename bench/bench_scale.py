@@ -13,6 +13,7 @@ peak RSS of its whole process tree, sampled every 0.1 s; see bench_cluster_commo
             faces (`pseudo_identity_labels`, average linkage on the 10-NN graph),
             then fixed-size K-Means over them (k people per cluster); the
             pseudo-identities are scored against the true synthetic people;
+``knn``     the 10-nearest-neighbour graph alone (the first step of ``people``);
 ``recall``  the nearest-neighbour index's recall of the 10 nearest neighbours on
             2,000 random faces against an exact search (1 where the search is exact).
 
@@ -216,6 +217,13 @@ def worker(task: str, n: int, store: str, args) -> dict:
         out.update(pseudo_identities=int(pseudo.max()) + 1, true_people=int(np.unique(truth).size),
                    clusters=int(units.size), min_people_per_cluster=int(units.min()),
                    **{f"pseudo_{k}": v for k, v in pairwise_scores(pseudo, truth).items()})
+    elif task == "knn":
+        from anonfaces.cluster._neighbors import knn
+
+        t, c = time.perf_counter(), time.process_time()
+        dist, idx = knn(X, 10, n_jobs=2)
+        out.update(knn_s=time.perf_counter() - t, knn_cpu_s=time.process_time() - c,
+                   edges_below_threshold=int((dist < 0.55).sum()))
     elif task == "recall":
         from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, knn
 
@@ -235,7 +243,7 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA, help="LFW encodings (.npz or store)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--tasks", nargs="+", default=["make", "kmeans", "people", "recall"],
-                    choices=["make", "kmeans", "people", "recall"])
+                    choices=["make", "kmeans", "people", "recall", "knn"])
     ap.add_argument("--people", choices=["lfw", "gaussian"], default="lfw")
     ap.add_argument("--jitter", type=float, default=0.25)
     ap.add_argument("--k", type=int, default=5)

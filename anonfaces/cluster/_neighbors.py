@@ -6,8 +6,9 @@ installed, by scikit-learn otherwise:
 - up to `EXACT_MAX_SAMPLES` points, an exact search (faiss ``IndexFlatL2``, or
   scikit-learn's brute force): the same neighbours as
   ``NearestNeighbors(n_neighbors=k).fit(X).kneighbors()``;
-- above it, with faiss, an inverted-file index (``IndexIVFFlat``: ``4 * sqrt(n)``
-  k-means cells, trained on a sample, ``nprobe`` of them searched per query),
+- above it, with faiss, an inverted-file index (``IndexIVFFlat``: ``sqrt(n)``
+  k-means cells, trained on a sample of 40 points per cell, `IVF_NPROBE` of
+  them searched per query),
   which is approximate: measured recall of the 10 nearest neighbours at 1,000,000
   faces is in docs/scaling.md. Without faiss the search stays exact (and slow).
 
@@ -28,10 +29,11 @@ logger = logging.getLogger(__name__)
 
 #: Above this many indexed points ``method="auto"`` uses an approximate IVF index (with faiss).
 EXACT_MAX_SAMPLES = 200_000
-#: IVF cells searched per query (of ``4 * sqrt(n)``).
-IVF_NPROBE = 24
-#: Training points per IVF cell (faiss asks for at least 39).
-IVF_TRAIN_PER_CELL = 50
+#: IVF cells searched per query (of ``sqrt(n)``).
+IVF_NPROBE = 10
+#: Training points per IVF cell (faiss asks for at least 39). Training costs about
+#: n_train * n_cells * d * 25 iterations, so it is kept small.
+IVF_TRAIN_PER_CELL = 40
 
 _METHODS = ("auto", "exact", "ivf")
 
@@ -120,7 +122,7 @@ def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
         if method == "exact":
             index = faiss.IndexFlatL2(d)
         else:
-            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+            nlist = max(1, min(int(math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlatL2(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
             rng = np.random.RandomState(random_state)

@@ -55,6 +55,7 @@ def knn(
     method: str = "auto",
     backend: str = "auto",
     n_jobs: int | None = None,
+    nprobe: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``X`` (n, d) to each query; ``(dist, idx)``, each of shape (m, k).
@@ -74,6 +75,9 @@ def knn(
         ``auto``: faiss when installed.
     n_jobs : int or None
         Threads (faiss) or processes (scikit-learn); None: the library's default.
+    nprobe : int or None
+        ``ivf``: cells searched per query (None: `IVF_NPROBE`); more is slower and
+        finds more of the true neighbours.
     """
     X = np.asarray(X)
     if X.ndim != 2:
@@ -101,7 +105,7 @@ def knn(
         method = "exact"
     extra = 1 if self_query else 0
     if use_faiss:
-        idx = _faiss_search(X, Q, k + extra, method, n_jobs, random_state)
+        idx = _faiss_search(X, Q, k + extra, method, n_jobs, nprobe or IVF_NPROBE, random_state)
     else:
         idx = _sklearn_search(X, Q, k + extra, n_jobs)
     if self_query:
@@ -109,7 +113,7 @@ def knn(
     return _exact_distances(X, Q, idx)
 
 
-def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
+def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state) -> np.ndarray:
     import faiss
 
     Xf = np.ascontiguousarray(X, dtype=np.float32)
@@ -130,7 +134,7 @@ def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
             train = Xf if n_train == n else Xf[np.sort(rng.choice(n, n_train, replace=False))]
             index.cp.seed = int(random_state)
             index.train(train)
-            index.nprobe = min(IVF_NPROBE, nlist)
+            index.nprobe = min(int(nprobe), nlist)
             logger.info("knn: IVF index of %d cells over %d points, nprobe=%d", nlist, n, index.nprobe)
         index.add(Xf)
         idx = np.empty((Qf.shape[0], kk), dtype=np.int64)

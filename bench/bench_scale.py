@@ -13,6 +13,7 @@ peak RSS of its whole process tree, sampled every 0.1 s; see bench_cluster_commo
             faces (`pseudo_identity_labels`, average linkage on the 10-NN graph),
             then fixed-size K-Means over them (k people per cluster); the
             pseudo-identities are scored against the true synthetic people;
+``knn``     the 10-nearest-neighbour graph alone (the first step of ``people``);
 ``recall``  the nearest-neighbour index's recall of the 10 nearest neighbours on
             2,000 random faces against an exact search (1 where the search is exact).
 
@@ -194,17 +195,19 @@ def worker(task: str, n: int, store: str, args) -> dict:
     enc, X, read_s, columns_read = _read_embeddings(store)
     out = {"read_s": read_s, "columns_read": columns_read, "faces": int(X.shape[0])}
     if task == "kmeans":
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         labels = FixedSizeKMeans(k=args.k, n_jobs=2, random_state=args.seed).fit(X).labels_
+        out["fit_cpu_s_main_process"] = time.process_time() - c  # without the leaf-solving workers
         sizes = np.bincount(labels)
         out.update(fit_s=time.perf_counter() - t, clusters=int(sizes.size), min_size=int(sizes.min()),
                    max_size=int(sizes.max()), info_loss=information_loss(X, labels))
     elif task == "people":
         from anonfaces.cluster._people import PSEUDO_PREFIX, pseudo_identity_labels
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         pseudo = pseudo_identity_labels(X, n_jobs=2)
         out["pseudo_s"] = time.perf_counter() - t
+        out["pseudo_cpu_s"] = time.process_time() - c  # one process (faiss' threads included)
         names = np.char.add(PSEUDO_PREFIX, pseudo.astype(str))
         t = time.perf_counter()
         model = FixedSizeKMeans(k=args.k, n_jobs=2, random_state=args.seed).fit(X, identities=names)
@@ -214,17 +217,28 @@ def worker(task: str, n: int, store: str, args) -> dict:
         out.update(pseudo_identities=int(pseudo.max()) + 1, true_people=int(np.unique(truth).size),
                    clusters=int(units.size), min_people_per_cluster=int(units.min()),
                    **{f"pseudo_{k}": v for k, v in pairwise_scores(pseudo, truth).items()})
+    elif task == "knn":
+        from anonfaces.cluster._neighbors import knn
+
+        t, c = time.perf_counter(), time.process_time()
+        dist, _ = knn(X, 10, n_jobs=2)
+        out.update(knn_s=time.perf_counter() - t, knn_cpu_s=time.process_time() - c,
+                   edges_below_threshold=int((dist < 0.55).sum()))
     elif task == "recall":
-        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, knn
+        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, IVF_NPROBE, knn
 
         rng = np.random.RandomState(args.seed)
         q = X[rng.choice(X.shape[0], 2000, replace=False)]
-        t = time.perf_counter()
-        _, approx = knn(X, 11, queries=q, n_jobs=2)
-        out["search_s"] = time.perf_counter() - t
-        _, exact = knn(X, 11, queries=q, method="exact", n_jobs=2)
-        hits = [len(set(a[1:]) & set(e[1:])) for a, e in zip(approx, exact)]  # column 0: the face itself
-        out.update(method="ivf" if X.shape[0] > EXACT_MAX_SAMPLES else "exact", recall_at_10=float(np.mean(hits)) / 10)
+        exact_d, exact = knn(X, 11, queries=q, method="exact", n_jobs=2)
+        near = exact_d[:, 1:] < 0.55  # the neighbours the pseudo-identity step can merge (column 0: the face itself)
+        out.update(method="ivf" if X.shape[0] > EXACT_MAX_SAMPLES else "exact", near_neighbours=int(near.sum()))
+        for nprobe in sorted({IVF_NPROBE, *args.nprobe}):
+            t = time.perf_counter()
+            _, approx = knn(X, 11, queries=q, n_jobs=2, nprobe=nprobe)
+            found = [np.isin(e[1:], a[1:]) for a, e in zip(approx, exact)]
+            out[f"nprobe_{nprobe}"] = {"search_s": time.perf_counter() - t,
+                                       "recall_at_10": float(np.mean(found)),
+                                       "recall_below_0.55": float(np.mean(np.concatenate(found)[near.ravel()]))}
     return out
 
 
@@ -233,7 +247,7 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA, help="LFW encodings (.npz or store)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--tasks", nargs="+", default=["make", "kmeans", "people", "recall"],
-                    choices=["make", "kmeans", "people", "recall"])
+                    choices=["make", "kmeans", "people", "recall", "knn"])
     ap.add_argument("--people", choices=["lfw", "gaussian"], default="lfw")
     ap.add_argument("--jitter", type=float, default=0.25)
     ap.add_argument("--k", type=int, default=5)
@@ -241,6 +255,7 @@ def main() -> None:
     ap.add_argument("--workdir", default="runs/scale", help="where the stores are written")
     ap.add_argument("--out", default=None, help="append JSON lines here")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--nprobe", type=int, nargs="*", default=[30, 100], help="recall: IVF cells searched, besides the default")
     ap.add_argument("--worker", nargs=3, metavar=("TASK", "N", "STORE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -256,7 +271,7 @@ def main() -> None:
                 shutil.rmtree(store)
             argv = worker_argv(__file__, task, str(n), store) + [
                 "--data", args.data, "--people", args.people, "--jitter", str(args.jitter), "--k", str(args.k),
-                "--seed", str(args.seed)]
+                "--seed", str(args.seed), "--nprobe", *map(str, args.nprobe)]
             row = run_measured(argv, timeout=args.timeout)
             record(args.out, {"bench": "scale", "task": task, "n": n, "people_model": args.people, "k": args.k,
                               "seed": args.seed, "loadavg_at_end": list(os.getloadavg()), **row})

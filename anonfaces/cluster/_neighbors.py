@@ -6,8 +6,9 @@ installed, by scikit-learn otherwise:
 - up to `EXACT_MAX_SAMPLES` points, an exact search (faiss ``IndexFlatL2``, or
   scikit-learn's brute force): the same neighbours as
   ``NearestNeighbors(n_neighbors=k).fit(X).kneighbors()``;
-- above it, with faiss, an inverted-file index (``IndexIVFFlat``: ``4 * sqrt(n)``
-  k-means cells, trained on a sample, ``nprobe`` of them searched per query),
+- above it, with faiss, an inverted-file index (``IndexIVFFlat``: ``sqrt(n)``
+  k-means cells, trained on a sample of 40 points per cell, `IVF_NPROBE` of
+  them searched per query),
   which is approximate: measured recall of the 10 nearest neighbours at 1,000,000
   faces is in docs/scaling.md. Without faiss the search stays exact (and slow).
 
@@ -28,10 +29,15 @@ logger = logging.getLogger(__name__)
 
 #: Above this many indexed points ``method="auto"`` uses an approximate IVF index (with faiss).
 EXACT_MAX_SAMPLES = 200_000
-#: IVF cells searched per query (of ``4 * sqrt(n)``).
-IVF_NPROBE = 24
-#: Training points per IVF cell (faiss asks for at least 39).
-IVF_TRAIN_PER_CELL = 50
+#: IVF cells searched per query (of ``sqrt(n)``). On 1,000,000 synthetic faces
+#: (bench/bench_scale.py, 1,000 cells) 10 / 30 / 100 probes found 76 / 89 / 98 % of
+#: the neighbours nearer than 0.55 (the ones pseudo-identities can merge) and
+#: 64 / 82 / 96 % of all 10 nearest; a missed neighbour can split a person, so 100.
+#: The search time grows with it: 364 CPU s for the 10-NN graph of 1,000,000 faces at 10.
+IVF_NPROBE = 100
+#: Training points per IVF cell (faiss asks for at least 39). Training costs about
+#: n_train * n_cells * d * 25 iterations, so it is kept small.
+IVF_TRAIN_PER_CELL = 40
 
 _METHODS = ("auto", "exact", "ivf")
 
@@ -53,6 +59,7 @@ def knn(
     method: str = "auto",
     backend: str = "auto",
     n_jobs: int | None = None,
+    nprobe: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``X`` (n, d) to each query; ``(dist, idx)``, each of shape (m, k).
@@ -72,6 +79,9 @@ def knn(
         ``auto``: faiss when installed.
     n_jobs : int or None
         Threads (faiss) or processes (scikit-learn); None: the library's default.
+    nprobe : int or None
+        ``ivf``: cells searched per query (None: `IVF_NPROBE`); more is slower and
+        finds more of the true neighbours.
     """
     X = np.asarray(X)
     if X.ndim != 2:
@@ -99,7 +109,7 @@ def knn(
         method = "exact"
     extra = 1 if self_query else 0
     if use_faiss:
-        idx = _faiss_search(X, Q, k + extra, method, n_jobs, random_state)
+        idx = _faiss_search(X, Q, k + extra, method, n_jobs, nprobe or IVF_NPROBE, random_state)
     else:
         idx = _sklearn_search(X, Q, k + extra, n_jobs)
     if self_query:
@@ -107,7 +117,7 @@ def knn(
     return _exact_distances(X, Q, idx)
 
 
-def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
+def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state) -> np.ndarray:
     import faiss
 
     Xf = np.ascontiguousarray(X, dtype=np.float32)
@@ -120,7 +130,7 @@ def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
         if method == "exact":
             index = faiss.IndexFlatL2(d)
         else:
-            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+            nlist = max(1, min(int(math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlatL2(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
             rng = np.random.RandomState(random_state)
@@ -128,7 +138,7 @@ def _faiss_search(X, Q, kk, method, n_jobs, random_state) -> np.ndarray:
             train = Xf if n_train == n else Xf[np.sort(rng.choice(n, n_train, replace=False))]
             index.cp.seed = int(random_state)
             index.train(train)
-            index.nprobe = min(IVF_NPROBE, nlist)
+            index.nprobe = min(int(nprobe), nlist)
             logger.info("knn: IVF index of %d cells over %d points, nprobe=%d", nlist, n, index.nprobe)
         index.add(Xf)
         idx = np.empty((Qf.shape[0], kk), dtype=np.int64)

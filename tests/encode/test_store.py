@@ -9,17 +9,17 @@ from click.testing import CliRunner
 
 pytest.importorskip("pyarrow", reason="the encodings store needs pyarrow (pip install 'anonfaces[scale]')")
 
-import anonfaces  # noqa: E402
-from anonfaces.cli import main  # noqa: E402
-from anonfaces.encode import Encodings  # noqa: E402
-from anonfaces.encode.store import (  # noqa: E402
+import anonfaces
+from anonfaces.cli import main
+from anonfaces.encode import Encodings
+from anonfaces.encode.store import (
     EncodingsStore,
     StoreEncodings,
     content_key,
     load_store,
     save_store,
 )
-from anonfaces.errors import BadInputError, FileFormatError  # noqa: E402
+from anonfaces.errors import BadInputError, FileFormatError
 
 STORE_ONLY_META = {"store", "store_problems"}
 

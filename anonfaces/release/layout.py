@@ -22,11 +22,14 @@ The same rule holds for evaluation: files that hold paths or embeddings
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.atomic import atomic_open, atomic_write_bytes
 from anonfaces.utils.images import IMAGE_SUFFIXES
 
 PRIVATE_SUFFIX = ".private"
@@ -127,3 +130,81 @@ def list_files(root: str | os.PathLike) -> list[str]:
         dirnames.sort()
         found += [Path(dirpath, name).relative_to(root).as_posix() for name in filenames]
     return sorted(found)
+
+
+def prepare_release(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
+                    dataset: str | os.PathLike | None = None, names: str = "hash",
+                    key_file: str | os.PathLike | None = None, no_face: str = "skip",
+                    overwrite: bool = False) -> tuple[ReleaseLayout, bytes | None]:
+    """Check the settings and the folders of a run; returns its `ReleaseLayout` and naming key.
+
+    Refuses a private folder that holds an earlier run unless ``overwrite``; with
+    ``overwrite``, removes what that run wrote to OUT (`remove_earlier_outputs`).
+    Creates the private folder, and the key (``release.key``) when ``names="hash"``
+    and no ``key_file`` is given. The key is None for ``names="keep"``.
+    """
+    from anonfaces.release.naming import NAMING_MODES, load_or_create_key, read_key
+    from anonfaces.release.nofaces import check_no_face_policy
+
+    if names not in NAMING_MODES:
+        raise BadInputError(f"names={names!r} must be one of {', '.join(NAMING_MODES)}")
+    check_no_face_policy(no_face)
+    layout = check_layout(out, private, dataset=dataset)
+    if not overwrite and any((layout.private / n).exists() for n in (MAPPING_FILE, RUN_FILE, FILES_FILE)):
+        raise BadInputError(f"--private {layout.private} holds an earlier run; choose a new folder or pass --overwrite")
+    if overwrite:
+        remove_earlier_outputs(layout)
+    layout.private.mkdir(parents=True, exist_ok=True)
+    key = None
+    if names == "hash":
+        key = read_key(key_file) if key_file is not None else load_or_create_key(layout.key_path)[0]
+    return layout, key
+
+
+def remove_earlier_outputs(layout: ReleaseLayout) -> None:
+    """Remove the photos an earlier run wrote to OUT (as its ``files.csv`` lists them) and its shared
+    surrogates, so that nothing a new run holds back, or names differently, is left behind in OUT."""
+    out = layout.out.resolve()
+    if layout.files_path.is_file():
+        with open(layout.files_path, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if not row.get("output"):
+                    continue
+                target = (layout.out / row["output"]).resolve()
+                if out in target.parents and target.is_file():
+                    target.unlink()
+    if layout.shared_surrogates.is_dir():
+        shutil.rmtree(layout.shared_surrogates)
+
+
+def share_surrogates(layout: ReleaseLayout, clusters) -> None:
+    """Copy the surrogates of ``clusters`` (made in the private folder) into ``OUT/surrogates``."""
+    for c in sorted(clusters):
+        atomic_write_bytes(layout.shared_surrogates / f"{c}.png", (layout.work_surrogates / f"{c}.png").read_bytes())
+
+
+FILES_COLUMNS = ("path", "output", "status")
+_STATUS = {
+    "unprotected": {"skip": "held back: face left unprotected", "copy": "face left unprotected, written",
+                    "blur": "face left unprotected, blurred"},
+    "no_face": {"skip": "held back: no face found", "copy": "no face found, copied", "blur": "no face found, blurred"},
+}
+
+
+def write_files_csv(path: str | os.PathLike, images: list[str], outputs: dict[str, str], *, no_face=(),
+                    unprotected=(), unreadable=(), policy: str = "skip") -> None:
+    """``files.csv``: one row per input photo, with its output name ('' when not written) and what happened to it."""
+    faceless, flagged, bad = set(no_face), set(unprotected), set(unreadable)
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FILES_COLUMNS)
+        for rel in images:
+            if rel in bad:
+                status = "unreadable"
+            elif rel in flagged:
+                status = _STATUS["unprotected"][policy]
+            elif rel in faceless:
+                status = _STATUS["no_face"][policy]
+            else:
+                status = "anonymized"
+            w.writerow([rel, outputs.get(rel, ""), status])

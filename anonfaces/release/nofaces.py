@@ -361,3 +361,32 @@ def original_dlib_embeddings(root: str | os.PathLike, enc, *, max_pixels: int = 
         _WORKER.clear()
         _WORKER.update(saved)
     return out
+
+
+def safety_net(root: str | os.PathLike, out: str | os.PathLike, enc, outputs: dict[str, str], *, policy: str = "skip",
+               threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False,
+               quality: int = 95) -> SafetyNetReport:
+    """The safety net of a finished run: `find_unprotected` on every output, then ``policy`` on the photos it flags.
+
+    ``enc`` holds the run's original faces (photos under ``root``); ``outputs`` maps
+    dataset paths (and ``surrogates/<c>.png``) to what was written under ``out``.
+    Flagged photos are deleted (``skip``), blurred whole (``blur``) or left (``copy``).
+    """
+    from anonfaces.utils.images import write_image
+
+    check_no_face_policy(policy)
+    out = Path(out)
+    reference = original_dlib_embeddings(root, enc)
+    replaced = {o: enc.boxes_ltrb[enc.paths == rel] for rel, o in outputs.items() if not rel.startswith("surrogates/")}
+    net = find_unprotected(out, sorted(outputs.values()), reference, enc.paths, threshold=threshold,
+                           detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
+                           replaced=replaced)
+    for photo in net.photos:
+        if policy == "skip":
+            (out / photo).unlink()
+        elif policy == "blur":
+            write_image(out / photo, blur_all(read_image(out / photo)), quality=quality)
+    if net.unprotected:
+        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f) or were not "
+                    "anonymized; no_face=%s", len(net.unprotected), len(net.photos), threshold, policy)
+    return net

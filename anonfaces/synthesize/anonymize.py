@@ -459,8 +459,10 @@ def anonymize_dataset(
     out = Path(out)
     check_out_dir(root, out, overwrite=overwrite)
     policy = no_face  # the --no-face rule; `no_face` below is the list of photos without a face
-    layout, key = _release_setup(root, out, private, names=names, key_file=key_file, no_face=no_face,
-                                 overwrite=overwrite)
+    from anonfaces.release.layout import prepare_release
+
+    layout, key = prepare_release(out, private, dataset=root, names=names, key_file=key_file, no_face=policy,
+                                  overwrite=overwrite)
     jobs = check_jobs(jobs)
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64):
         raise BadInputError(f"size={size!r} must be None or an integer >= 64")
@@ -572,15 +574,19 @@ def anonymize_dataset(
     if unreadable and any(p in by_photo for p, _ in unreadable):
         raise BadInputError("photos with faces could not be read again: " + "; ".join(f"{p}: {r}" for p, r in unreadable[:3]))
     if surrogates and method == KSAME:
-        _share_surrogates(layout, sur_landmarks)
+        from anonfaces.release.layout import share_surrogates
+
+        share_surrogates(layout, sur_landmarks)
         outputs.update({f"surrogates/{c}.png": f"surrogates/{c}.png" for c in sur_landmarks})
 
     # 5. safety net: the sensitive detector on every output ---------------------------------------
     net = None
     if safety_net and outputs:
         t = time.perf_counter()
-        net = _safety_net(root, out, enc, outputs, no_face=policy, threshold=match_threshold,
-                          upsample=sensitive_upsample, jobs=jobs, progress=progress, quality=quality)
+        from anonfaces.release.nofaces import safety_net as run_safety_net
+
+        net = run_safety_net(root, out, enc, outputs, policy=policy, threshold=match_threshold,
+                             upsample=sensitive_upsample, jobs=jobs, progress=progress, quality=quality)
         seconds["safety_net"] = time.perf_counter() - t
     back = {v: k for k, v in outputs.items()}
     unprotected_sources = sorted({back[u.path] for u in net.unprotected}) if net is not None else []
@@ -591,8 +597,10 @@ def anonymize_dataset(
                        + [(p, "a face left unprotected in the output") for p in unprotected_sources if p not in outputs])
 
     _write_mapping(layout.mapping_path, enc, labels, units=units, outputs=outputs)
-    _write_files(layout.files_path, images, out_names, outputs, no_face=no_face, unprotected=unprotected_sources,
-                 unreadable=unreadable, policy=policy)
+    from anonfaces.release.layout import write_files_csv
+
+    write_files_csv(layout.files_path, images, outputs, no_face=[p for p, _ in no_face], unprotected=unprotected_sources,
+                    unreadable=[p for p, _ in unreadable], policy=policy)
     seconds["total"] = time.perf_counter() - t_start
     report = AnonymizeReport(out=out, method=method, synth=(synthesizer_settings(synthesizer).get("name") if synthesizer is not None else None),
                              k=k_checked, n_images=len(images), n_faces=n_faces,
@@ -801,99 +809,6 @@ def _write_mapping(path: Path, enc, labels: np.ndarray, *, units=None, outputs: 
             box = [f"{v:.1f}" for v in enc.boxes_ltrb[i].tolist()]
             unit = "" if units is None else str(units[i])
             w.writerow([enc.paths[i], int(enc.face_index[i]), int(labels[i]), *box, outputs.get(str(enc.paths[i]), ""), unit])
-
-
-FILES_COLUMNS = ("path", "output", "status")
-
-
-def _write_files(path: Path, images, out_names, outputs, *, no_face, unprotected, unreadable, policy) -> None:
-    """One row per input photo: where it went and why (``files.csv`` in the private folder)."""
-    faceless = {p for p, _ in no_face}
-    flagged = set(unprotected)
-    bad = {p for p, _ in unreadable}
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(FILES_COLUMNS)
-        for rel in images:
-            if rel in bad:
-                status = "unreadable"
-            elif rel in flagged:
-                status = {"skip": "held back: face left unprotected", "copy": "face left unprotected, written",
-                          "blur": "face left unprotected, blurred"}[policy]
-            elif rel in faceless:
-                status = {"skip": "held back: no face found", "copy": "no face found, copied",
-                          "blur": "no face found, blurred"}[policy]
-            else:
-                status = "anonymized"
-            w.writerow([rel, outputs.get(rel, ""), status])
-
-
-def _release_setup(root: Path, out: Path, private, *, names, key_file, no_face, overwrite):
-    """The run's `ReleaseLayout` (checked) and naming key (None for ``names="keep"``)."""
-    from anonfaces.release.layout import check_layout
-    from anonfaces.release.naming import NAMING_MODES, load_or_create_key, read_key
-    from anonfaces.release.nofaces import check_no_face_policy
-
-    if names not in NAMING_MODES:
-        raise BadInputError(f"names={names!r} must be one of {', '.join(NAMING_MODES)}")
-    check_no_face_policy(no_face)
-    layout = check_layout(out, private, dataset=root)
-    if not overwrite and any((layout.private / n).exists() for n in ("mapping.csv", "run.json", "files.csv")):
-        raise BadInputError(f"--private {layout.private} holds an earlier run; choose a new folder or pass --overwrite")
-    if overwrite:
-        _remove_earlier_outputs(layout)
-    layout.private.mkdir(parents=True, exist_ok=True)
-    key = None
-    if names == "hash":
-        key = read_key(key_file) if key_file is not None else load_or_create_key(layout.key_path)[0]
-    return layout, key
-
-
-def _remove_earlier_outputs(layout) -> None:
-    """Before a run over an earlier one: remove the photos it wrote to OUT (as its files.csv lists them) and its
-    shared surrogates, so that nothing this run holds back, or names differently, is left behind in OUT."""
-    files = layout.files_path
-    if files.is_file():
-        with open(files, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                target = (layout.out / row.get("output", "")).resolve() if row.get("output") else None
-                if target is not None and layout.out.resolve() in target.parents and target.is_file():
-                    target.unlink()
-    if layout.shared_surrogates.is_dir():
-        shutil.rmtree(layout.shared_surrogates)
-
-
-def _share_surrogates(layout, clusters) -> None:
-    """Copy the surrogates (made in the private folder) into OUT/surrogates."""
-    from anonfaces.utils.atomic import atomic_write_bytes
-
-    for c in sorted(clusters):
-        atomic_write_bytes(layout.shared_surrogates / f"{c}.png", (layout.work_surrogates / f"{c}.png").read_bytes())
-
-
-def _safety_net(root, out, enc, outputs, *, no_face, threshold, upsample, jobs, progress, quality):
-    """Sensitive detector on every output; photos with a face still recognisable follow the ``no_face`` rule."""
-    from anonfaces.detect.sensitive import SensitiveDetector
-    from anonfaces.release.nofaces import (
-        apply_no_face_policy,
-        find_unprotected,
-        original_dlib_embeddings,
-    )
-
-    reference = original_dlib_embeddings(root, enc)
-    replaced = {o: enc.boxes_ltrb[enc.paths == rel] for rel, o in outputs.items() if not rel.startswith("surrogates/")}
-    net = find_unprotected(out, sorted(outputs.values()), reference, enc.paths, threshold=threshold,
-                           detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
-                           replaced=replaced)
-    for photo in net.photos:
-        if no_face == "skip":
-            (out / photo).unlink()
-        elif no_face == "blur":
-            write_image(out / photo, apply_no_face_policy(read_image(out / photo), "blur"), quality=quality)
-    if net.unprotected:
-        log.warning("safety net: %d faces in %d output photos still match an original face (< %.2f) or were not "
-                    "anonymized; no_face=%s", len(net.unprotected), len(net.photos), threshold, no_face)
-    return net
 
 
 def read_mapping(path) -> list[dict]:

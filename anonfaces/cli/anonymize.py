@@ -126,8 +126,8 @@ def command(dataset, out, k, method, algo, synth, encoder, encodings_path, save_
     click.echo(f"anonymize: {report.summary()}")
     click.echo(f"shareable: {out}   private (never share; mapping, privacy check, run record, key): {report.private}")
     if report.held_back:
-        click.echo(f"{len(report.held_back)} photos held back, not written (no face found, or a face still "
-                   f"recognisable; listed in {report.run_path}; --no-face copy|blur to write them)")
+        click.echo(f"{len(report.held_back)} photos held back, not written (no face found, or a face left "
+                   f"unprotected; listed in {report.run_path}; --no-face copy|blur to write them)")
     if report.unprotected and no_face == "copy":
         click.echo(f"WARNING: {len(report.unprotected)} faces in the outputs still match an original face or were not "
                    f"anonymized (written because of --no-face copy; listed in {report.run_path})")

@@ -371,7 +371,8 @@ def _safety_net(root, layout: RunLayout, encodings, outputs: dict, options: Anon
                 if not rel.startswith("surrogates/")}
     net = find_unprotected(layout.public, sorted(outputs.values()), reference, encodings.paths,
                            threshold=options.match_threshold, detector=SensitiveDetector(upsample=options.sensitive_upsample),
-                           pool=pool, replaced=replaced)
+                           pool=pool, replaced=replaced,
+                           sources={o: rel for rel, o in outputs.items() if not rel.startswith("surrogates/")})
     for photo in net.photos:
         if options.no_face == "skip":
             (layout.public / photo).unlink()

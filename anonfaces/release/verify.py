@@ -176,13 +176,13 @@ def check_clusters(rows: list[dict], k: int) -> list[Finding]:
 
 def check_faces(out: Path, photos: list[str], reference: np.ndarray, reference_paths, *,
                 threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False,
-                replaced: dict | None = None) -> list[Finding]:
+                replaced: dict | None = None, sources: dict | None = None) -> list[Finding]:
     from anonfaces.detect.sensitive import SensitiveDetector
     from anonfaces.release.nofaces import find_unprotected
 
     report = find_unprotected(out, photos, reference, reference_paths, threshold=threshold,
                               detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
-                              desc="verify faces", replaced=replaced)
+                              desc="verify faces", replaced=replaced, sources=sources)
     findings = [Finding("face", u.path, f"face {u.face} at {[round(v) for v in u.box_ltrb]} "
                                         + (f"is still recognisable: distance {u.distance:.3f} < {threshold} to an original face"
                                            if u.kind == "match" else "was never anonymized (no face was replaced there)"))
@@ -303,6 +303,13 @@ def _replaced_boxes(private: Path) -> dict[str, np.ndarray] | None:
     return {o: np.asarray(b, np.float64).reshape(-1, 4) for o, b in boxes.items()}
 
 
+def _sources(private: Path) -> dict[str, str] | None:
+    """Output photo -> the dataset photo it was made from (the private mapping.csv), or None without one."""
+    if not (private / MAPPING_FILE).is_file():
+        return None
+    return {r["output"]: r["path"] for r in _read_csv(private / MAPPING_FILE) if r.get("output")}
+
+
 def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked):
     from anonfaces.encode import Encodings
     from anonfaces.release.layout import ENCODINGS_FILE
@@ -318,5 +325,5 @@ def _faces(report, out, private, photos, settings, dataset, *, threshold, upsamp
         return
     reference = original_dlib_embeddings(dataset, enc) if enc.encoder.get("name", "dlib") != "dlib" else enc.embeddings
     report.findings += check_faces(out, photos, reference, enc.paths, threshold=threshold, upsample=upsample, jobs=jobs,
-                                   progress=progress, replaced=_replaced_boxes(private))
+                                   progress=progress, replaced=_replaced_boxes(private), sources=_sources(private))
     report.checked["face"] = len(photos)

@@ -196,3 +196,20 @@ def test_second_pass_faces_join_the_nearest_cluster_of_a_given_clustering(releas
     with open(report.private / "mapping.csv", newline="") as fh:
         got = [int(r["cluster"]) for r in csv.DictReader(fh) if r["path"] == dropped]
     assert got == expected.tolist()
+
+
+def test_with_sources_only_the_persons_own_photos_count_as_a_match(release_data, tmp_path):
+    """A face near some other person's photo is not a re-identification; near the person's own photo it is."""
+    from anonfaces.encode import Encodings
+
+    root, enc_path, _, _ = release_data
+    enc = Encodings.load(enc_path)
+    rel = enc.paths[0]
+    write_image(tmp_path / "kept.jpg", read_image(root / rel))
+    own = find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings, enc.paths, sources={"kept.jpg": rel})
+    assert [u.kind for u in own.unprotected] == ["match"] and own.unprotected[0].original == rel
+    # the same face said to come from another person's photo: matching against that person's photos only
+    other = next(p for p in enc.paths.tolist() if p.split("/")[0] != rel.split("/")[0])
+    assert find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings, enc.paths, sources={"kept.jpg": other}).unprotected == []
+    # without sources, any original face counts (the face is its own original: a match)
+    assert [u.kind for u in find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings, enc.paths).unprotected] == ["match"]

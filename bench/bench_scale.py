@@ -93,6 +93,8 @@ def run_measured(argv: list[str], timeout: float | None = None) -> dict:
         out, err = proc.communicate(timeout=timeout)
         status = "ok" if proc.returncode == 0 else f"failed ({proc.returncode}): {(err.strip().splitlines() or [''])[-1]}"
     except subprocess.TimeoutExpired:
+        for child in psutil.Process(proc.pid).children(recursive=True):  # joblib's workers hold the pipes
+            child.kill()
         proc.kill()
         out, err = proc.communicate()
         status = "timeout"

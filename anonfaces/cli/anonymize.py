@@ -56,8 +56,8 @@ load_optional_synthesizers()
 @click.option("--algo", type=click.Choice(CLUSTERERS.names()), default="fixed-kmeans", show_default=True, help="Clusterer.")
 @click.option("--synth", type=click.Choice(SYNTHESIZERS.names()), default="morph", show_default=True, help="Synthesizer.")
 @click.option("--encoder", type=click.Choice(ENCODERS.names()), default="dlib", show_default=True)
-@click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Reuse this encodings file of the dataset instead of encoding again.")
+@click.option("--encodings", "encodings_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Reuse this encodings file (or encodings store folder) of the dataset instead of encoding again.")
 @click.option("--save-encodings", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also keep the encodings here (they are always saved in the private folder; keep them out of OUT).")
 @click.option("--clusters", "clusters_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,

@@ -70,8 +70,8 @@ def _methods(ctx, param, value):
 @click.option("--onnx-model", type=click.Path(dir_okay=False, exists=True), default=None, help="ONNX embedding model for the onnx attacker.")
 @click.option("--onnx-param", "onnx_params", multiple=True, metavar="NAME=VALUE",
               help="Setting of the onnx attacker (mean, std, color, threshold, ...), repeatable.")
-@click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="dlib encodings of the dataset to reuse (sweep default: made once and cached in OUT/cache; "
+@click.option("--encodings", "encodings_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="dlib encodings (file or store folder) of the dataset to reuse (sweep default: made once and cached in OUT/cache; "
                    "--run default: the file the run's run.json names).")
 @click.option("--anonymize-param", "anonymize_params", multiple=True, metavar="NAME=VALUE",
               help="Sweep: setting of every anonymization (shape=member, region=inner, color=lab, privacy_check=false, "

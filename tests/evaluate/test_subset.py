@@ -140,7 +140,7 @@ def test_script_has_the_same_options():
 
 
 def test_run_record_names_the_subset(tree, tmp_path, monkeypatch):
-    """The sweep links the subset into OUT/cache and records the rule, without running any model."""
+    """The sweep links the subset into OUT.private/cache and records the rule, without running any model."""
     from anonfaces.pipeline import sweep
 
     class Stop(Exception):
@@ -155,6 +155,6 @@ def test_run_record_names_the_subset(tree, tmp_path, monkeypatch):
         sweep.evaluate_dataset(tree, out, subset={"people": 3, "photos_per_person": 2, "min_photos": 10}, methods="blur",
                                recognizers=["dlib"], progress=False)
     root = Path(info.value.args[0])
-    assert root == out / "cache" / "subset" / "data"
+    assert root == out.with_name("results.private") / "cache" / "subset" / "data"  # the links name people: private
     assert list_images(root) == DatasetSubset(people=3, photos_per_person=2, min_photos=10).select(tree)
     # the record itself (run.json, metrics' dataset column) is checked on real photos in test_sweep.py

@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     ab.add_argument("--checkouts", required=True, help="two checkout folders, comma-separated (A,B)")
     ab.add_argument("--out", type=Path, required=True, help="folder for A/ and B/ (each a sweep's OUT)")
     ab.add_argument("--record", type=Path, default=None, help="append one JSON line here")
+    ab.add_argument("--b-args", default="", help="options added to B's sweep only, one string split at spaces (e.g. "
+                    "the old anonymization settings of a newer checkout: '--anonymize-param shape=member ...')")
     st = sub.add_parser("stages", help="the stage table of one run.json")
     st.add_argument("run_json", type=Path)
     cmp_ = sub.add_parser("compare", help="compare two metrics.csv")
@@ -123,7 +125,7 @@ def main(argv=None) -> int:
     wall, tables = {}, {}
     for name, checkout in zip("AB", checkouts):
         out = args.out / name
-        wall[name] = run_sweep(checkout, out, sweep_args)
+        wall[name] = run_sweep(checkout, out, sweep_args + (args.b_args.split() if name == "B" else []))
         record = out.with_name(out.name + ".private") / "run.json"  # since the private folder (issue 13)
         tables[f"{name}: {checkout}"] = {**stages(record if record.is_file() else out / "run.json"), "wall clock": wall[name]}
     result = compare(args.out / "A" / "metrics.csv", args.out / "B" / "metrics.csv")

@@ -67,13 +67,16 @@ def make_set(n: int, *, data: str = DEFAULT_DATA, seed: int = 0):
 
 
 def run_measured(argv: list[str], timeout: float | None = None) -> dict:
-    """Run ``argv`` (a worker printing one JSON line last); add wall seconds and peak RSS of its process tree."""
+    """Run a worker (last stdout line: JSON); add wall seconds, peak RSS and CPU seconds of its process tree.
+
+    CPU seconds (user + system, summed over the tree's processes, sampled every
+    0.1 s) do not depend on how loaded the shared machine is, unlike wall time.
+    """
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
-    stop = threading.Event()
+    peak, cpu, stop = [0], {}, threading.Event()
 
     def watch():
         try:
@@ -82,35 +85,39 @@ def run_measured(argv: list[str], timeout: float | None = None) -> dict:
             return
         while not stop.is_set():
             try:
-                procs = [root] + root.children(recursive=True)
-                rss = 0
-                for p in procs:
-                    try:
-                        rss += p.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-                peak[0] = max(peak[0], rss)
+                tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
+            rss = 0
+            for p in tree:
+                try:
+                    with p.oneshot():
+                        rss += p.memory_info().rss
+                        t = p.cpu_times()
+                        cpu[p.pid] = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            peak[0] = max(peak[0], rss)
             time.sleep(0.1)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
         out, err = proc.communicate(timeout=timeout)
+        status = "ok" if proc.returncode == 0 else f"failed ({proc.returncode}): {(err.strip().splitlines() or [''])[-1]}"
     except subprocess.TimeoutExpired:
+        for child in psutil.Process(proc.pid).children(recursive=True):  # joblib's workers hold the pipes
+            child.kill()
         proc.kill()
         out, err = proc.communicate()
-        stop.set()
-        return {"status": "timeout", "wall_s": time.perf_counter() - start, "peak_rss_gb": peak[0] / 2**30}
+        status = "timeout"
     stop.set()
     thread.join()
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        return {"status": f"failed ({proc.returncode}): {err.strip().splitlines()[-1] if err.strip() else ''}", "wall_s": wall, "peak_rss_gb": peak[0] / 2**30}
-    result = json.loads(out.strip().splitlines()[-1])
-    result.update(status="ok", wall_s=wall, peak_rss_gb=peak[0] / 2**30)
-    return result
+    row = {"status": status, "wall_s": time.perf_counter() - start, "peak_rss_gb": peak[0] / 2**30,
+           "cpu_s": sum(cpu.values())}
+    if status == "ok":
+        row.update(json.loads(out.strip().splitlines()[-1]))
+    return row
 
 
 def record(path: str | None, row: dict) -> None:

@@ -45,66 +45,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster_common import DEFAULT_DATA, load_lfw, record, worker_argv
+from bench_cluster_common import (
+    DEFAULT_DATA,
+    load_lfw,
+    record,
+    run_measured,
+    worker_argv,
+)
 
 SHARD_ROWS = 100_000
-
-
-def run_measured(argv: list[str], timeout: float | None = None) -> dict:
-    """Run a worker (last stdout line: JSON); add wall seconds, peak RSS and CPU seconds of its process tree.
-
-    CPU seconds (user + system, summed over the tree's processes, sampled every
-    0.1 s) do not depend on how loaded the shared machine is, unlike wall time.
-    """
-    import subprocess
-    import threading
-
-    import psutil
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, cpu, stop = [0], {}, threading.Event()
-
-    def watch():
-        try:
-            root = psutil.Process(proc.pid)
-        except psutil.NoSuchProcess:
-            return
-        while not stop.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            rss = 0
-            for p in tree:
-                try:
-                    with p.oneshot():
-                        rss += p.memory_info().rss
-                        t = p.cpu_times()
-                        cpu[p.pid] = t.user + t.system
-                except psutil.NoSuchProcess:
-                    pass
-            peak[0] = max(peak[0], rss)
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        status = "ok" if proc.returncode == 0 else f"failed ({proc.returncode}): {(err.strip().splitlines() or [''])[-1]}"
-    except subprocess.TimeoutExpired:
-        for child in psutil.Process(proc.pid).children(recursive=True):  # joblib's workers hold the pipes
-            child.kill()
-        proc.kill()
-        out, err = proc.communicate()
-        status = "timeout"
-    stop.set()
-    thread.join()
-    row = {"status": status, "wall_s": time.perf_counter() - start, "peak_rss_gb": peak[0] / 2**30,
-           "cpu_s": sum(cpu.values())}
-    if status == "ok":
-        row.update(json.loads(out.strip().splitlines()[-1]))
-    return row
 
 
 # --- the synthetic faces ---------------------------------------------------------------------

@@ -108,7 +108,7 @@ def utility_rows(ctx: _Context, method: str, k, meas: Measurements, anonymized: 
     if clustering is not None:
         from anonfaces.cluster import metrics as cm
 
-        labels = _labels_for(ctx.enc, clustering)
+        labels = np.asarray(clustering.aligned_to(ctx.enc.paths, ctx.enc.face_index).labels, np.int64)
         rows.append(make_row(name, method, k, "ssd", cm.ssd(ctx.enc.embeddings, labels), n=len(labels)))
         rows.append(make_row(name, method, k, "clusters", int(np.unique(labels).size), n=len(labels)))
     if np.isfinite(meas.ssim).any():
@@ -145,8 +145,3 @@ def _attribute_rows(ctx: _Context, method, k, A: np.ndarray, readable: np.ndarra
         rows.append(make_row(ctx.dataset_name, method, k, "downstream_accuracy", down["accuracy_anonymized_train"], **base))
         rows.append(make_row(ctx.dataset_name, method, k, "downstream_ratio", down["ratio"], **base))
     return rows
-
-
-def _labels_for(enc, clustering) -> np.ndarray:
-    index = {(p, int(f)): int(c) for p, f, c in zip(clustering.paths.tolist(), clustering.face_index.tolist(), clustering.labels.tolist())}
-    return np.array([index[(p, int(f))] for p, f in zip(enc.paths.tolist(), enc.face_index.tolist())], np.int64)

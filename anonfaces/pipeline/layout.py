@@ -18,6 +18,14 @@ from pathlib import Path
 from anonfaces.errors import BadInputError
 
 PRIVATE_SUFFIX = ".private"
+#: The private folder's files (also what `anonfaces verify` refuses to see in OUT).
+MAPPING_FILE = "mapping.csv"
+FILES_FILE = "files.csv"
+RUN_FILE = "run.json"
+ENCODINGS_FILE = "encodings.npz"
+KEY_FILE = "release.key"
+PRIVACY_FILE = "privacy.csv"
+SURROGATES_DIR = "surrogates"
 
 
 def default_private_dir(out: str | os.PathLike) -> Path:
@@ -63,27 +71,27 @@ class RunLayout:
     @property
     def surrogates(self) -> Path:
         """The surrogates as made (private); copied to `shared_surrogates` only when asked for."""
-        return self.private / "surrogates"
+        return self.private / SURROGATES_DIR
 
     @property
     def shared_surrogates(self) -> Path:
-        return self.public / "surrogates"
+        return self.public / SURROGATES_DIR
 
     @property
     def mapping(self) -> Path:
-        return self.private / "mapping.csv"
+        return self.private / MAPPING_FILE
 
     @property
     def files(self) -> Path:
-        return self.private / "files.csv"
+        return self.private / FILES_FILE
 
     @property
     def encodings(self) -> Path:
-        return self.private / "encodings.npz"
+        return self.private / ENCODINGS_FILE
 
     @property
     def key_file(self) -> Path:
-        return self.private / "release.key"
+        return self.private / KEY_FILE
 
     # the names `anonfaces.release` reads them by
     mapping_path = mapping
@@ -102,11 +110,11 @@ class RunLayout:
 
     @property
     def privacy(self) -> Path:
-        return self.private / "privacy.csv"
+        return self.private / PRIVACY_FILE
 
     @property
     def run_record(self) -> Path:
-        return self.private / "run.json"
+        return self.private / RUN_FILE
 
     # evaluate -----------------------------------------------------------------------------------
     @property

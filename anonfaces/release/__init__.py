@@ -6,7 +6,7 @@
 * `verify`: re-check a finished output folder before sharing it.
 """
 
-from anonfaces.release.layout import ReleaseLayout, check_layout, default_private_dir
+from anonfaces.release.layout import check_layout, default_private_dir
 from anonfaces.release.naming import (
     NAMING_MODES,
     hashed_stem,
@@ -35,7 +35,6 @@ __all__ = [
     "NAMING_MODES",
     "NO_FACE_POLICIES",
     "Finding",
-    "ReleaseLayout",
     "VerifyReport",
     "apply_no_face_policy",
     "blur_all",

@@ -25,30 +25,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from anonfaces.pipeline.layout import (  # noqa: F401
+from anonfaces.pipeline.layout import (  # noqa: F401  (the file names are defined once, with the run layout)
+    ENCODINGS_FILE,
+    FILES_FILE,
+    KEY_FILE,
+    MAPPING_FILE,
+    PRIVACY_FILE,
     PRIVATE_SUFFIX,
+    RUN_FILE,
+    SURROGATES_DIR,
     RunLayout,
     check_layout,
     default_private_dir,
 )
 from anonfaces.utils.images import IMAGE_SUFFIXES
 
-MAPPING_FILE = "mapping.csv"
-FILES_FILE = "files.csv"
-RUN_FILE = "run.json"
-ENCODINGS_FILE = "encodings.npz"
-KEY_FILE = "release.key"
-SURROGATES_DIR = "surrogates"
-
 #: Names that only ever belong in the private folder (a finding of `verify` when seen in OUT).
 PRIVATE_NAMES = frozenset({
-    MAPPING_FILE, FILES_FILE, RUN_FILE, ENCODINGS_FILE, KEY_FILE, "privacy.csv", "clusters.csv", "metrics.csv",
+    MAPPING_FILE, FILES_FILE, RUN_FILE, ENCODINGS_FILE, KEY_FILE, PRIVACY_FILE, "clusters.csv", "metrics.csv",
     "encodings.skipped.csv", "encodings.pickle",
 })
 
 
-#: The run layout is the pipeline's one record of where each file goes.
-ReleaseLayout = RunLayout
 
 
 def is_shareable_name(rel: str) -> bool:

@@ -53,6 +53,16 @@ class Encodings:
         Format, tool version, dataset root, encoder and detector settings.
     encoder_state : dict of str to ndarray
         What the encoder needs to be rebuilt (the PCA basis).
+    frames : ndarray of shape (n_faces,), int32
+        Video rows: the frame number (from 0) in the video ``paths`` names; -1 for photos.
+        Video rows' ``face_index`` counts the faces through the whole video (unique per video).
+    timestamps : ndarray of shape (n_faces,), float32
+        Video rows: the frame's time in seconds; NaN for photos.
+    tracks : ndarray of shape (n_faces,), int32
+        Video rows: the face track (one person on screen, `anonfaces.video.track`) within its video; -1 for photos.
+
+    The three video columns are optional on disk: written only when a row comes from a
+    video, read as -1/NaN from files without them (files of format version 1 from before).
     """
 
     embeddings: np.ndarray
@@ -66,7 +76,11 @@ class Encodings:
     image_sizes: np.ndarray
     meta: dict = field(default_factory=dict)
     encoder_state: dict = field(default_factory=dict)
+    frames: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    tracks: np.ndarray | None = None
 
+    _VIDEO = ("frames", "timestamps", "tracks")
     _ARRAYS = ("embeddings", "paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "identities", "image_sizes")
 
     def __post_init__(self):
@@ -80,6 +94,10 @@ class Encodings:
         self.landmarks5 = np.asarray(self.landmarks5, np.float32).reshape(n, 5, 2)
         self.identities = np.asarray(self.identities, dtype=str).reshape(n)
         self.image_sizes = np.asarray(self.image_sizes, np.int32).reshape(n, 2)
+        self.frames = np.full(n, -1, np.int32) if self.frames is None else np.asarray(self.frames, np.int32).reshape(n)
+        self.timestamps = (np.full(n, np.nan, np.float32) if self.timestamps is None
+                           else np.asarray(self.timestamps, np.float32).reshape(n))
+        self.tracks = np.full(n, -1, np.int32) if self.tracks is None else np.asarray(self.tracks, np.int32).reshape(n)
 
     # --- conveniences ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -101,6 +119,23 @@ class Encodings:
     @property
     def dataset(self) -> str | None:
         return self.meta.get("dataset")
+
+    @property
+    def has_video(self) -> bool:
+        """True when some row comes from a video (has a frame number)."""
+        return bool(len(self)) and bool(np.any(self.frames >= 0))
+
+    def video_rows(self) -> np.ndarray:
+        """Boolean mask of the rows that come from videos."""
+        return self.frames >= 0
+
+    def track_units(self) -> np.ndarray:
+        """Each row's track as ``"<video>#t<track>"`` ('' for photos and untracked rows): the person unit of a
+        video where no identity is known (`anonfaces.cluster.fill_identities`'s ``groups``)."""
+        out = np.full(len(self), "", dtype=object)
+        tracked = np.flatnonzero(self.tracks >= 0)
+        out[tracked] = [f"{p}#t{t}" for p, t in zip(self.paths[tracked].tolist(), self.tracks[tracked].tolist())]
+        return out.astype(str)
 
     @property
     def has_identities(self) -> bool:
@@ -129,7 +164,8 @@ class Encodings:
 
     def subset(self, index) -> Encodings:
         """The faces selected by ``index`` (boolean mask or integer indices)."""
-        return Encodings(**{name: getattr(self, name)[index] for name in self._ARRAYS}, meta=dict(self.meta), encoder_state=self.encoder_state)
+        return Encodings(**{name: getattr(self, name)[index] for name in (*self._ARRAYS, *self._VIDEO)}, meta=dict(self.meta),
+                         encoder_state=self.encoder_state)
 
     def make_encoder(self):
         """Rebuild the encoder that produced these embeddings (with its fitted state)."""
@@ -160,7 +196,8 @@ class Encodings:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty(dim or 0, meta)
-        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls._ARRAYS}, meta=meta or dict(parts[0].meta))
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in (*cls._ARRAYS, *cls._VIDEO)},
+                   meta=meta or dict(parts[0].meta))
 
     # --- files ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -170,6 +207,8 @@ class Encodings:
             path = path.with_name(path.name + ".npz")
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "anonfaces_version": __version__, **self.meta}
         arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        if self.has_video:  # optional columns: a file of photos only stays exactly as before
+            arrays.update({name: getattr(self, name) for name in self._VIDEO})
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
         for key, value in self.encoder_state.items():
             arrays[_STATE_PREFIX + key] = np.asarray(value)
@@ -203,6 +242,7 @@ class Encodings:
                         f"{path} has format version {meta['format_version']}; this anonfaces reads up to {FORMAT_VERSION}"
                     )
                 arrays = {name: data[name] for name in cls._ARRAYS}
+                arrays.update({name: data[name] for name in cls._VIDEO if name in files})
                 state = {k[len(_STATE_PREFIX):]: data[k] for k in data.files if k.startswith(_STATE_PREFIX)}
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, json.JSONDecodeError) as exc:
             raise FileFormatError(f"cannot read encodings file {path}: {exc}") from None

@@ -70,6 +70,9 @@ _COLUMNS = {
     "identities": ("str", ()),
     "image_sizes": (np.int32, (2,)),
 }
+#: Optional columns (the video columns of `Encodings`): written when the rows come from videos; a shard without
+#: them reads as photos (-1 / NaN).
+_OPTIONAL_COLUMNS = {"frames": (np.int32, (), -1), "timestamps": (np.float32, (), np.nan), "tracks": (np.int32, (), -1)}
 _SHARD_META_KEY = b"anonfaces"
 
 
@@ -296,6 +299,9 @@ class EncodingsStore:
                     columns[name] = pa.array(flat)
                 else:
                     columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
+        if enc.has_video:
+            for name, (dtype, _, _) in _OPTIONAL_COLUMNS.items():
+                columns[name] = pa.array(np.ascontiguousarray(getattr(enc, name), dtype=dtype))
         stamp = json.dumps({"format": STORE_FORMAT_NAME, "format_version": STORE_FORMAT_VERSION, "dim": self.dim, "rows": n})
         table = pa.table(columns).replace_schema_metadata({_SHARD_META_KEY: stamp.encode()})
         file = self.shard_path(key)
@@ -340,6 +346,8 @@ class EncodingsStore:
         would misalign the columns); `verify` (or ``load_store(..., verify=True)``)
         finds such shards up front and skips them whole.
         """
+        if name in _OPTIONAL_COLUMNS:
+            return self._optional_column(name)
         if name not in _COLUMNS:
             raise BadInputError(f"unknown column {name!r}; columns: {', '.join(_COLUMNS)}")
         dtype, shape = _COLUMNS[name]
@@ -357,6 +365,19 @@ class EncodingsStore:
             out[at : at + s.n_rows] = np.asarray(values, dtype=dtype).reshape((s.n_rows, *row_shape))
             at += s.n_rows
         return out
+
+    def _optional_column(self, name: str) -> np.ndarray:
+        """A video column over all shards; a shard written without it gives its default (-1 or NaN)."""
+        import pyarrow.parquet as pq
+
+        dtype, _, default = _OPTIONAL_COLUMNS[name]
+        parts = []
+        for s in self.shards():
+            if name in pq.ParquetFile(s.path).schema_arrow.names:
+                parts.append(np.asarray(self._read_column(s, name).to_numpy(), dtype=dtype))
+            else:
+                parts.append(np.full(s.n_rows, default, dtype=dtype))
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
 
     def _read_column(self, shard: Shard, name: str):
         pa = _pa()
@@ -415,7 +436,7 @@ class StoreEncodings(Encodings):
             raise AttributeError(name)
         if name == "encoder_state":
             value = self._store.encoder_state()
-        elif name in Encodings._ARRAYS:
+        elif name in Encodings._ARRAYS or name in Encodings._VIDEO:
             value = self._store.column(name)
         else:
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
@@ -424,6 +445,17 @@ class StoreEncodings(Encodings):
 
     def __len__(self) -> int:
         return self._len
+
+    def _video_column(self, name: str) -> np.ndarray:
+        held = self.__dict__.setdefault("_video", {})
+        if name not in held:
+            held[name] = self._store.column(name)
+        return held[name]
+
+    # the video columns are class attributes (None) on `Encodings`, so __getattr__ never sees them
+    frames = property(lambda self: self._video_column("frames"))
+    timestamps = property(lambda self: self._video_column("timestamps"))
+    tracks = property(lambda self: self._video_column("tracks"))
 
     def __repr__(self) -> str:
         return f"StoreEncodings({self._store.path}, n_faces={self._len}, dim={self._store.dim})"
@@ -434,7 +466,7 @@ class StoreEncodings(Encodings):
 
     def materialize(self) -> Encodings:
         """A plain in-memory `Encodings` (reads every column)."""
-        return Encodings(**{name: getattr(self, name) for name in self._ARRAYS}, meta=dict(self.meta),
+        return Encodings(**{name: getattr(self, name) for name in (*self._ARRAYS, *self._VIDEO)}, meta=dict(self.meta),
                          encoder_state=self.encoder_state)
 
 

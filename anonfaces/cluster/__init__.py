@@ -158,7 +158,8 @@ def cluster_encodings(
         (``unit="photo"``) per cluster.
     unit : {"identity", "photo"}
         ``"identity"`` (default): identities are the unit; unknown faces ('' in
-        the identities) are first grouped into pseudo-identities.
+        the identities) are first grouped into pseudo-identities, the faces of one
+        video face track (``encodings.tracks``) always together.
         ``"photo"``: the original research's photo-level behaviour (warns: a
         cluster may then hold k photos of one person).
     identities : array-like of shape (n_faces,), optional
@@ -214,7 +215,9 @@ def cluster_encodings(
         units = unit_names(paths, faces)
     else:
         Xf = np.asarray(X, dtype=np.float64)
-        units, n_pseudo = fill_identities(Xf, known, **{**PSEUDO_DEFAULTS, "n_jobs": n_jobs, **(pseudo_params or {})})
+        groups = encodings.track_units() if hasattr(encodings, "track_units") else None  # video face tracks
+        units, n_pseudo = fill_identities(Xf, known, groups=groups,
+                                          **{**PSEUDO_DEFAULTS, "n_jobs": n_jobs, **(pseudo_params or {})})
         estimator.fit(Xf, identities=units)
     labels = np.asarray(estimator.labels_, dtype=np.int64).copy()
     noise = labels == NOISE

@@ -152,12 +152,19 @@ def pseudo_identity_labels(
     return comp.astype(np.int64)
 
 
-def fill_identities(X: np.ndarray, identities=None, **pseudo_params) -> tuple[np.ndarray, int]:
+def fill_identities(X: np.ndarray, identities=None, *, groups=None, **pseudo_params) -> tuple[np.ndarray, int]:
     """Return ``(units, n_pseudo)``: each face's identity, with pseudo-identities for unknown faces.
 
     ``identities`` of shape (n,) holds names, '' (or None) for unknown; None
     means all unknown. Unknown faces are grouped among themselves with
     `pseudo_identity_labels` and named ``"~pseudo-<i>"``.
+
+    ``groups`` of shape (n,), optional: faces known to be one person without a name
+    (a video's face track, `Encodings.track_units`; '' for none). An unknown face of a
+    group never goes apart from its group: each group enters the pseudo-identity
+    grouping as one unit (its mean embedding), so tracks of the same person in
+    several videos still join one pseudo-identity, and a cluster counts people, never
+    tracks of one person. Known identities win over groups.
     """
     n = X.shape[0]
     if identities is None:
@@ -167,11 +174,25 @@ def fill_identities(X: np.ndarray, identities=None, **pseudo_params) -> tuple[np
         if ids.shape != (n,):
             raise BadInputError(f"identities has shape {ids.shape}; expected ({n},)")
         ids = np.array(["" if v is None else str(v) for v in ids], dtype=object)
+    if groups is None:
+        grp = np.full(n, "", dtype=object)
+    else:
+        grp = np.asarray(groups, dtype=object)
+        if grp.shape != (n,):
+            raise BadInputError(f"groups has shape {grp.shape}; expected ({n},)")
+        grp = np.array(["" if v is None else str(v) for v in grp], dtype=object)
     unknown = np.flatnonzero(ids == "")
     n_pseudo = 0
     if unknown.size:
-        lab = pseudo_identity_labels(X[unknown], **pseudo_params)
+        # units: one per group (its faces' mean), one per ungrouped face
+        keys = [g if g else f"#{i}" for i, g in zip(unknown.tolist(), grp[unknown].tolist())]
+        order = {key: j for j, key in enumerate(dict.fromkeys(keys))}  # first appearance: no groups -> as before
+        names, inverse = list(order), np.array([order[key] for key in keys], dtype=np.intp)
+        Xu = np.zeros((len(names), X.shape[1]), dtype=np.float64)
+        np.add.at(Xu, inverse, np.asarray(X[unknown], dtype=np.float64))
+        Xu /= np.bincount(inverse, minlength=len(names))[:, None]
+        lab = pseudo_identity_labels(Xu, **pseudo_params)[inverse]
         n_pseudo = int(lab.max()) + 1
         ids[unknown] = [f"{PSEUDO_PREFIX}{i}" for i in lab]
-        logger.info("formed %d pseudo-identities from %d unlabelled faces", n_pseudo, unknown.size)
+        logger.info("formed %d pseudo-identities from %d unlabelled faces (%d units)", n_pseudo, unknown.size, len(names))
     return ids.astype(str), n_pseudo

@@ -80,6 +80,8 @@ class AnonymizeRun:
     unprotected: list = field(default_factory=list)  # the safety net's findings (`UnprotectedFace`)
     recovered_faces: int = 0  # faces found by the second detector pass
     no_face_policy: str = "copy"  # what was done with photos without a face (and with faces left unprotected)
+    videos: list = field(default_factory=list)  # `anonfaces.video.anonymize.VideoOutput` of every video
+    video_record: Path | None = None  # the videos' run.json (PRIVATE/videos/run.json)
 
     @property
     def private(self) -> Path:
@@ -114,6 +116,17 @@ class AnonymizeRun:
             check = (f"; privacy check: {p.get('passed', 0)} passed, {p.get('escalated', 0)} escalated, {fell} fell back, "
                      f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
         handled = {"skip": "held back", "copy": "copied unchanged", "blur": "blurred whole"}[self.no_face_policy]
+        if self.videos:
+            ok = [v for v in self.videos if v.error is None]
+            videos = (f"{len(ok)} of {len(self.videos)} videos written ({sum(v.frames for v in ok)} frames, "
+                      f"{sum(v.faces for v in ok)} face-frames replaced, {sum(v.filled for v in ok)} of them interpolated, "
+                      f"{sum(v.tracks for v in ok)} tracks; record: {self.video_record})")
+            if not self.n_images:
+                return f"{videos} -> {self.out} (private: {self.private})"
+            return f"{videos}; photos: " + self._photo_summary(what, check, handled)
+        return self._photo_summary(what, check, handled)
+
+    def _photo_summary(self, what: str, check: str, handled: str) -> str:
         return (
             f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
             f"pass){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left unprotected "
@@ -612,6 +625,10 @@ def anonymize_dataset(
     progress: bool = True,
     pool: WorkerPool | None = None,
     command: str | None = None,
+    fps: float | None = None,
+    detect_scale: float = 1.0,
+    smooth: float = 1.0,
+    include_videos: bool = True,
 ) -> AnonymizeRun:
     """Write a de-identified copy of every photo under ``dataset`` into ``out``.
 
@@ -677,12 +694,27 @@ def anonymize_dataset(
         Seed for clustering, synthesizers and baselines.
     pool : WorkerPool, optional
         The command's worker pool.
+    fps, detect_scale, smooth, include_videos : videos (`anonfaces.pipeline.video`)
+        A video file, or a folder holding videos, is handed to `anonymize_with_videos`
+        (``include_videos=False``: only the photos): its videos are encoded at ``fps``
+        sampled frames a second (None: every frame) with the detector on frames scaled
+        by ``detect_scale``, and written with landmarks smoothed over ``smooth`` frames.
 
     Returns
     -------
     AnonymizeRun
+        With ``videos`` (one `anonfaces.video.anonymize.VideoOutput` per video) when there were videos.
     """
     from anonfaces.encode.pipeline import default_dataset
+
+    if include_videos and dataset is not None:  # videos: their own branch (anonfaces/pipeline/video.py)
+        from anonfaces.pipeline.video import anonymize_with_videos, video_inputs
+
+        params = {k: v for k, v in locals().items() if k not in ("default_dataset", "anonymize_with_videos", "video_inputs")}
+        video_root, videos = video_inputs(dataset)
+        if videos:
+            return anonymize_with_videos(params, video_root, videos,
+                                         photos=Path(dataset).is_dir() and bool(list_images(video_root)))
 
     root = Path(dataset) if dataset is not None else default_dataset()
     if not root.is_dir():

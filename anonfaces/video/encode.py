@@ -141,7 +141,8 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     enc = _to_encodings(rel, results, settings, info.width, info.height)
     seconds = time.perf_counter() - t0
     meta = {**info.as_dict(), "step": step, "sampled_frames": len(results), "faces": len(enc),
-            "tracks": int(enc.tracks.max()) + 1 if len(enc) else 0, "seconds": seconds, "track_settings": settings}
+            "tracks": int(enc.tracks.max()) + 1 if len(enc) else 0, "seconds": seconds, "track_settings": settings,
+            "scene_cuts": enc.meta.get("scene_cuts", [])}
     log.info("video %s: %d sampled frames, %d faces, %d tracks, %.1f s", rel, len(results), len(enc), meta["tracks"], seconds)
     return VideoEncoding(rel, enc, meta)
 
@@ -213,5 +214,7 @@ def encode_videos(pool: WorkerPool, root, videos: list[str], *, detector: str = 
             parts.append(result.encodings)
         else:
             skipped.append((rel, "no face found"))
-    meta = {"encoder": enc_obj.settings(), "detector": det.settings(), "video_fps": fps, "detect_scale": scale}
+    meta = {"encoder": enc_obj.settings(), "detector": det.settings(), "video_fps": fps, "detect_scale": scale,
+            "video_scene_cuts": {rel: info["scene_cuts"] for rel, info in infos.items()},
+            "video_steps": {rel: info["step"] for rel, info in infos.items()}}
     return Encodings.concatenate(parts, meta=meta, dim=128), skipped, infos

@@ -175,6 +175,8 @@ def encode_dataset(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_size: int = CHUNK_SIZE,
     pool: WorkerPool | None = None,
+    fps: float | None = 1.0,
+    detect_scale: float = 1.0,
 ) -> EncodeReport:
     """Encode every face in every photo under ``dataset`` into the file ``encodings``.
 
@@ -199,6 +201,12 @@ def encode_dataset(
         Continue an interrupted run from ``<encodings>.partial/``.
     pool : WorkerPool, optional
         The command's worker pool (else one is started for this call, with ``jobs``).
+    fps, detect_scale : videos
+        ``dataset`` may be a video file or hold videos (`anonfaces.video`): their frames are
+        sampled at about ``fps`` a second (None: every frame), the detector runs on frames
+        scaled by ``detect_scale``, faces are linked into tracks, and each row keeps its
+        video, frame, timestamp and track (`Encodings.frames`, ``timestamps``, ``tracks``).
+        An unreadable video is listed in the skip report.
 
     Returns
     -------
@@ -207,6 +215,13 @@ def encode_dataset(
     """
     t0 = time.perf_counter()
     root = Path(dataset) if dataset is not None else default_dataset()
+    only_videos = None
+    if root.is_file():  # one video
+        from anonfaces.video.io import is_video
+
+        if not is_video(root):
+            raise BadInputError(f"--dataset {root} is a file but not a video (or give a folder)")
+        root, only_videos = root.parent, [root.name]
     if not root.is_dir():
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(encodings)
@@ -219,9 +234,12 @@ def encode_dataset(
     enc = make_encoder(encoder, **(encoder_settings or {}))
     det = make_detector(detector, upsample=upsample)  # validates the settings early
 
-    images = list_images(root)
-    if not images:
-        raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
+    from anonfaces.video.io import list_videos
+
+    images = list_images(root) if only_videos is None else []
+    videos = list_videos(root) if only_videos is None else only_videos
+    if not images and not videos:
+        raise BadInputError(f"no image files (jpg, png, ...) or videos (mp4, mov, ...) found under {root}")
     chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
     run = {
         "dataset": str(root.resolve()),
@@ -247,16 +265,37 @@ def encode_dataset(
         for chunk_id, payload in workers.map(_encode_chunk, todo, context=context, desc="encode", unit="chunk", chunksize=1):
             with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:
                 fh.write(payload)
+        if videos:
+            from anonfaces.video.encode import encode_videos
 
-    result, skipped = _assemble(partial, len(chunks), enc, run, root)
+            video_enc, video_skipped, _ = encode_videos(workers, root, videos, detector=detector, upsample=upsample,
+                                                        encoder=enc.registry_name, encoder_settings=_init_settings(enc),
+                                                        fps=fps, scale=detect_scale, max_pixels=max_pixels, progress=progress)
+
+    result, skipped = _assemble(partial, len(chunks), enc, run, root) if images else (None, [])
+    if videos:
+        meta = {**(result.meta if result is not None else {"dataset": run["dataset"], "encoder": enc.settings(),
+                                                             "detector": run["detector"], "n_images": 0,
+                                                             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
+                **{k: v for k, v in video_enc.meta.items() if k.startswith("video") or k == "detect_scale"},
+                "n_videos": len(videos)}
+        result = Encodings.concatenate([r for r in (result, video_enc) if r is not None], meta=meta, dim=128)
+        result.encoder_state = enc.state()
+        skipped = skipped + video_skipped
+        result.meta["n_skipped"] = len(skipped)
     result.save(out)
     _write_skips(skipped_path_for(out), skipped)
     shutil.rmtree(partial, ignore_errors=True)
-    report = EncodeReport(out, skipped_path_for(out), len(images), len(result), skipped, time.perf_counter() - t0, resumed_images,
+    report = EncodeReport(out, skipped_path_for(out), len(images) + len(videos), len(result), skipped, time.perf_counter() - t0, resumed_images,
                           result)
     log.info("encode: %s", report.summary())
     return report
 
+
+
+def _init_settings(enc: Encoder) -> dict:
+    """The encoder's settings without its name (its constructor's keywords)."""
+    return {k: v for k, v in enc.settings().items() if k != "name"}
 
 
 def _state_digest(state: dict) -> str:

@@ -239,3 +239,28 @@ def _max_fill(info: dict | None, enc, rows) -> int:
         diffs = np.diff(np.unique(enc.frames[rows]))
         step = int(diffs.min()) if diffs.size else 1
     return step * (gap + 1)
+
+
+def evaluate_video_run(run_dir, out, *, private=None, fps: float = 2.0) -> dict:
+    """Score the videos of an anonymization run (`anonfaces.video.evaluate`): writes ``OUT/video_metrics.csv`` and
+    ``OUT/video_summary.json``; returns the summary. Raises `BadInputError` when the run holds no videos."""
+    import json
+
+    from anonfaces.encode import Encodings
+    from anonfaces.pipeline.layout import RunLayout
+    from anonfaces.utils.atomic import atomic_write_text
+    from anonfaces.video.evaluate import score_run_videos, write_video_metrics
+
+    layout = video_layout(RunLayout.for_out(run_dir) if private is None else RunLayout(Path(run_dir), Path(private)))
+    if not layout.run_record.is_file():
+        raise BadInputError(f"{run_dir} holds no anonymized videos ({layout.run_record} not found)")
+    record = json.loads(layout.run_record.read_text(encoding="utf-8"))
+    enc = Encodings.load(layout.encodings)
+    scores, summary = score_run_videos(record["dataset"], layout.public, record["videos"], enc, fps=fps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_video_metrics(out / "video_metrics.csv", scores)
+    summary = {"run": str(Path(run_dir).resolve()), "fps": fps, **summary}
+    atomic_write_text(out / "video_summary.json", json.dumps(summary, indent=1, sort_keys=True))
+    log.info("video evaluation: %s", summary)
+    return summary

@@ -25,8 +25,13 @@ def _floats(value: str | None):
 
 
 @click.command("encode")
-@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of photos, one sub-folder per person if known. Default: the bundled sample.")
+@click.option("--dataset", type=click.Path(path_type=Path), default=None,
+              help="Folder of photos and/or videos (one sub-folder per person if known), or one video file. "
+                   "Default: the bundled sample.")
+@click.option("--fps", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Videos: frames encoded per second (0: every frame).")
+@click.option("--detect-scale", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
+              help="Videos: look for faces on frames scaled by this (faster on large frames; landmarks at full size).")
 @click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("encodings.npz"),
               show_default=True, help="Output file (.npz); the skip report is written beside it.")
 @click.option("--encoder", type=click.Choice(ENCODERS.names()), default="dlib", show_default=True)
@@ -51,9 +56,9 @@ def _floats(value: str | None):
 @progress_option()
 @click.option("--chunk-size", type=click.IntRange(min=1), default=32, hidden=True, help="Photos per unit of work and of --resume.")
 @user_errors
-def command(dataset, encodings_path, encoder, detector, upsample, jobs, resume, num_jitters, n_components, pca_basis,
+def command(dataset, fps, detect_scale, encodings_path, encoder, detector, upsample, jobs, resume, num_jitters, n_components, pca_basis,
             onnx_model, onnx_input_size, onnx_color, onnx_mean, onnx_std, params, max_pixels, export_pickle, progress, chunk_size):
-    """Detect, align and embed every face under DATASET into an encodings file."""
+    """Detect, align and embed every face under DATASET (photos and videos) into an encodings file."""
     settings = parse_params(params)
     given = {
         "num_jitters": num_jitters,
@@ -79,7 +84,8 @@ def command(dataset, encodings_path, encoder, detector, upsample, jobs, resume, 
             raise UserError(f"{pca_basis} holds no fitted PCA basis")
         settings = {}
     report = encode_dataset(dataset, encodings_path, encoder=enc, encoder_settings=settings, detector=detector, upsample=upsample,
-                            jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels, chunk_size=chunk_size)
+                            jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels, chunk_size=chunk_size,
+                            fps=fps or None, detect_scale=detect_scale)
     click.echo(f"encode: {report.summary()}")
     if report.skipped:
         click.echo(f"skip report: {report.skipped_path}")

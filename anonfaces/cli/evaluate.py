@@ -51,6 +51,8 @@ def _methods(ctx, param, value):
               help="With --run: the run's private folder (mapping.csv, run.json, encodings). Default: RUN.private.")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Sweep: folder of photos, one sub-folder per person (default: the bundled sample).")
+@click.option("--fps", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="With --run on a run with videos: frames scored per second (detection, re-identification).")
 @click.option("--people", type=click.IntRange(min=1), default=None,
               help="Sweep only this many people, evenly spaced in sorted order over those with --min-photos photos.")
 @click.option("--photos-per-person", type=click.IntRange(min=1), default=None,
@@ -92,7 +94,7 @@ def _methods(ctx, param, value):
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
 @progress_option()
 @user_errors
-def command(run_dir, private, dataset, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
+def command(run_dir, private, dataset, fps, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
             encodings_path, anonymize_params, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
             random_state, progress):
     """Measure privacy (attacks) and utility of anonymized photos; write metrics.csv, plots and a report.
@@ -112,6 +114,25 @@ def command(run_dir, private, dataset, people, photos_per_person, min_photos, ou
     if run_dir is not None:
         if dataset is not None:
             raise click.UsageError("--run scores an existing anonymization; --dataset starts a sweep: give one of them")
+        from anonfaces.pipeline.layout import RunLayout
+        from anonfaces.pipeline.video import evaluate_video_run, video_layout
+
+        layout = RunLayout.for_out(run_dir, private)
+        if video_layout(layout).run_record.is_file():  # a run with videos: their measures first
+            summary = evaluate_video_run(run_dir, out, private=private, fps=fps)
+            click.echo("videos: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                              for k, v in summary.items() if k != "run"))
+            click.echo(f"per video: {Path(out) / 'video_metrics.csv'}")
+            if not layout.run_record.is_file():
+                return
+    elif dataset is not None:
+        from anonfaces.video.io import list_videos
+
+        if list_videos(dataset):
+            raise click.UsageError(f"{dataset} holds videos: the sweep scores photos. Anonymize the videos with "
+                                   "`anonfaces anonymize --dataset ... --out OUT`, then score them with "
+                                   "`anonfaces evaluate --run OUT --out SCORES`")
+    if run_dir is not None:
         options = EvaluateOptions(recognizers=names, recognizer_settings=settings, reid_min_photos=reid_min_photos,
                                   attributes=attributes, attribute_names=attribute_list, detect=not no_detect,
                                   measure_quality=not no_quality, random_state=random_state)

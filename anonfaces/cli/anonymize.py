@@ -34,6 +34,9 @@ load_optional_synthesizers()
               help="Videos: frames encoded per second (0: every frame; faces between encoded frames are interpolated).")
 @click.option("--detect-scale", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
               help="Videos: look for faces on frames scaled by this (faster on large frames; landmarks at full size).")
+@click.option("--detect-every", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Videos: run the detector on every N-th encoded frame and follow the faces in between with the "
+                   "landmark predictor (faster; a face entering between two detections waits for the next).")
 @click.option("--smooth", type=click.FloatRange(0, 10), default=1.0, show_default=True,
               help="Videos: landmarks smoothed over time (Gaussian sigma in frames; 0: off).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -105,7 +108,7 @@ load_optional_synthesizers()
               help="Also write a before/after grid here (shows original faces: keep it out of OUT).")
 @progress_option()
 @user_errors
-def command(dataset, fps, detect_scale, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
+def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
             privacy_margin, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
@@ -130,7 +133,7 @@ def command(dataset, fps, detect_scale, smooth, out, k, method, algo, synth, enc
         random_state=random_state, progress=progress, command=command_line(), private=private, names=names,
         key_file=key_file, keep_folders=keep_folders, no_face=no_face, second_pass=second_pass, safety_net=safety_net,
         sensitive_upsample=sensitive_upsample, surrogates=surrogates, fps=fps or None, detect_scale=detect_scale,
-        smooth=smooth)
+        detect_every=detect_every, smooth=smooth)
     click.echo(f"anonymize: {report.summary()}")
     click.echo(f"shareable: {out}   private (never share; mapping, privacy check, run record, key): {report.private}")
     if report.held_back:

@@ -627,6 +627,7 @@ def anonymize_dataset(
     command: str | None = None,
     fps: float | None = None,
     detect_scale: float = 1.0,
+    detect_every: int = 1,
     smooth: float = 1.0,
     include_videos: bool = True,
 ) -> AnonymizeRun:
@@ -694,11 +695,13 @@ def anonymize_dataset(
         Seed for clustering, synthesizers and baselines.
     pool : WorkerPool, optional
         The command's worker pool.
-    fps, detect_scale, smooth, include_videos : videos (`anonfaces.pipeline.video`)
+    fps, detect_scale, detect_every, smooth, include_videos : videos (`anonfaces.pipeline.video`)
         A video file, or a folder holding videos, is handed to `anonymize_with_videos`
         (``include_videos=False``: only the photos): its videos are encoded at ``fps``
         sampled frames a second (None: every frame) with the detector on frames scaled
-        by ``detect_scale``, and written with landmarks smoothed over ``smooth`` frames.
+        by ``detect_scale`` and run on every ``detect_every``-th of them (the faces followed
+        by the landmark predictor in between), and written with landmarks smoothed over
+        ``smooth`` frames.
 
     Returns
     -------

@@ -59,7 +59,7 @@ def video_layout(layout: RunLayout) -> RunLayout:
 
 
 def video_encodings(root, videos: list[str], encodings, options: EncodeOptions, *, pool: WorkerPool, fps, detect_scale,
-                    progress: bool):
+                    progress: bool, detect_every: int = 1):
     """The videos' `Encodings` (the video rows of ``encodings`` when given, else encoded now), skipped, info."""
     from anonfaces.encode import Encodings
     from anonfaces.video.encode import encode_videos
@@ -71,7 +71,8 @@ def video_encodings(root, videos: list[str], encodings, options: EncodeOptions, 
         missing = sorted(set(videos) - set(enc.paths.tolist()))
         return enc, [(v, "not in the encodings given") for v in missing], {}
     return encode_videos(pool, root, videos, detector=options.detector, upsample=options.upsample, encoder=options.encoder,
-                         fps=fps, scale=detect_scale, max_pixels=options.max_pixels, progress=progress)
+                         fps=fps, scale=detect_scale, max_pixels=options.max_pixels, detect_every=detect_every,
+                         progress=progress)
 
 
 def surrogate_crops(root, enc, *, size: int, per_track: int = CROPS_PER_TRACK, max_pixels=None):
@@ -138,6 +139,7 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
         outputs, info = anonymize_videos(root, videos, vlayout, options, cluster_options, encode_options, pool=pool,
                                          encodings=p["encodings"], clusters=p["clusters"], fps=p["fps"],
                                          detect_scale=p["detect_scale"], smooth=p["smooth"], progress=p["progress"],
+                                         detect_every=p["detect_every"],
                                          command=p["command"])
     run = photo_run or AnonymizeRun(out=layout.public, method=options.method, synth=None, k=options.k, n_images=0,
                                     n_faces=0, n_clusters=0, dataset=root, layout=layout, no_face_policy=options.no_face)
@@ -153,7 +155,8 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
 
 def anonymize_videos(root, videos: list[str], layout: RunLayout, options: AnonymizeOptions, cluster_options: ClusterOptions | None,
                      encode_options: EncodeOptions, *, pool: WorkerPool, encodings=None, clusters=None, fps=None,
-                     detect_scale: float = 1.0, smooth: float = 1.0, progress: bool = True, command: str | None = None):
+                     detect_scale: float = 1.0, smooth: float = 1.0, progress: bool = True, command: str | None = None,
+                     detect_every: int = 1):
     """Encode, cluster and write every video of ``videos``; returns ([`VideoOutput`], run record)."""
     from anonfaces.pipeline.anonymize import _labels, cluster_faces
     from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
@@ -164,7 +167,7 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
     seconds = {}
     t = time.perf_counter()
     enc, skipped, infos = video_encodings(root, videos, encodings, encode_options, pool=pool, fps=fps,
-                                          detect_scale=detect_scale, progress=progress)
+                                          detect_scale=detect_scale, progress=progress, detect_every=detect_every)
     enc.save(layout.encodings)
     seconds["encode"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -216,7 +219,7 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         **header("anonymize-videos", command=command),
         "dataset": str(Path(root).resolve()), "out": str(layout.public.resolve()),
         "options": as_record(options), "clustering_options": as_record(cluster_options) if cluster_options else None,
-        "video": {"fps": fps, "detect_scale": detect_scale, "smooth": smooth},
+        "video": {"fps": fps, "detect_scale": detect_scale, "detect_every": detect_every, "smooth": smooth},
         "synth": synth_record, "clustering": cluster_info,
         "counts": {"videos": len(videos), "written": len(written), "faces": len(enc),
                    "face_frames_replaced": sum(v.faces for v in outputs),

@@ -88,6 +88,33 @@ def _frame_task(context, task):
     return frame, seconds, frame_histogram(image), rows, emb
 
 
+def _segment_task(context, task):
+    """Consecutive sampled frames: faces detected on the first, then followed on the others by predicting the
+    landmarks inside each face's box moved with its landmarks (no detector, no new embedding: the first frame's).
+    Returns the `_frame_task` result of every frame."""
+    detector, encoder = _models_for(context)
+    frame, seconds, image = task[0]
+    faces = detect_frame(detector, image, scale=context["scale"])
+    emb = encoder.encode(image, faces) if faces else None
+    out = [(frame, seconds, frame_histogram(image), [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb)]
+    h, w = image.shape[:2]
+    for frame, seconds, image in task[1:]:
+        moved = []
+        for f in faces:
+            g = landmarks_in_box(image, f.box_ltrb, index=f.index, score=f.score)
+            shift = g.landmarks68.mean(0) - f.landmarks68.mean(0)
+            box = f.box_ltrb + np.tile(shift, 2)
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
+                continue  # left the frame
+            moved.append(FaceDetection(f.index, box.astype(np.float32), f.score, g.landmarks5, g.landmarks68))
+        keep = [i for i, f in enumerate(faces) if any(m.index == f.index for m in moved)]
+        emb = emb[keep] if emb is not None and keep else None
+        faces = moved
+        out.append((frame, seconds, frame_histogram(image), [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces],
+                    emb))
+    return out
+
+
 # --- main side ----------------------------------------------------------------------------------
 @dataclass
 class VideoEncoding:
@@ -101,12 +128,14 @@ class VideoEncoding:
 
 def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: dict, fps: float | None = None,
                  scale: float = 1.0, max_pixels: int | None = None, track: dict | None = None,
-                 progress: bool = False) -> VideoEncoding:
+                 detect_every: int = 1, progress: bool = False) -> VideoEncoding:
     """Every face of the video ``root/rel`` at about ``fps`` sampled frames a second (None: every frame).
 
     ``detector`` and ``encoder`` are their ``settings()`` dicts (with ``name``); the encoder must need no
-    fitting (dlib, onnx). ``track`` overrides `TRACK_DEFAULTS`. An unreadable or truncated video gives a
-    `VideoEncoding` with ``error`` set (never an exception).
+    fitting (dlib, onnx). ``track`` overrides `TRACK_DEFAULTS`. ``detect_every`` > 1: the detector runs on every
+    ``detect_every``-th sampled frame only, and the faces are followed in between by dlib's landmark predictor
+    (faster; a face that enters between two detections is found at the next one). An unreadable or truncated
+    video gives a `VideoEncoding` with ``error`` set (never an exception).
     """
     t0 = time.perf_counter()
     path = Path(root) / rel
@@ -117,6 +146,7 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
         return VideoEncoding(rel, None, error=str(exc))
     step = sample_step(float(info.fps), fps)
     context = {"detector": detector, "encoder": encoder, "scale": float(scale)}
+    every = max(1, int(detect_every))
     results = []
     from tqdm.auto import tqdm
 
@@ -125,12 +155,12 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
         batch = []
         for item in read_frames(path, step=step, max_pixels=max_pixels):
             batch.append(item)
-            if len(batch) >= BATCH_FRAMES:
-                results.extend(_run(pool, batch, context))
+            if len(batch) >= every * max(1, BATCH_FRAMES // every):
+                results.extend(_run(pool, batch, context, every))
                 bar.update(len(batch) * step)
                 batch = []
         if batch:
-            results.extend(_run(pool, batch, context))
+            results.extend(_run(pool, batch, context, every))
             bar.update(len(batch) * step)
     except VideoReadError as exc:
         bar.close()
@@ -147,11 +177,14 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     return VideoEncoding(rel, enc, meta)
 
 
-def _run(pool: WorkerPool, batch, context):
+def _run(pool: WorkerPool, batch, context, every: int = 1):
     # chunks of 2 frames: the tasks are large (frames), the per-chunk overhead small
     progress, pool.progress = pool.progress, False  # one bar in frames for the whole video, not one per batch
     try:
-        return list(pool.map(_frame_task, batch, context=context, chunksize=2, leave=False, desc="frames", unit="frame"))
+        if every == 1:
+            return list(pool.map(_frame_task, batch, context=context, chunksize=2, leave=False, desc="frames", unit="frame"))
+        segments = [batch[i:i + every] for i in range(0, len(batch), every)]
+        return [r for seg in pool.map(_segment_task, segments, context=context, chunksize=1, leave=False) for r in seg]
     finally:
         pool.progress = progress
 
@@ -191,7 +224,7 @@ def _to_encodings(rel: str, results, settings: dict, width: int, height: int) ->
 def encode_videos(pool: WorkerPool, root, videos: list[str], *, detector: str = "hog", upsample: int = 1,
                   encoder: str = "dlib", encoder_settings: dict | None = None, fps: float | None = 1.0,
                   scale: float = 1.0, max_pixels: int | None = None, track: dict | None = None,
-                  progress: bool = True) -> tuple[Encodings, list[tuple[str, str]], dict]:
+                  detect_every: int = 1, progress: bool = True) -> tuple[Encodings, list[tuple[str, str]], dict]:
     """Encode every video of ``videos`` (paths relative to ``root``).
 
     Returns ``(encodings of all their faces, skipped [(video, reason)], per-video info)``; a video that cannot
@@ -204,7 +237,7 @@ def encode_videos(pool: WorkerPool, root, videos: list[str], *, detector: str = 
     parts, skipped, infos = [], [], {}
     for rel in videos:
         result = encode_video(pool, root, rel, detector=det.settings(), encoder=enc_obj.settings(), fps=fps, scale=scale,
-                              max_pixels=max_pixels, track=track, progress=progress)
+                              max_pixels=max_pixels, track=track, detect_every=detect_every, progress=progress)
         if result.error is not None:
             log.warning("skipping video %s: %s", rel, result.error)
             skipped.append((rel, result.error))
@@ -215,6 +248,7 @@ def encode_videos(pool: WorkerPool, root, videos: list[str], *, detector: str = 
         else:
             skipped.append((rel, "no face found"))
     meta = {"encoder": enc_obj.settings(), "detector": det.settings(), "video_fps": fps, "detect_scale": scale,
+            "detect_every": int(detect_every),
             "video_scene_cuts": {rel: info["scene_cuts"] for rel, info in infos.items()},
             "video_steps": {rel: info["step"] for rel, info in infos.items()}}
     return Encodings.concatenate(parts, meta=meta, dim=128), skipped, infos

@@ -90,7 +90,8 @@ def _frame_task(context, task):
 
 def _segment_task(context, task):
     """Consecutive sampled frames: faces detected on the first, then followed on the others by predicting the
-    landmarks inside each face's box moved with its landmarks (no detector, no new embedding: the first frame's).
+    landmarks inside each face's box moved with its landmarks (no detector, no new embedding: the first frame's);
+    a frame that starts a new shot (`scene_cuts`' test against the previous frame) is detected afresh.
     Returns the `_frame_task` result of every frame."""
     detector, encoder = _models_for(context)
     frame, seconds, image = task[0]
@@ -98,7 +99,16 @@ def _segment_task(context, task):
     emb = encoder.encode(image, faces) if faces else None
     out = [(frame, seconds, frame_histogram(image), [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb)]
     h, w = image.shape[:2]
+    previous = out[0][2]
     for frame, seconds, image in task[1:]:
+        hist = frame_histogram(image)
+        if 0.5 * float(np.abs(hist - previous).sum()) > context["cut_threshold"]:  # a scene cut: look again
+            faces = detect_frame(detector, image, scale=context["scale"])
+            emb = encoder.encode(image, faces) if faces else None
+            out.append((frame, seconds, hist, [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb))
+            previous = hist
+            continue
+        previous = hist
         moved = []
         for f in faces:
             g = landmarks_in_box(image, f.box_ltrb, index=f.index, score=f.score)
@@ -110,8 +120,7 @@ def _segment_task(context, task):
         keep = [i for i, f in enumerate(faces) if any(m.index == f.index for m in moved)]
         emb = emb[keep] if emb is not None and keep else None
         faces = moved
-        out.append((frame, seconds, frame_histogram(image), [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces],
-                    emb))
+        out.append((frame, seconds, hist, [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb))
     return out
 
 
@@ -145,7 +154,7 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     except VideoReadError as exc:
         return VideoEncoding(rel, None, error=str(exc))
     step = sample_step(float(info.fps), fps)
-    context = {"detector": detector, "encoder": encoder, "scale": float(scale)}
+    context = {"detector": detector, "encoder": encoder, "scale": float(scale), "cut_threshold": settings["cut_threshold"]}
     every = max(1, int(detect_every))
     results = []
     from tqdm.auto import tqdm

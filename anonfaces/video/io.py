@@ -175,7 +175,7 @@ class VideoWriter:
     fps : Fraction
         Frame rate (frame ``i`` is shown at ``i / fps`` seconds).
     width, height : int
-        Frame size (H.264 with yuv420p needs even sides; odd ones are padded by one pixel).
+        Frame size (kept: yuv420p for even sides, yuv444p for odd ones).
     audio_from : path, optional
         A video whose audio stream is copied packet for packet (not re-encoded).
     codec : str
@@ -208,8 +208,9 @@ class VideoWriter:
         os.close(fd)
         self._container = av.open(self._tmp, mode="w")
         stream = self._container.add_stream(self.codec, rate=self.fps)
-        stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2
-        stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = self.width, self.height
+        # 4:2:0 needs even sides; odd ones keep their size in 4:4:4 (fewer players read it)
+        stream.pix_fmt = "yuv420p" if not (self.width % 2 or self.height % 2) else "yuv444p"
         stream.codec_context.time_base = 1 / self.fps
         if self.codec == "libx264":
             stream.options = {"crf": str(self.crf), "preset": self.preset}
@@ -233,8 +234,6 @@ class VideoWriter:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise BadInputError(f"expected an RGB uint8 frame of shape ({self.height}, {self.width}, 3); got "
                                 f"{frame.dtype} {frame.shape}")
-        if self.width % 2 or self.height % 2:
-            frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.frames
         vf.time_base = 1 / self.fps

@@ -61,3 +61,14 @@ def test_listing_and_sampling(tmp_path):
     assert list_videos(tmp_path) == ["a/x.MP4", "b.mkv"]
     assert is_video("v.webm") and not is_video("v.png")
     assert sample_step(25, None) == 1 and sample_step(25, 1) == 25 and sample_step(30, 2) == 15 and sample_step(12, 50) == 1
+
+
+def test_odd_frame_sizes_are_kept(tmp_path):
+    frames = [np.full((241, 321, 3), v, np.uint8) for v in (10, 200, 90)]
+    with VideoWriter(tmp_path / "odd.mkv", fps=Fraction(30000, 1001), width=321, height=241) as w:
+        for f in frames:
+            w.write(f)
+    info = probe(tmp_path / "odd.mkv")
+    assert (info.width, info.height) == (321, 241) and info.fps == Fraction(30000, 1001)
+    back = [f for _, _, f in read_frames(tmp_path / "odd.mkv")]
+    assert len(back) == 3 and all(np.abs(b.astype(int) - f).mean() < 3 for b, f in zip(back, frames))

@@ -177,6 +177,7 @@ def encode_dataset(
     pool: WorkerPool | None = None,
     fps: float | None = 1.0,
     detect_scale: float = 1.0,
+    videos: bool = True,
 ) -> EncodeReport:
     """Encode every face in every photo under ``dataset`` into the file ``encodings``.
 
@@ -201,12 +202,12 @@ def encode_dataset(
         Continue an interrupted run from ``<encodings>.partial/``.
     pool : WorkerPool, optional
         The command's worker pool (else one is started for this call, with ``jobs``).
-    fps, detect_scale : videos
+    fps, detect_scale, videos : videos
         ``dataset`` may be a video file or hold videos (`anonfaces.video`): their frames are
         sampled at about ``fps`` a second (None: every frame), the detector runs on frames
         scaled by ``detect_scale``, faces are linked into tracks, and each row keeps its
         video, frame, timestamp and track (`Encodings.frames`, ``timestamps``, ``tracks``).
-        An unreadable video is listed in the skip report.
+        An unreadable video is listed in the skip report. ``videos=False``: photos only.
 
     Returns
     -------
@@ -234,10 +235,15 @@ def encode_dataset(
     enc = make_encoder(encoder, **(encoder_settings or {}))
     det = make_detector(detector, upsample=upsample)  # validates the settings early
 
-    from anonfaces.video.io import list_videos
-
     images = list_images(root) if only_videos is None else []
-    videos = list_videos(root) if only_videos is None else only_videos
+    if only_videos is not None:
+        videos = only_videos
+    elif videos:
+        from anonfaces.video.io import list_videos
+
+        videos = list_videos(root)
+    else:
+        videos = []
     if not images and not videos:
         raise BadInputError(f"no image files (jpg, png, ...) or videos (mp4, mov, ...) found under {root}")
     chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]

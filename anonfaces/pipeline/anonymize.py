@@ -499,7 +499,7 @@ def load_encodings(root: Path, encodings, options: EncodeOptions, *, pool: Worke
         with tempfile.TemporaryDirectory(prefix="anonfaces-") as tmp:
             path = Path(save_to) if save_to is not None else Path(tmp) / "encodings.npz"
             report = encode_dataset(root, path, encoder=options.encoder, detector=options.detector, upsample=options.upsample,
-                                    max_pixels=options.max_pixels, pool=pool)
+                                    max_pixels=options.max_pixels, pool=pool, videos=False)
             enc = report.encodings
             skipped = dict(report.skipped)
         source = str(report.encodings_path) if save_to is not None else None
@@ -517,6 +517,8 @@ def load_encodings(root: Path, encodings, options: EncodeOptions, *, pool: Worke
                 f"the encodings do not match the dataset {root}: {len(missing)} encoded photos are not there "
                 f"(e.g. {missing[0]}); encodings made from {enc.meta.get('dataset', '?')}"
             )
+    if enc.has_video:  # the photo run: videos go through anonfaces/pipeline/video.py
+        enc = enc.subset(~enc.video_rows())
     meta = {"file": source, "encoder": enc.meta.get("encoder"), "detector": enc.meta.get("detector"),
             "dataset": enc.meta.get("dataset"), "n_faces": len(enc)}
     return enc, skipped, meta

@@ -141,3 +141,24 @@ def test_video_evaluation_finds_no_face_left_and_flags_an_untouched_copy(anonymi
     same = score_video(folder / "clip.mp4", folder / "clip.mp4", rows, step=6)
     assert same.unreplaced_frame_share == 1.0 and same.flicker_ratio == pytest.approx(1.0)
     assert reidentify_tracks([same])["reidentified"] == 1.0
+
+
+def test_a_folder_mixing_photos_and_videos(clip, sample_dir, tmp_path):
+    """Photos go through the photo run, the video through the video run, into one OUT (here with the blur baseline)."""
+    import shutil
+
+    from anonfaces.pipeline import anonymize_dataset
+
+    folder, video = clip
+    dataset = tmp_path / "mixed"
+    for person in ("Angelina_Jolie", "Bill_Gates"):
+        (dataset / person).mkdir(parents=True)
+        shutil.copy(sorted((sample_dir / person).iterdir())[0], dataset / person)
+    shutil.copy(folder / "clip.mp4", dataset / "clip.mp4")
+    run = anonymize_dataset(dataset, tmp_path / "out", method="blur", jobs=1, progress=False, second_pass=False,
+                            safety_net=False)
+    names = sorted(p.suffix for p in (tmp_path / "out").iterdir())
+    assert names == [".jpg", ".jpg", ".mp4"] and run.n_images == 2 and len(run.videos) == 1
+    assert (run.private / "run.json").is_file() and (run.private / "videos" / "run.json").is_file()
+    [written] = run.videos
+    assert _unreplaced(folder / "clip.mp4", tmp_path / "out" / written.output, video, threshold=4.0) == []

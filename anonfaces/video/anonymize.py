@@ -184,13 +184,14 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
                     result.filled += sum(1 for f in faces if f[3])
                     batch.append((frame_no, image, faces))
                 if batch and (item is None or len(batch) >= BATCH_FRAMES):
+                    # each frame is encoded as soon as it comes back, while the workers replace the next ones
                     t = time.perf_counter()
-                    done = list(pool.map(_replace_frame, batch, context=run, chunksize=2, leave=False))
-                    timing["replace"] += time.perf_counter() - t
-                    t = time.perf_counter()
-                    for _, image in done:
+                    for _, image in pool.map(_replace_frame, batch, context=run, chunksize=2, leave=False):
+                        t1 = time.perf_counter()
+                        timing["replace"] += t1 - t
                         writer.write(image)
-                    timing["encode"] += time.perf_counter() - t
+                        t = time.perf_counter()
+                        timing["encode"] += t - t1
                     bar.update(len(batch))
                     batch = []
                 if item is None:

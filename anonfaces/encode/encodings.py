@@ -84,7 +84,10 @@ class Encodings:
     _ARRAYS = ("embeddings", "paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "identities", "image_sizes")
 
     def __post_init__(self):
-        self.embeddings = np.asarray(self.embeddings, np.float32).reshape(len(self.embeddings), -1)
+        embeddings = np.asarray(self.embeddings, np.float32)
+        if embeddings.ndim != 2:  # (numpy cannot reshape an empty array to (0, -1): keep (0, dim) as it is)
+            embeddings = embeddings.reshape(len(embeddings), -1) if embeddings.size else embeddings.reshape(len(embeddings), 0)
+        self.embeddings = embeddings
         n = len(self.embeddings)
         self.paths = np.asarray(self.paths, dtype=str).reshape(n)
         self.face_index = np.asarray(self.face_index, np.int32).reshape(n)

@@ -145,6 +145,7 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
                                     n_faces=0, n_clusters=0, dataset=root, layout=layout, no_face_policy=options.no_face)
     run.videos = outputs
     run.video_record = vlayout.run_record
+    run.held_back = sorted(run.held_back + [(h["path"], h["reason"]) for h in info["held_back"]])
     for v in outputs:
         if v.error is not None:
             run.unreadable.append((v.rel, v.error))
@@ -196,9 +197,13 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
     names = layout.output_names(videos)
     outputs = []
     bad = dict(skipped)
+    held_back = []
     for rel in videos:
         if rel in bad and bad[rel] != "no face found":
             outputs.append(VideoOutput(rel, "", error=bad[rel]))
+            continue
+        if rel in bad and options.no_face == "skip":  # no face found: held back, as photos are (--no-face)
+            held_back.append((rel, "no face found"))
             continue
         mine = np.flatnonzero(enc.paths == rel)
         cuts = (infos.get(rel) or {}).get("scene_cuts", enc.meta.get("video_scene_cuts", {}).get(rel, []))
@@ -207,7 +212,8 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         result = write_video(pool, Path(root) / rel, layout.public / names[rel], plan, method=options.method,
                              surrogates=layout.surrogates, sur_landmarks=sur_landmarks, blend=options.blend,
                              method_params=options.method_params, seed=options.random_state, forehead=options.baseline_forehead,
-                             max_pixels=options.max_pixels, progress=progress, rel=rel, output=names[rel])
+                             max_pixels=options.max_pixels, progress=progress, rel=rel, output=names[rel],
+                             blur_all=rel in bad and options.no_face == "blur")
         if result.error is not None:
             log.warning("video %s not written: %s", rel, result.error)
             result.output = ""
@@ -226,6 +232,7 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
                    "face_frames_interpolated": sum(v.filled for v in outputs), "clusters": len(sur_landmarks)},
         "videos": [{**v.as_dict(), "input": infos.get(v.rel)} for v in outputs],
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        "held_back": [{"path": p, "reason": r} for p, r in held_back],
         "seconds": seconds,
     }
     write_record(layout.run_record, record)

@@ -107,6 +107,10 @@ def _surrogate(run: dict, cluster: int):
 def _replace_frame(run: dict, task):
     """One frame with its faces replaced: (frame number, RGB frame)."""
     frame_no, image, faces = task
+    if run["blur_all"]:
+        from anonfaces.release.nofaces import blur_all
+
+        return frame_no, blur_all(image)
     if not faces:
         return frame_no, image
     if run["method"] == "ksame":
@@ -145,12 +149,14 @@ class VideoOutput:
 def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "ksame", surrogates=None,
                 sur_landmarks: dict | None = None, blend: dict | None = None, method_params: dict | None = None,
                 seed: int = 0, forehead: float = 0.15, crf: int = 18, preset: str = "veryfast",
-                max_pixels: int | None = None, progress: bool = True, rel: str = "", output: str = "") -> VideoOutput:
+                max_pixels: int | None = None, progress: bool = True, rel: str = "", output: str = "",
+                blur_all: bool = False) -> VideoOutput:
     """Write ``dst``: ``src`` with the faces of ``plan`` replaced, at ``src``'s rate and size, with its audio.
 
     ``method`` ``ksame`` reads ``surrogates/<cluster>.png`` with ``sur_landmarks[cluster]`` and blends with the
     `BlendSettings` fields in ``blend``; any other method is a baseline (`apply_baseline`). A video that cannot
-    be decoded leaves nothing at ``dst`` and returns a `VideoOutput` with ``error`` set.
+    be decoded leaves nothing at ``dst`` and returns a `VideoOutput` with ``error`` set. ``blur_all``: every frame
+    blurred whole (a video in which no face was found, with ``--no-face blur``).
     """
     from tqdm.auto import tqdm
 
@@ -164,7 +170,7 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
     run = {"method": method, "surrogates": str(surrogates) if surrogates is not None else None,
            "sur_landmarks": {int(c): np.asarray(v, np.float32) for c, v in (sur_landmarks or {}).items()},
            "blend": dict(blend or {}), "method_params": dict(method_params or {}), "seed": int(seed),
-           "forehead": float(forehead), "token": uuid.uuid4().hex}
+           "forehead": float(forehead), "token": uuid.uuid4().hex, "blur_all": bool(blur_all)}
     saved, pool.progress = pool.progress, False
     timing = {"decode": 0.0, "replace": 0.0, "encode": 0.0}
     bar = tqdm(total=info.frames or None, desc=f"anonymize {Path(result.rel).name}", unit="frame", disable=not progress)

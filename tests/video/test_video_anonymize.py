@@ -162,3 +162,22 @@ def test_a_folder_mixing_photos_and_videos(clip, sample_dir, tmp_path):
     assert (run.private / "run.json").is_file() and (run.private / "videos" / "run.json").is_file()
     [written] = run.videos
     assert _unreplaced(folder / "clip.mp4", tmp_path / "out" / written.output, video, threshold=4.0) == []
+
+
+def test_a_video_without_faces_follows_no_face(tmp_path):
+    from anonfaces.pipeline import anonymize_dataset
+    from anonfaces.utils.images import write_image
+    from anonfaces.video.synthetic import Appearance, make_video
+
+    checks = (np.indices((100, 100)).sum(0) // 10 % 2 * 255).astype(np.uint8)  # a checkerboard: no face, sharp edges
+    write_image(tmp_path / "checks.png", np.repeat(checks[..., None], 3, axis=2))
+    make_video(tmp_path / "empty.mp4", [Appearance("-", str(tmp_path / "checks.png"), 0, 5, (20, 10), (40, 10), 90)],
+               frames=6, width=160, height=120, audio=False)
+    run = anonymize_dataset(tmp_path / "empty.mp4", tmp_path / "held", k=2, jobs=1, progress=False)
+    assert run.held_back == [("empty.mp4", "no face found")] and not list((tmp_path / "held").glob("*.mp4"))
+    run = anonymize_dataset(tmp_path / "empty.mp4", tmp_path / "blurred", k=2, jobs=1, progress=False, no_face="blur")
+    [written] = run.videos
+    assert written.frames == 6 and written.faces == 0
+    original = next(read_frames(tmp_path / "empty.mp4"))[2].astype(int)
+    blurred = next(read_frames(tmp_path / "blurred" / written.output))[2]
+    assert np.abs(original - blurred).mean() > 10

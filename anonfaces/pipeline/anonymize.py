@@ -315,7 +315,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                     "surrogates_shared": bool(options.is_ksame and (options.share_surrogates or options.output == "surrogates")),
                     "held_back": [{"path": p, "reason": r} for p, r in held_back]},
         "second_pass": (records or {}).get("second_pass"),
-        "safety_net": ({**net.as_dict(), "threshold": options.match_threshold,
+        "safety_net": ({**net.as_dict(), "threshold": options.match_threshold, "scan": options.net_scan,
                         "unprotected": [{"output": u.path, "path": back.get(u.path, u.path), "face": u.face, "kind": u.kind,
                                          "box_ltrb": list(u.box_ltrb), "distance": u.distance,
                                          "nearest_original": u.original} for u in net.unprotected]}
@@ -358,19 +358,20 @@ def _write_files(path: Path, images, outputs: dict, *, no_face, unprotected, unr
 
 def _safety_net(root, layout: RunLayout, encodings, outputs: dict, options: AnonymizeOptions, pool: WorkerPool):
     """The sensitive detector on every output; photos with a face still recognisable follow ``options.no_face``."""
-    from anonfaces.detect.sensitive import SensitiveDetector
     from anonfaces.release.nofaces import (
         apply_no_face_policy,
         find_unprotected,
+        net_detector,
         original_dlib_embeddings,
     )
     from anonfaces.utils.images import read_image, write_image
 
     reference = original_dlib_embeddings(root, encodings)
+    detector, known_boxes = net_detector(options.net_scan, options.sensitive_upsample)
     replaced = {o: encodings.boxes_ltrb[encodings.paths == rel] for rel, o in outputs.items()
                 if not rel.startswith("surrogates/")}
     net = find_unprotected(layout.public, sorted(outputs.values()), reference, encodings.paths,
-                           threshold=options.match_threshold, detector=SensitiveDetector(upsample=options.sensitive_upsample),
+                           threshold=options.match_threshold, detector=detector, known_boxes=known_boxes,
                            pool=pool, replaced=replaced,
                            sources={o: rel for rel, o in outputs.items() if not rel.startswith("surrogates/")})
     for photo in net.photos:
@@ -598,6 +599,7 @@ def anonymize_dataset(
     second_pass: bool = True,
     safety_net: bool = True,
     sensitive_upsample: int = 1,
+    net_scan: str = "full",
     surrogates: bool = False,
     match_threshold: float = 0.5,
     size: int | None = None,
@@ -655,7 +657,7 @@ def anonymize_dataset(
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
-    private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, surrogates,
+    private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
     match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
         ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
     output : {"photos", "surrogates"}
@@ -696,6 +698,7 @@ def anonymize_dataset(
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
                                on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
+                               net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,
                                quality=quality, max_pixels=max_pixels, random_state=random_state)
     cluster_options = ClusterOptions(algo=algo, k=options.k, unit=unit, outliers=outliers, params=cluster_params or {},

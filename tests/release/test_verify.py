@@ -109,7 +109,7 @@ def test_cli_exit_codes(safe_run, tmp_path):
     assert r.exit_code == 2
 
 
-@pytest.mark.parametrize("policy", ["copy", "blur"])
+@pytest.mark.parametrize("policy", ["skip", "copy", "blur"])
 def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, monkeypatch):
     """A synthesizer that gives each cluster one of its members' own faces back: the net must catch every face."""
     from anonfaces.pipeline import anonymize_dataset
@@ -124,6 +124,20 @@ def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, 
                                progress=False, second_pass=False, no_face=policy)
     assert report.unprotected, "the first member's photos show their own face"
     flagged = {u.path for u in report.unprotected}
+    if policy == "skip":  # held back, never lost: files.csv and run.json list each with its reason
+        import json
+
+        sources = {p for p, r in report.held_back if r == "a face left unprotected in the output"}
+        assert sources and not set(list_images(tmp_path / "out")) & flagged
+        assert not sources & set(report.outputs)
+        with open(report.private / "files.csv", newline="") as fh:
+            rows = {r["path"]: r for r in csv.DictReader(fh)}
+        assert all(rows[p]["status"] == "held back: face left unprotected" and rows[p]["output"] == "" for p in sources)
+        run = json.loads((report.private / "run.json").read_text())
+        assert {h["path"] for h in run["release"]["held_back"]} == {p for p, _ in report.held_back}
+        assert {u["path"] for u in run["safety_net"]["unprotected"]} == sources
+        assert verify_release(tmp_path / "out", report.private, jobs=2).ok
+        return
     assert flagged <= set(report.outputs.values())
     if policy == "copy":  # written as asked, and verify still says so
         result = verify_release(tmp_path / "out", report.private, jobs=2)

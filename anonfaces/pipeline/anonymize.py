@@ -79,6 +79,7 @@ class AnonymizeRun:
     held_back: list[tuple[str, str]] = field(default_factory=list)  # photos not written (no face, a face left in)
     unprotected: list = field(default_factory=list)  # the safety net's findings (`UnprotectedFace`)
     recovered_faces: int = 0  # faces found by the second detector pass
+    second_pass_photos: int = 0  # photos the second pass looked at (those without a face from the first)
     no_face_policy: str = "copy"  # what was done with photos without a face (and with faces left unprotected)
 
     @property
@@ -114,11 +115,17 @@ class AnonymizeRun:
             check = (f"; privacy check: {p.get('passed', 0)} passed, {p.get('escalated', 0)} escalated, {fell} fell back, "
                      f"{p.get('kept-above-margin', 0)} kept above the margin, {p.get('unchecked', 0)} unchecked")
         handled = {"skip": "held back", "copy": "copied unchanged", "blur": "blurred whole"}[self.no_face_policy]
+        second = ""
+        if "second_pass" in self.seconds:
+            second = (f" in {self.second_pass_photos} photos without a face, "
+                      f"{self.seconds['second_pass']:.1f} s")
+        net = f", safety net {self.seconds['safety_net']:.1f} s" if "safety_net" in self.seconds else ""
         return (
             f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
-            f"pass){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left unprotected "
-            f"in the outputs ({handled}), {len(self.held_back)} photos held back in all, {len(self.unreadable)} unreadable, "
-            f"{self.seconds.get('total', 0):.1f} s -> {self.out} (private: {self.private})"
+            f"pass{second}){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left "
+            f"unprotected in the outputs ({handled}), {len(self.held_back)} photos held back in all, "
+            f"{len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s{net} -> {self.out} "
+            f"(private: {self.private})"
         )
 
 
@@ -285,7 +292,8 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                        written=sorted(written), no_face=no_face, unreadable=sorted(unreadable), seconds=seconds,
                        dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts, outputs=dict(outputs),
                        held_back=held_back, unprotected=list(net.unprotected) if net is not None else [],
-                       recovered_faces=int((records or {}).get("recovered_faces", 0)), no_face_policy=options.no_face)
+                       recovered_faces=int((records or {}).get("recovered_faces", 0)), no_face_policy=options.no_face,
+                       second_pass_photos=int(((records or {}).get("second_pass") or {}).get("photos", 0)))
     records = records or {}
     cluster_options = records.get("clustering_options")
     record = {

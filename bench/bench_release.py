@@ -96,9 +96,9 @@ def part_detect(args) -> dict:
 
 
 def part_ksame(args) -> dict:
+    from anonfaces.pipeline.anonymize import anonymize_dataset
     from anonfaces.release.naming import name_contains
     from anonfaces.release.verify import verify_release
-    from anonfaces.pipeline.anonymize import anonymize_dataset
 
     people = sorted(d for d in args.lfw.iterdir() if d.is_dir() and len(list(d.glob("*.jpg"))) >= 3)
     rng = np.random.default_rng(0)
@@ -266,8 +266,8 @@ NET_SETTINGS = {
 def part_net(args) -> dict:
     from anonfaces.detect.sensitive import SAME_FACE_IOU, box_iou
     from anonfaces.encode import Encodings
-    from anonfaces.release.nofaces import original_dlib_embeddings, person_of
     from anonfaces.pipeline.anonymize import anonymize_dataset
+    from anonfaces.release.nofaces import original_dlib_embeddings, person_of
 
     roots = {"lfw": args.lfw, "celeba": args.lfw.parent / "celeba-aligned" / "images"}
     ctx = mp.get_context("forkserver")

@@ -20,17 +20,21 @@ from anonfaces.cli._common import jobs_option, k_option, progress_option, user_e
               help="Look for original faces still recognisable in the outputs (the slow check).")
 @click.option("--threshold", type=click.FloatRange(0, 2, min_open=True, max_open=True), default=0.5, show_default=True,
               help="dlib distance under which an output face matches an original face.")
-@click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True, help="Sensitive detector upsampling.")
+@click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
+              help="Sensitive detector upsampling (the full scan).")
+@click.option("--scan", type=click.Choice(["full", "fast"]), default="full", show_default=True,
+              help="The face check's look: full = the CNN at --upsample plus HOG over every photo; fast = every "
+                   "replaced face at its own box plus a cheap whole-photo pass (misses small faces).")
 @jobs_option(help="Worker processes for the face check. Default: every core.")
 @progress_option()
 @user_errors
-def command(out, private, dataset, k, faces, threshold, upsample, jobs, progress):
+def command(out, private, dataset, k, faces, threshold, upsample, scan, jobs, progress):
     """Check that OUT can be shared as it is: no metadata, no names from the dataset, no private file,
     no original face still recognisable, every cluster of >= k people. Exit 1 with the findings if not."""
     from anonfaces.release.verify import verify_release
 
     report = verify_release(out, private, dataset=dataset, k=k, faces=faces, threshold=threshold, upsample=upsample,
-                            jobs=jobs, progress=progress)
+                            jobs=jobs, progress=progress, scan=scan)
     for finding in report.findings:
         click.echo(str(finding))
     click.echo(f"verify: {report.summary()}")

@@ -33,7 +33,7 @@ SAME_FACE_IOU = 0.3
 
 
 class SensitiveDetector:
-    """dlib's CNN face detector with upsampling, plus HOG at the same scale (``with_hog``).
+    """dlib's CNN face detector with upsampling, plus HOG (``with_hog``).
 
     Parameters
     ----------
@@ -44,27 +44,37 @@ class SensitiveDetector:
         detectors miss different faces).
     max_pixels : int
         Cap on the upsampled work image, see the module docstring.
+    hog_upsample : int or None, default None
+        Upsampling of HOG (0 to 3); None: the same as the CNN's.
+    cnn : bool, default True
+        Run the CNN at all (False: HOG only, the cheap whole-photo look).
     """
 
     registry_name = "sensitive"
 
     def __init__(self, *, upsample: int = DEFAULT_UPSAMPLE, with_hog: bool = True,
-                 max_pixels: int = DEFAULT_MAX_WORK_PIXELS):
-        if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or not 0 <= upsample <= 3:
-            raise BadInputError(f"upsample={upsample!r} must be an integer from 0 to 3")
+                 max_pixels: int = DEFAULT_MAX_WORK_PIXELS, hog_upsample: int | None = None, cnn: bool = True):
+        for name, value in (("upsample", upsample), ("hog_upsample", upsample if hog_upsample is None else hog_upsample)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 3:
+                raise BadInputError(f"{name}={value!r} must be an integer from 0 to 3")
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 10_000:
             raise BadInputError(f"max_pixels={max_pixels!r} must be an integer >= 10000")
+        if not cnn and not with_hog:
+            raise BadInputError("a sensitive detector needs the CNN or HOG (cnn=False and with_hog=False)")
         self.upsample = int(upsample)
         self.with_hog = bool(with_hog)
         self.max_pixels = int(max_pixels)
+        self.hog_upsample = int(upsample if hog_upsample is None else hog_upsample)
+        self.cnn = bool(cnn)
 
     def settings(self) -> dict:
         return {"name": self.registry_name, "upsample": self.upsample, "with_hog": self.with_hog,
-                "max_pixels": self.max_pixels}
+                "max_pixels": self.max_pixels, "hog_upsample": self.hog_upsample, "cnn": self.cnn}
 
     def warm_up(self) -> None:
         """Load the models now (before worker processes fork and share them)."""
-        _models.cnn_detector()
+        if self.cnn:
+            _models.cnn_detector()
         if self.with_hog:
             _models.hog_detector()
         _models.shape_predictor(5)
@@ -72,11 +82,14 @@ class SensitiveDetector:
 
     def work_scale(self, height: int, width: int) -> float:
         """Factor (<= 1) the photo is resized by before upsampling, so the work image fits ``max_pixels``."""
-        upsampled = height * width * 4 ** self.upsample
+        up = max(self.upsample if self.cnn else 0, self.hog_upsample if self.with_hog else 0)
+        upsampled = height * width * 4 ** up
         return min(1.0, math.sqrt(self.max_pixels / upsampled)) if upsampled else 1.0
 
-    def boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, str]]:
-        """Face boxes as (box_ltrb in photo pixels, score, "cnn" or "hog"); CNN faces first, best first."""
+    def boxes(self, image: np.ndarray, known=None) -> list[tuple[np.ndarray, float, str]]:
+        """Face boxes as (box_ltrb in photo pixels, score, source), best first per source: the ``known``
+        boxes (m, 4) first (source "known", score 0), then the CNN's ("cnn"), then HOG's ("hog"); a
+        box overlapping an earlier one (intersection over union > 0.3) is the same face and dropped."""
         import cv2
 
         image = _check_image(image)
@@ -86,26 +99,33 @@ class SensitiveDetector:
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             work = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-        found = []
-        dets = sorted(_models.cnn_detector()(work, self.upsample), key=lambda d: -d.confidence)
-        for d in dets:
-            found.append((_rect_ltrb(d.rect) / scale, float(d.confidence), "cnn"))
+        found = [(np.asarray(b, np.float64), 0.0, "known") for b in np.asarray(known if known is not None else [],
+                                                                                 np.float64).reshape(-1, 4)]
+
+        def add(box, score, source):
+            if all(box_iou(box, other) <= SAME_FACE_IOU for other, _, _ in found):
+                found.append((box, score, source))
+
+        if self.cnn:
+            for d in sorted(_models.cnn_detector()(work, self.upsample), key=lambda d: -d.confidence):
+                add(_rect_ltrb(d.rect) / scale, float(d.confidence), "cnn")
         if self.with_hog:
-            rects, scores, _ = _models.hog_detector().run(work, self.upsample, 0.0)
+            rects, scores, _ = _models.hog_detector().run(work, self.hog_upsample, 0.0)
             for i in np.argsort(-np.asarray(scores), kind="stable").tolist():
-                box = _rect_ltrb(rects[i]) / scale
-                if all(box_iou(box, other) <= SAME_FACE_IOU for other, _, _ in found):
-                    found.append((box, float(scores[i]), "hog"))
+                add(_rect_ltrb(rects[i]) / scale, float(scores[i]), "hog")
         return found
 
-    def detect(self, image: np.ndarray) -> list[FaceDetection]:
-        """Every face found in an RGB uint8 image, with 5- and 68-point landmarks fitted on the photo."""
+    def detect(self, image: np.ndarray, known=None) -> list[FaceDetection]:
+        """Every face found in an RGB uint8 image, with 5- and 68-point landmarks fitted on the photo.
+
+        ``known`` (m, 4): boxes where faces are known to be (the faces replaced in an output
+        photo); they are faces whatever the detectors say, and come first."""
         import dlib
 
         image = _check_image(image)
         h, w = image.shape[:2]
         faces = []
-        for box, score, _ in self.boxes(image):
+        for box, score, _ in self.boxes(image, known):
             left, top, right, bottom = (round(v) for v in box)
             left, top = max(left, -w), max(top, -h)  # keep dlib's int rectangle sane for boxes past the edge
             rect = dlib.rectangle(left, top, min(right, 2 * w), min(bottom, 2 * h))

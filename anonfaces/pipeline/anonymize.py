@@ -79,6 +79,7 @@ class AnonymizeRun:
     held_back: list[tuple[str, str]] = field(default_factory=list)  # photos not written (no face, a face left in)
     unprotected: list = field(default_factory=list)  # the safety net's findings (`UnprotectedFace`)
     recovered_faces: int = 0  # faces found by the second detector pass
+    second_pass_photos: int = 0  # photos the second pass looked at (those without a face from the first)
     no_face_policy: str = "copy"  # what was done with photos without a face (and with faces left unprotected)
     videos: list = field(default_factory=list)  # `anonfaces.video.anonymize.VideoOutput` of every video
     video_record: Path | None = None  # the videos' run.json (PRIVATE/videos/run.json)
@@ -127,11 +128,17 @@ class AnonymizeRun:
         return self._photo_summary(what, check, handled)
 
     def _photo_summary(self, what: str, check: str, handled: str) -> str:
+        second = ""
+        if "second_pass" in self.seconds:
+            second = (f" in {self.second_pass_photos} photos without a face, "
+                      f"{self.seconds['second_pass']:.1f} s")
+        net = f", safety net {self.seconds['safety_net']:.1f} s" if "safety_net" in self.seconds else ""
         return (
             f"{self.n_images} images, {self.n_faces} faces replaced ({what}; {self.recovered_faces} found by the second "
-            f"pass){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left unprotected "
-            f"in the outputs ({handled}), {len(self.held_back)} photos held back in all, {len(self.unreadable)} unreadable, "
-            f"{self.seconds.get('total', 0):.1f} s -> {self.out} (private: {self.private})"
+            f"pass{second}){check}, {len(self.no_face)} without a face {handled}, {len(self.unprotected)} faces left "
+            f"unprotected in the outputs ({handled}), {len(self.held_back)} photos held back in all, "
+            f"{len(self.unreadable)} unreadable, {self.seconds.get('total', 0):.1f} s{net} -> {self.out} "
+            f"(private: {self.private})"
         )
 
 
@@ -298,7 +305,8 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                        written=sorted(written), no_face=no_face, unreadable=sorted(unreadable), seconds=seconds,
                        dataset=root, layout=layout, mapping=mapping, privacy=privacy_counts, outputs=dict(outputs),
                        held_back=held_back, unprotected=list(net.unprotected) if net is not None else [],
-                       recovered_faces=int((records or {}).get("recovered_faces", 0)), no_face_policy=options.no_face)
+                       recovered_faces=int((records or {}).get("recovered_faces", 0)), no_face_policy=options.no_face,
+                       second_pass_photos=int(((records or {}).get("second_pass") or {}).get("photos", 0)))
     records = records or {}
     cluster_options = records.get("clustering_options")
     record = {
@@ -328,7 +336,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                     "surrogates_shared": bool(options.is_ksame and (options.share_surrogates or options.output == "surrogates")),
                     "held_back": [{"path": p, "reason": r} for p, r in held_back]},
         "second_pass": (records or {}).get("second_pass"),
-        "safety_net": ({**net.as_dict(), "threshold": options.match_threshold,
+        "safety_net": ({**net.as_dict(), "threshold": options.match_threshold, "scan": options.net_scan,
                         "unprotected": [{"output": u.path, "path": back.get(u.path, u.path), "face": u.face, "kind": u.kind,
                                          "box_ltrb": list(u.box_ltrb), "distance": u.distance,
                                          "nearest_original": u.original} for u in net.unprotected]}
@@ -371,19 +379,20 @@ def _write_files(path: Path, images, outputs: dict, *, no_face, unprotected, unr
 
 def _safety_net(root, layout: RunLayout, encodings, outputs: dict, options: AnonymizeOptions, pool: WorkerPool):
     """The sensitive detector on every output; photos with a face still recognisable follow ``options.no_face``."""
-    from anonfaces.detect.sensitive import SensitiveDetector
     from anonfaces.release.nofaces import (
         apply_no_face_policy,
         find_unprotected,
+        net_detector,
         original_dlib_embeddings,
     )
     from anonfaces.utils.images import read_image, write_image
 
     reference = original_dlib_embeddings(root, encodings)
+    detector, known_boxes = net_detector(options.net_scan, options.sensitive_upsample)
     replaced = {o: encodings.boxes_ltrb[encodings.paths == rel] for rel, o in outputs.items()
                 if not rel.startswith("surrogates/")}
     net = find_unprotected(layout.public, sorted(outputs.values()), reference, encodings.paths,
-                           threshold=options.match_threshold, detector=SensitiveDetector(upsample=options.sensitive_upsample),
+                           threshold=options.match_threshold, detector=detector, known_boxes=known_boxes,
                            pool=pool, replaced=replaced,
                            sources={o: rel for rel, o in outputs.items() if not rel.startswith("surrogates/")})
     for photo in net.photos:
@@ -613,6 +622,7 @@ def anonymize_dataset(
     second_pass: bool = True,
     safety_net: bool = True,
     sensitive_upsample: int = 1,
+    net_scan: str = "full",
     surrogates: bool = False,
     match_threshold: float = 0.5,
     size: int | None = None,
@@ -675,7 +685,7 @@ def anonymize_dataset(
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
-    private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, surrogates,
+    private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
     match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
         ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
     output : {"photos", "surrogates"}
@@ -733,6 +743,7 @@ def anonymize_dataset(
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
                                on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
+                               net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,
                                quality=quality, max_pixels=max_pixels, random_state=random_state)
     cluster_options = ClusterOptions(algo=algo, k=options.k, unit=unit, outliers=outliers, params=cluster_params or {},

@@ -191,7 +191,9 @@ class AnonymizeOptions:
     recognisable: ``skip`` = held back, ``copy``, ``blur``), ``second_pass`` (dlib's CNN
     detector where HOG found nothing), ``safety_net`` (the sensitive detector on every
     output; faces within ``match_threshold`` of an original follow ``no_face``),
-    ``sensitive_upsample``, ``share_surrogates`` (also put the surrogates into OUT).
+    ``sensitive_upsample``, ``net_scan`` (the safety net's look: ``full``, or ``fast``: the replaced faces
+    plus a cheap whole-photo pass, less recall; `anonfaces.release.nofaces.net_detector`),
+    ``share_surrogates`` (also put the surrogates into OUT).
     ``size``: side of the canonical crops (None: `auto_crop_size`).
     """
 
@@ -211,6 +213,7 @@ class AnonymizeOptions:
     second_pass: bool = True
     safety_net: bool = True
     sensitive_upsample: int = 1
+    net_scan: str = "full"
     match_threshold: float = 0.5
     share_surrogates: bool = False
     allow_small_clusters: bool = False
@@ -221,7 +224,7 @@ class AnonymizeOptions:
 
     def __post_init__(self):
         from anonfaces.release.naming import NAMING_MODES
-        from anonfaces.release.nofaces import NO_FACE_POLICIES
+        from anonfaces.release.nofaces import NET_SCANS, NO_FACE_POLICIES
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
         from anonfaces.synthesize.privacy import ON_LEAK
 
@@ -242,6 +245,7 @@ class AnonymizeOptions:
         check_choice("names", self.names, NAMING_MODES)
         check_choice("no_face", self.no_face, NO_FACE_POLICIES)
         _check_int("sensitive_upsample", self.sensitive_upsample, 0)
+        check_choice("net_scan", self.net_scan, NET_SCANS)
         if self.method == KSAME:
             object.__setattr__(self, "k", check_k(self.k))
             self.blend_settings()  # refuses a bad shape, region, blend, colour, feather or forehead

@@ -51,6 +51,30 @@ MATCH_THRESHOLD = 0.5
 BLUR_CELLS = 12
 
 
+#: The safety net's looks at an output photo (``--net-scan``); see `net_detector`.
+NET_SCANS = ("full", "fast")
+DEFAULT_NET_SCAN = "full"
+
+
+def net_detector(scan: str = DEFAULT_NET_SCAN, upsample: int = 1) -> tuple[SensitiveDetector, bool]:
+    """The safety net's detector for ``scan``, and whether it also takes the replaced faces' boxes.
+
+    ``full`` (the default): dlib's CNN at ``upsample`` plus HOG at the same scale over the
+    whole photo (about 1.3 CPU s for a 250 x 250 LFW photo at upsample 1).
+    ``fast``: every face replaced in the photo, at its known box (landmarks fitted again on
+    the output), plus a whole-photo look with the CNN at upsample 0 and HOG at upsample 1,
+    about a quarter of the time. It is not the default because it loses recall: on LFW
+    outputs of the defaults the faces the full scan flags are mostly bystanders the first
+    pass missed, too small for the CNN without upsampling; ``fast`` flagged 9 of the 14
+    (``bench/bench_release.py --part net``, docs/benchmarks.md).
+    """
+    if scan not in NET_SCANS:
+        raise BadInputError(f"net_scan={scan!r} must be one of {', '.join(NET_SCANS)}")
+    if scan == "full":
+        return SensitiveDetector(upsample=upsample), False
+    return SensitiveDetector(upsample=0, hog_upsample=1), True
+
+
 def check_no_face_policy(policy: str) -> str:
     if policy not in NO_FACE_POLICIES:
         raise BadInputError(f"no_face={policy!r} must be one of {', '.join(NO_FACE_POLICIES)}")
@@ -108,7 +132,9 @@ def _scan_models(context) -> dict:
     return held
 
 
-def _scan_task(context, rel: str) -> PhotoFaces:
+def _scan_task(context, task) -> PhotoFaces:
+    """One photo: ``task`` is its path, or (path, known boxes (m, 4) or None)."""
+    rel, known = (task, None) if isinstance(task, str) else task
     t = time.perf_counter()
     models = _scan_models(context)
     try:
@@ -117,7 +143,7 @@ def _scan_task(context, rel: str) -> PhotoFaces:
         return PhotoFaces(rel, [], np.empty((0, 0), np.float32), error=str(exc))
     h, w = image.shape[:2]
     try:
-        faces = models["detector"].detect(image)
+        faces = models["detector"].detect(image, known)
         emb = models["encoder"].encode(image, faces) if faces else np.empty((0, 0), np.float32)
     except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
         return PhotoFaces(rel, [], np.empty((0, 0), np.float32), (w, h), f"detection failed: {exc}")
@@ -139,18 +165,22 @@ def _scan_context(root, detector: SensitiveDetector | None, encoder, max_pixels:
 
 def scan_photos(root: str | os.PathLike, paths: list[str], *, detector: SensitiveDetector | None = None,
                 encoder=None, jobs: int | None = 1, progress: bool = False, desc: str = "sensitive pass",
-                max_pixels: int = DEFAULT_MAX_PIXELS, pool: WorkerPool | None = None) -> list[PhotoFaces]:
+                max_pixels: int = DEFAULT_MAX_PIXELS, pool: WorkerPool | None = None,
+                known: dict[str, np.ndarray] | None = None) -> list[PhotoFaces]:
     """`PhotoFaces` of every photo ``root/path`` (in the order of ``paths``), in the command's ``pool``
     (or a pool of ``jobs`` workers for this call).
 
     ``detector`` defaults to `SensitiveDetector()`; ``encoder`` (an `anonfaces.encode`
-    encoder instance) to dlib's 128-D descriptor.
+    encoder instance) to dlib's 128-D descriptor. ``known`` maps photos to boxes (m, 4)
+    where faces are known to be: they are encoded whatever the detector finds there
+    (`SensitiveDetector.detect`'s ``known``).
     """
     context = _scan_context(root, detector, encoder, max_pixels)
     if not paths:
         return []
+    tasks = [(p, known.get(p)) for p in paths] if known else list(paths)
     with pool_for(pool, jobs, progress) as workers:
-        return list(workers.map(_scan_task, paths, context=context, desc=desc, chunksize=1))
+        return list(workers.map(_scan_task, tasks, context=context, desc=desc, chunksize=1))
 
 
 # --- 1. the second pass -------------------------------------------------------------------------
@@ -292,7 +322,7 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
                      pool: WorkerPool | None = None,
                      progress: bool = False, desc: str = "safety net",
                      replaced: dict[str, np.ndarray] | None = None,
-                     sources: dict[str, str] | None = None) -> SafetyNetReport:
+                     sources: dict[str, str] | None = None, known_boxes: bool = False) -> SafetyNetReport:
     """Faces in the photos ``folder/path`` left unprotected (see the module docstring).
 
     ``reference`` holds the dlib embeddings (n, 128) of the dataset's original faces
@@ -308,6 +338,10 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
     counts; that also flags faces that merely sit near some other person's photo
     ("hubs": blurred and averaged faces lie within 0.5 of many unrelated faces; on the
     bundled sample at k = 5, 48 of 64 such matches were to another person).
+
+    ``known_boxes``: the faces at the ``replaced`` boxes are encoded whatever the detector
+    finds there (the ``fast`` scan of `net_detector`), so a replaced face still like its
+    original is checked even where the detector would not find it.
     """
     from anonfaces.detect.sensitive import SAME_FACE_IOU, box_iou
 
@@ -318,7 +352,8 @@ def find_unprotected(folder: str | os.PathLike, paths: list[str], reference: np.
     reference_persons = np.array([person_of(p) for p in reference_paths.tolist()], dtype=str) if sources else None
     report = SafetyNetReport(n_photos=len(paths))
     t = time.perf_counter()
-    scans = scan_photos(folder, paths, detector=detector, jobs=jobs, progress=progress, desc=desc, pool=pool)
+    scans = scan_photos(folder, paths, detector=detector, jobs=jobs, progress=progress, desc=desc, pool=pool,
+                        known=replaced if known_boxes else None)
     report.seconds = time.perf_counter() - t
     for s in scans:
         if s.error is not None:

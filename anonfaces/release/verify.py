@@ -46,7 +46,7 @@ from anonfaces.release.layout import (
     list_files,
 )
 from anonfaces.release.naming import NameMatcher, person_names
-from anonfaces.release.nofaces import MATCH_THRESHOLD
+from anonfaces.release.nofaces import DEFAULT_NET_SCAN, MATCH_THRESHOLD
 from anonfaces.utils.images import identity_of, list_images
 
 log = logging.getLogger(__name__)
@@ -176,12 +176,12 @@ def check_clusters(rows: list[dict], k: int) -> list[Finding]:
 
 def check_faces(out: Path, photos: list[str], reference: np.ndarray, reference_paths, *,
                 threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int = 1, progress: bool = False,
-                replaced: dict | None = None, sources: dict | None = None) -> list[Finding]:
-    from anonfaces.detect.sensitive import SensitiveDetector
-    from anonfaces.release.nofaces import find_unprotected
+                replaced: dict | None = None, sources: dict | None = None, scan: str = DEFAULT_NET_SCAN) -> list[Finding]:
+    from anonfaces.release.nofaces import find_unprotected, net_detector
 
+    detector, known_boxes = net_detector(scan, upsample)
     report = find_unprotected(out, photos, reference, reference_paths, threshold=threshold,
-                              detector=SensitiveDetector(upsample=upsample), jobs=jobs, progress=progress,
+                              detector=detector, jobs=jobs, progress=progress, known_boxes=known_boxes,
                               desc="verify faces", replaced=replaced, sources=sources)
     findings = [Finding("face", u.path, f"face {u.face} at {[round(v) for v in u.box_ltrb]} "
                                         + (f"is still recognisable: distance {u.distance:.3f} < {threshold} to an original face"
@@ -200,7 +200,7 @@ def _read_csv(path: Path) -> list[dict]:
 def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
                    dataset: str | os.PathLike | None = None, k: int | None = None, faces: bool = True,
                    threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int | None = None,
-                   progress: bool = False) -> VerifyReport:
+                   progress: bool = False, scan: str = DEFAULT_NET_SCAN) -> VerifyReport:
     """Check that ``out`` can be shared as it is; see the module docstring for the checks.
 
     Parameters
@@ -216,6 +216,9 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     faces : bool
         Run the face check (the slow one: the sensitive detector on every photo).
     threshold, upsample, jobs : settings of the face check (jobs None: every core).
+    scan : {"fast", "full"}
+        The face check's look at each photo (`anonfaces.release.nofaces.net_detector`):
+        ``full`` (default) the CNN at ``upsample`` plus HOG, ``fast`` the replaced faces plus a cheap pass.
     """
     from anonfaces.utils.parallel import check_jobs
 
@@ -282,7 +285,7 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     # faces -------------------------------------------------------------------------------------
     if faces:
         _faces(report, out, private, photos, settings, dataset, threshold=threshold, upsample=upsample, jobs=jobs,
-               progress=progress, unchecked=unchecked)
+               progress=progress, unchecked=unchecked, scan=scan)
     log.info("verify: %s", report.summary())
     return report
 
@@ -310,7 +313,7 @@ def _sources(private: Path) -> dict[str, str] | None:
     return {r["output"]: r["path"] for r in _read_csv(private / MAPPING_FILE) if r.get("output")}
 
 
-def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked):
+def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked, scan):
     from anonfaces.encode import Encodings
     from anonfaces.release.layout import ENCODINGS_FILE
     from anonfaces.release.nofaces import original_dlib_embeddings
@@ -325,5 +328,6 @@ def _faces(report, out, private, photos, settings, dataset, *, threshold, upsamp
         return
     reference = original_dlib_embeddings(dataset, enc) if enc.encoder.get("name", "dlib") != "dlib" else enc.embeddings
     report.findings += check_faces(out, photos, reference, enc.paths, threshold=threshold, upsample=upsample, jobs=jobs,
-                                   progress=progress, replaced=_replaced_boxes(private), sources=_sources(private))
+                                   progress=progress, replaced=_replaced_boxes(private), sources=_sources(private),
+                                   scan=scan)
     report.checked["face"] = len(photos)

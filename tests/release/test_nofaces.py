@@ -213,3 +213,47 @@ def test_with_sources_only_the_persons_own_photos_count_as_a_match(release_data,
     assert find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings, enc.paths, sources={"kept.jpg": other}).unprotected == []
     # without sources, any original face counts (the face is its own original: a match)
     assert [u.kind for u in find_unprotected(tmp_path, ["kept.jpg"], enc.embeddings, enc.paths).unprotected] == ["match"]
+
+
+def test_known_boxes_come_first_and_hog_only_or_cnn_only_settings(face_photo):
+    full = SensitiveDetector().detect(face_photo)
+    assert len(full) == 1
+    known = np.array([[70.0, 70.0, 180.0, 180.0]])  # near the face: the detector's box there is the same face
+    faces = SensitiveDetector(upsample=0, hog_upsample=1).detect(face_photo, known)
+    assert len(faces) == 1 and faces[0].box_ltrb.tolist() == known[0].tolist() and faces[0].score == 0.0
+    eyes = faces[0].landmarks68[36:48].mean(0)
+    assert box_iou(full[0].box_ltrb, faces[0].box_ltrb) > 0.5 and 70 < eyes[0] < 180 and 70 < eyes[1] < 180
+    away = np.array([[0.0, 0.0, 40.0, 40.0]])  # a known box away from the face: both are kept, the known one first
+    faces = SensitiveDetector(upsample=0).detect(face_photo, away)
+    assert len(faces) == 2 and faces[0].box_ltrb.tolist() == away[0].tolist()
+    hog_only = SensitiveDetector(cnn=False, hog_upsample=1)
+    assert hog_only.settings()["cnn"] is False and len(hog_only.detect(face_photo)) == 1
+    with pytest.raises(BadInputError, match="CNN or HOG"):
+        SensitiveDetector(cnn=False, with_hog=False)
+    with pytest.raises(BadInputError, match="hog_upsample"):
+        SensitiveDetector(hog_upsample=4)
+
+
+def test_known_boxes_are_checked_where_the_detector_finds_nothing(release_data, tmp_path):
+    """``known_boxes``: the replaced faces are encoded at their own boxes whatever the detector finds."""
+    from anonfaces.encode import Encodings
+    from anonfaces.release.nofaces import net_detector
+
+    root, enc_path, _, _ = release_data
+    enc = Encodings.load(enc_path)
+    rel = enc.paths[0]
+    image = read_image(root / rel)
+    write_image(tmp_path / "kept.jpg", image)
+    write_image(tmp_path / "blurred.jpg", blur_all(image))
+    box = enc.boxes_ltrb[enc.paths == rel]
+    replaced = {"kept.jpg": box, "blurred.jpg": box}
+    hog_only = SensitiveDetector(cnn=False, hog_upsample=0)
+    plain = find_unprotected(tmp_path, ["blurred.jpg"], enc.embeddings, enc.paths, detector=hog_only, replaced=replaced)
+    assert plain.n_faces == 0  # the detector finds nothing in the blurred photo
+    known = find_unprotected(tmp_path, ["kept.jpg", "blurred.jpg"], enc.embeddings, enc.paths, detector=hog_only,
+                             replaced=replaced, known_boxes=True)
+    assert known.n_faces == 2 and known.photos == ["kept.jpg"]  # both checked; only the original face matches
+    assert known.unprotected[0].kind == "match" and known.unprotected[0].distance < 0.2
+    assert net_detector("full")[1] is False and net_detector("fast")[1] is True
+    with pytest.raises(BadInputError, match="net_scan"):
+        net_detector("quick")

@@ -109,7 +109,7 @@ def test_cli_exit_codes(safe_run, tmp_path):
     assert r.exit_code == 2
 
 
-@pytest.mark.parametrize("policy", ["copy", "blur"])
+@pytest.mark.parametrize("policy", ["skip", "copy", "blur"])
 def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, monkeypatch):
     """A synthesizer that gives each cluster one of its members' own faces back: the net must catch every face."""
     from anonfaces.pipeline import anonymize_dataset
@@ -124,6 +124,20 @@ def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, 
                                progress=False, second_pass=False, no_face=policy)
     assert report.unprotected, "the first member's photos show their own face"
     flagged = {u.path for u in report.unprotected}
+    if policy == "skip":  # held back, never lost: files.csv and run.json list each with its reason
+        import json
+
+        sources = {p for p, r in report.held_back if r == "a face left unprotected in the output"}
+        assert sources and not set(list_images(tmp_path / "out")) & flagged
+        assert not sources & set(report.outputs)
+        with open(report.private / "files.csv", newline="") as fh:
+            rows = {r["path"]: r for r in csv.DictReader(fh)}
+        assert all(rows[p]["status"] == "held back: face left unprotected" and rows[p]["output"] == "" for p in sources)
+        run = json.loads((report.private / "run.json").read_text())
+        assert {h["path"] for h in run["release"]["held_back"]} == {p for p, _ in report.held_back}
+        assert {u["path"] for u in run["safety_net"]["unprotected"]} == sources
+        assert verify_release(tmp_path / "out", report.private, jobs=2).ok
+        return
     assert flagged <= set(report.outputs.values())
     if policy == "copy":  # written as asked, and verify still says so
         result = verify_release(tmp_path / "out", report.private, jobs=2)
@@ -135,3 +149,78 @@ def test_safety_net_rule_on_an_unprotected_face(release_data, tmp_path, policy, 
         enc = Encodings.load(report.private / "encodings.npz")
         again = find_unprotected(tmp_path / "out", sorted(flagged), enc.embeddings, enc.paths, jobs=2)
         assert again.n_photos == len(flagged) and again.n_faces == 0
+
+
+def _spoil_metadata(path, kind: str) -> None:
+    """Rewrite the photo ``path`` with one kind of metadata (the pixels unchanged)."""
+    from PIL import Image, ImageCms
+    from PIL.PngImagePlugin import PngInfo
+
+    with Image.open(path) as im:
+        im.load()
+        image = im.convert("RGB")
+    if kind == "xmp":
+        image.save(path, format="JPEG", quality=95,
+                   xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><dc:creator>A. Person</dc:creator></rdf:RDF></x:xmpmeta>')
+    elif kind == "icc":
+        image.save(path, format="JPEG", quality=95,
+                   icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    elif kind == "comment":
+        image.save(path, format="JPEG", quality=95, comment=b"shot by A. Person")
+    elif kind == "png-text":
+        info = PngInfo()
+        info.add_text("Author", "A. Person")
+        image.save(path, format="PNG", pnginfo=info)
+
+
+@pytest.mark.parametrize("kind, word", [("xmp", "xmp"), ("icc", "icc"), ("comment", "comment"), ("png-text", "text")])
+def test_other_metadata_left_in_is_found(safe_run, tmp_path, kind, word):
+    out, private = _copy(safe_run, tmp_path)
+    victim = list_images(out)[0]
+    if kind == "png-text":  # a PNG output (as written for PNG inputs) with a text chunk
+        (out / victim).rename(out / (victim.rsplit(".", 1)[0] + ".png"))
+        victim = victim.rsplit(".", 1)[0] + ".png"
+    _spoil_metadata(out / victim, kind)
+    result = verify_release(out, private, faces=False)
+    assert [(f.check, f.path) for f in result.findings] == [("metadata", victim)]
+    assert word in result.findings[0].message.lower()
+
+
+@pytest.mark.parametrize("name", ["privacy.csv", "run.json", "encodings.npz", "release.key"])
+def test_each_private_file_inside_out_is_found(safe_run, tmp_path, name):
+    out, private = _copy(safe_run, tmp_path)
+    (out / "sub").mkdir()
+    shutil.copy(private / name, out / "sub" / name)  # also below OUT's top level
+    result = verify_release(out, private, faces=False)
+    assert [(f.check, f.path) for f in result.findings] == [("file", f"sub/{name}")]
+    assert "private" in result.findings[0].message
+
+
+def test_a_folder_named_after_a_person_is_found(release_data, safe_run, tmp_path):
+    out, private = _copy(safe_run, tmp_path)
+    victim = list_images(out)[0]
+    (out / "Bill_Gates").mkdir()
+    (out / victim).rename(out / "Bill_Gates" / victim)
+    result = verify_release(out, private, faces=False)
+    assert [(f.check, f.path) for f in result.findings] == [("name", f"Bill_Gates/{victim}")]
+    assert "Bill_Gates" in result.findings[0].message
+
+
+def test_a_surrogates_only_output_is_safe_and_checked(release_data, tmp_path):
+    """``--output surrogates``: OUT holds only the surrogate crops; verify checks them (faces included)."""
+    from anonfaces.pipeline import anonymize_dataset
+
+    root, enc_path, _, _ = release_data
+    report = anonymize_dataset(root, tmp_path / "out", k=3, encodings=enc_path, jobs=2, progress=False,
+                               output="surrogates")
+    outputs = list_images(tmp_path / "out")
+    assert outputs and all(p.startswith("surrogates/") for p in outputs)
+    result = verify_release(tmp_path / "out", report.private, jobs=2)
+    assert result.ok, [str(f) for f in result.findings]
+    assert result.checked["face"] == len(outputs) and result.checked["k"] == 3
+    # an original face dropped among the surrogates is caught
+    with open(report.private / "mapping.csv", newline="") as fh:
+        rel = next(r["path"] for r in csv.DictReader(fh))
+    write_image(tmp_path / "out" / "surrogates" / "99.png", read_image(root / rel))
+    spoiled = verify_release(tmp_path / "out", report.private, jobs=2)
+    assert [(f.check, f.path) for f in spoiled.findings] == [("face", "surrogates/99.png")]

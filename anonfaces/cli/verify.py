@@ -25,16 +25,19 @@ from anonfaces.cli._common import jobs_option, k_option, progress_option, user_e
 @click.option("--scan", type=click.Choice(["full", "fast"]), default="full", show_default=True,
               help="The face check's look: full = the CNN at --upsample plus HOG over every photo; fast = every "
                    "replaced face at its own box plus a cheap whole-photo pass (misses small faces).")
+@click.option("--video-fps", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Frames per second of each anonymized video the face check looks at.")
 @jobs_option(help="Worker processes for the face check. Default: every core.")
 @progress_option()
 @user_errors
-def command(out, private, dataset, k, faces, threshold, upsample, scan, jobs, progress):
+def command(out, private, dataset, k, faces, threshold, upsample, scan, video_fps, jobs, progress):
     """Check that OUT can be shared as it is: no metadata, no names from the dataset, no private file,
-    no original face still recognisable, every cluster of >= k people. Exit 1 with the findings if not."""
+    no original face still recognisable, every cluster of >= k people; the run's anonymized videos too (tags,
+    faces left unreplaced on sampled frames, k over face tracks). Exit 1 with the findings if not."""
     from anonfaces.release.verify import verify_release
 
     report = verify_release(out, private, dataset=dataset, k=k, faces=faces, threshold=threshold, upsample=upsample,
-                            jobs=jobs, progress=progress, scan=scan)
+                            jobs=jobs, progress=progress, scan=scan, video_fps=video_fps)
     for finding in report.findings:
         click.echo(str(finding))
     click.echo(f"verify: {report.summary()}")

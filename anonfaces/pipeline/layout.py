@@ -16,28 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anonfaces.errors import BadInputError
-
-PRIVATE_SUFFIX = ".private"
-#: The private folder's files (also what `anonfaces verify` refuses to see in OUT).
-MAPPING_FILE = "mapping.csv"
-FILES_FILE = "files.csv"
-RUN_FILE = "run.json"
-ENCODINGS_FILE = "encodings.npz"
-KEY_FILE = "release.key"
-PRIVACY_FILE = "privacy.csv"
-SURROGATES_DIR = "surrogates"
-
-
-def default_private_dir(out: str | os.PathLike) -> Path:
-    """``OUT.private`` beside ``OUT``."""
-    out = Path(out)
-    if out.name in ("", ".", ".."):
-        out = out.resolve()
-    return out.with_name(out.name + PRIVATE_SUFFIX)
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
+from anonfaces.release.layout import (  # noqa: F401  (the names are the release's rules; re-exported for callers)
+    ENCODINGS_FILE,
+    FILES_FILE,
+    KEY_FILE,
+    MAPPING_FILE,
+    PRIVACY_FILE,
+    PRIVATE_SUFFIX,
+    RUN_FILE,
+    SURROGATES_DIR,
+    VIDEOS_DIR,
+    check_folders,
+    default_private_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -147,21 +138,9 @@ class RunLayout:
 
 def check_layout(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
                  dataset: str | os.PathLike | None = None) -> RunLayout:
-    """The run's `RunLayout`; refuses a private folder inside OUT (or OUT inside it) or overlapping the dataset."""
-    out = Path(out)
-    private = default_private_dir(out) if private is None else Path(private)
-    o, p = out.resolve(), private.resolve()
-    if _inside(p, o):
-        raise BadInputError(f"--private {private} is inside --out {out}; it must be outside what is shared")
-    if _inside(o, p):
-        raise BadInputError(f"--out {out} is inside --private {private}; choose two separate folders")
-    if p.exists() and not p.is_dir():
-        raise BadInputError(f"--private {private} exists and is not a folder")
-    if dataset is not None:
-        d = Path(dataset).resolve()
-        if _inside(p, d) or _inside(d, p):
-            raise BadInputError(f"--private {private} and the dataset {dataset} overlap; the input is never written to")
-    return RunLayout(out, private)
+    """The run's `RunLayout`; refuses a private folder inside OUT (or OUT inside it) or overlapping the dataset
+    (`anonfaces.release.layout.check_folders`)."""
+    return RunLayout(*check_folders(out, private, dataset=dataset))
 
 
 def check_out_dir(dataset: Path, out: Path, *, overwrite: bool) -> None:

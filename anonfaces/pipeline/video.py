@@ -27,8 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.errors import BadInputError
-from anonfaces.pipeline.layout import RunLayout
-from anonfaces.pipeline.options import AnonymizeOptions, ClusterOptions, EncodeOptions, as_record
+from anonfaces.pipeline.layout import VIDEOS_DIR, RunLayout
+from anonfaces.pipeline.options import (
+    AnonymizeOptions,
+    ClusterOptions,
+    EncodeOptions,
+    as_record,
+)
 from anonfaces.pipeline.record import header, write_record
 from anonfaces.utils.parallel import WorkerPool, pool_for
 from anonfaces.video.io import is_video, list_videos
@@ -38,7 +43,6 @@ log = logging.getLogger(__name__)
 #: Faces of each track whose crops go into its cluster's surrogate (evenly spaced over the track).
 CROPS_PER_TRACK = 6
 #: The private sub-folder of a run's video records.
-VIDEOS_DIR = "videos"
 
 
 def video_inputs(dataset) -> tuple[Path, list[str]]:
@@ -109,7 +113,11 @@ def surrogate_crops(root, enc, *, size: int, per_track: int = CROPS_PER_TRACK, m
 
 def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos: bool):
     """The run of a dataset with videos (see the module docstring); ``params`` are `anonymize_dataset`'s arguments."""
-    from anonfaces.pipeline.anonymize import AnonymizeRun, anonymize_dataset, release_layout
+    from anonfaces.pipeline.anonymize import (
+        AnonymizeRun,
+        anonymize_dataset,
+        release_layout,
+    )
     from anonfaces.pipeline.layout import check_out_dir
 
     out = Path(params["out"])

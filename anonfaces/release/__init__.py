@@ -6,7 +6,7 @@
 * `verify`: re-check a finished output folder before sharing it.
 """
 
-from anonfaces.release.layout import check_layout, default_private_dir
+from anonfaces.release.layout import check_folders, default_private_dir
 from anonfaces.release.naming import (
     NAMING_MODES,
     hashed_stem,
@@ -38,7 +38,7 @@ __all__ = [
     "VerifyReport",
     "apply_no_face_policy",
     "blur_all",
-    "check_layout",
+    "check_folders",
     "default_private_dir",
     "find_unprotected",
     "hashed_stem",

@@ -13,6 +13,11 @@ Checks, each giving `Finding` records (an empty list means the folder passed):
                ``threshold`` (dlib distance) of an original face of the dataset, or
                away from every face that was replaced (a face never anonymized);
 ``k``          every cluster of ``mapping.csv`` stands for at least k units (people);
+``video``      the anonymized videos a run lists in ``PRIVATE/videos/run.json`` are
+               allowed in OUT; their containers and streams carry no identifying
+               tag, and (with ``faces``) on frames sampled at ``video_fps`` no face a
+               fresh detector finds in the original is left unreplaced in the copy
+               (`anonfaces.video.evaluate`);
 ``unchecked``  a check that could not run (its input is missing from the private
                folder): a folder that cannot be checked does not pass.
 
@@ -40,7 +45,8 @@ from anonfaces.release.layout import (
     MAPPING_FILE,
     PRIVATE_NAMES,
     RUN_FILE,
-    check_layout,
+    VIDEOS_DIR,
+    check_folders,
     default_private_dir,
     is_shareable_name,
     list_files,
@@ -126,10 +132,12 @@ def image_metadata(path: str | os.PathLike) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def check_files(out: Path, files: list[str]) -> list[Finding]:
-    """Everything in OUT that is not a shareable photo."""
+def check_files(out: Path, files: list[str], videos: set[str] = frozenset()) -> list[Finding]:
+    """Everything in OUT that is not a shareable photo (or one of the run's anonymized ``videos``)."""
     findings = []
     for rel in files:
+        if rel in videos:
+            continue
         name = rel.rsplit("/", 1)[-1]
         if name in PRIVATE_NAMES or name.endswith((".npz", ".pickle", ".pkl", ".key")):
             findings.append(Finding("file", rel, "a private file (links back to people): move it to the private folder"))
@@ -191,6 +199,65 @@ def check_faces(out: Path, photos: list[str], reference: np.ndarray, reference_p
     return findings
 
 
+#: Container and stream tags a muxer writes by itself: they say nothing about the people or the source.
+_MUXER_TAGS = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id",
+                         "language", "duration"})
+
+
+def video_metadata(path: str | os.PathLike) -> list[str]:
+    """The identifying tags of a video file (title, comment, creation time, location, ...), or why it cannot be read."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            tags = [f"container {k}" for k in container.metadata if k.lower() not in _MUXER_TAGS]
+            for stream in container.streams:
+                tags += [f"{stream.type} stream {k}" for k in stream.metadata if k.lower() not in _MUXER_TAGS]
+    except ImportError as exc:
+        return [f"cannot be read without PyAV (pip install 'anonfaces[video]'): {exc}"]
+    except Exception as exc:  # noqa: BLE001  (PyAV raises its own FFmpeg error classes)
+        return [f"unreadable video ({exc})"]
+    return tags
+
+
+def _video_run(private: Path) -> dict | None:
+    path = private / VIDEOS_DIR / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path} cannot be read ({exc})") from exc
+
+
+def check_videos(out: Path, private: Path, record: dict, *, faces: bool = True, fps: float = 1.0) -> list[Finding]:
+    """Metadata and faces left unreplaced in the videos of a run (``record``: ``PRIVATE/videos/run.json``)."""
+    written = [v for v in record.get("videos", []) if v.get("output") and not v.get("error")]
+    findings = []
+    for v in written:
+        tags = video_metadata(out / v["output"])
+        if tags:
+            findings.append(Finding("metadata", v["output"], "video tags left in: " + ", ".join(tags)))
+    if not faces or not written:
+        return findings
+    enc_path = private / VIDEOS_DIR / "encodings.npz"
+    if not enc_path.is_file() or not Path(record.get("dataset", "")).is_dir():
+        return findings + [Finding("unchecked", "", f"video faces: {enc_path} or the original videos "
+                                                     f"({record.get('dataset')}) not found")]
+    from anonfaces.encode import Encodings
+    from anonfaces.video.evaluate import score_run_videos
+
+    scores, _ = score_run_videos(record["dataset"], out, written, Encodings.load(enc_path), fps=fps)
+    for s in scores:
+        if s.error is not None:
+            findings.append(Finding("face", s.output, f"could not be checked: {s.error}"))
+        elif s.faces_unreplaced:
+            findings.append(Finding("face", s.output, f"{s.faces_unreplaced} of {s.faces_seen} faces found in "
+                                                     f"{s.sampled_frames} sampled frames of the original are left "
+                                                     "unreplaced (same person to dlib, or pixels unchanged)"))
+    return findings
+
+
 # --- the whole check ------------------------------------------------------------------------------
 def _read_csv(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as fh:
@@ -200,7 +267,7 @@ def _read_csv(path: Path) -> list[dict]:
 def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = None, *,
                    dataset: str | os.PathLike | None = None, k: int | None = None, faces: bool = True,
                    threshold: float = MATCH_THRESHOLD, upsample: int = 1, jobs: int | None = None,
-                   progress: bool = False, scan: str = DEFAULT_NET_SCAN) -> VerifyReport:
+                   progress: bool = False, scan: str = DEFAULT_NET_SCAN, video_fps: float = 1.0) -> VerifyReport:
     """Check that ``out`` can be shared as it is; see the module docstring for the checks.
 
     Parameters
@@ -216,6 +283,8 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     faces : bool
         Run the face check (the slow one: the sensitive detector on every photo).
     threshold, upsample, jobs : settings of the face check (jobs None: every core).
+    video_fps : float
+        Frames per second of each anonymized video the face check looks at.
     scan : {"fast", "full"}
         The face check's look at each photo (`anonfaces.release.nofaces.net_detector`):
         ``full`` (default) the CNN at ``upsample`` plus HOG, ``fast`` the replaced faces plus a cheap pass.
@@ -229,13 +298,15 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     private = default_private_dir(out) if private is None else Path(private)
     report = VerifyReport(out, private)
     try:
-        check_layout(out, private)
+        check_folders(out, private)
     except BadInputError as exc:
         report.findings.append(Finding("layout", "", str(exc)))
     files = list_files(out)
     photos = [f for f in files if is_shareable_name(f)]
     report.n_files = len(files)
-    report.findings += check_files(out, files)
+    video_run = _video_run(private)
+    videos = {v["output"] for v in (video_run or {}).get("videos", []) if v.get("output") and not v.get("error")}
+    report.findings += check_files(out, files, videos)
     report.checked["file"] = len(files)
     report.findings += check_metadata(out, photos)
     report.checked["metadata"] = len(photos)
@@ -259,6 +330,8 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     for name in (FILES_FILE, MAPPING_FILE):
         if (private / name).is_file():
             originals += [r["path"] for r in _read_csv(private / name)]
+    if video_run is not None:
+        originals += [v["path"] for v in video_run.get("videos", [])]
     if dataset is not None:
         originals += list_images(dataset)
     originals = list(dict.fromkeys(originals))
@@ -274,6 +347,8 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
     k = k if k is not None else settings.get("k")
     if method != "ksame" and k is None:
         report.checked["k"] = f"not clustered ({method})"
+    elif not mapping.is_file() and not photos and video_run is not None:
+        report.checked["k"] = "no photos (the videos are checked below)"
     elif not mapping.is_file():
         unchecked("k", f"{mapping} not found")
     elif k is None:
@@ -282,12 +357,40 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
         report.findings += check_clusters(_read_csv(mapping), int(k))
         report.checked["k"] = int(k)
 
+    if video_run is not None:
+        _video_clusters(report, private, video_run, k, unchecked)
+
     # faces -------------------------------------------------------------------------------------
-    if faces:
+    if faces and not photos and video_run is not None:
+        report.checked["face"] = "no photos (the videos are checked below)"
+    elif faces:
         _faces(report, out, private, photos, settings, dataset, threshold=threshold, upsample=upsample, jobs=jobs,
                progress=progress, unchecked=unchecked, scan=scan)
+    if video_run is not None:
+        report.findings += check_videos(out, private, video_run, faces=faces, fps=video_fps)
+        report.checked["video"] = len(videos)
     log.info("verify: %s", report.summary())
     return report
+
+
+def _video_clusters(report, private: Path, video_run: dict, k, unchecked) -> None:
+    """The k check on the videos' mapping: a unit is a face track (``<video>#t<track>``, from the video encodings;
+    the tracks of one person in a video are merged when encoding)."""
+    from anonfaces.encode import Encodings
+
+    mapping, enc_path = private / VIDEOS_DIR / MAPPING_FILE, private / VIDEOS_DIR / "encodings.npz"
+    k = k if k is not None else (video_run.get("options") or {}).get("k")
+    method = (video_run.get("options") or {}).get("method", "ksame")
+    if method != "ksame":
+        return
+    if k is None or not mapping.is_file() or not enc_path.is_file():
+        unchecked("k", f"videos: no k recorded, or {mapping} / {enc_path} not found")
+        return
+    enc = Encodings.load(enc_path)
+    unit = dict(zip(zip(enc.paths.tolist(), enc.face_index.tolist()), enc.track_units().tolist()))
+    rows = [{**r, "unit": unit.get((r["path"], int(r["face"])), "")} for r in _read_csv(mapping)]
+    report.findings += check_clusters(rows, int(k))
+    report.checked["k (videos)"] = int(k)
 
 
 def _replaced_boxes(private: Path) -> dict[str, np.ndarray] | None:

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from anonfaces.errors import BadInputError
+from anonfaces.pipeline.layout import check_layout
 from anonfaces.release.layout import (
-    check_layout,
+    check_folders,
     default_private_dir,
     is_shareable_name,
 )
@@ -49,6 +50,10 @@ def test_layout_refuses_a_private_folder_inside_out_or_the_dataset(tmp_path):
         check_layout(tmp_path / "p" / "out", tmp_path / "p")
     with pytest.raises(BadInputError, match="overlap"):
         check_layout(tmp_path / "out", tmp_path / "data" / "p", dataset=tmp_path / "data")
+    # the release's own check (what `verify` runs) refuses the same folders
+    with pytest.raises(BadInputError, match="inside --out"):
+        check_folders(tmp_path / "out", tmp_path / "out" / "private")
+    assert check_folders(tmp_path / "out") == (tmp_path / "out", tmp_path / "out.private")
 
 
 def test_only_photos_are_shareable_names():

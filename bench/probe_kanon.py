@@ -55,6 +55,9 @@ CONFIGS = {
     "default": {},
     "default-none": {"color": "none"},
     "default-surrogate": {"on_leak": "surrogate"},
+    "all-surrogate": {"privacy_margin": -10.0, "on_leak": "surrogate"},  # every face: the bare surrogate crop pasted
+    "chip": {"region": "chip"},
+    "chip-none": {"region": "chip", "color": "none"},
 }
 
 

@@ -21,7 +21,7 @@ The face passes when ``max(leak, evenness) <= margin`` (either one alone where
 the other cannot be computed) and ``nearest_own >= own_distance + margin``.
 Otherwise the face is redone with the next step of
 `escalation_steps` (the cluster's shape, the largest region, colours fully from
-the cluster); when every step fails, ``on_leak`` decides: ``blur`` the face
+the cluster, the region softened); when every step fails, ``on_leak`` decides: ``blur`` the face
 region, paste the bare ``surrogate`` crop over the head (the surrogate alone,
 for which the 1/k bound holds), or ``keep`` the last step (recorded as
 ``kept-above-margin``, never silently). `replace_faces` returns one
@@ -62,6 +62,8 @@ PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", 
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
 OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
 CHIP_SIZE = 150
+#: The last escalation step's blur of the replaced region (share of the face size; `BlendSettings.soften`).
+SOFTEN = 0.03
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class PrivacyRecord:
 
 
 def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]:
-    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours."""
+    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours, softened."""
     steps = [("given", settings)]
     current = settings
     if current.weight < 1.0:
@@ -147,6 +149,8 @@ def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]
     if current.color != "none":
         current = current.replace(color="none")
         steps.append(("cluster-colour", current))
+    if current.soften < SOFTEN:
+        steps.append(("softened", current.replace(soften=SOFTEN)))
     return steps
 
 

@@ -62,8 +62,8 @@ PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", 
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
 OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
 CHIP_SIZE = 150
-#: The last escalation step's blur of the replaced region (share of the face size; `BlendSettings.soften`).
-SOFTEN = 0.03
+#: The last escalation steps' blur of the replaced region (share of the face size; `BlendSettings.soften`).
+SOFTEN = (0.03, 0.06)
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,10 @@ def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]
     if current.color != "none":
         current = current.replace(color="none")
         steps.append(("cluster-colour", current))
-    if current.soften < SOFTEN:
-        steps.append(("softened", current.replace(soften=SOFTEN)))
+    for i, sigma in enumerate(SOFTEN):
+        if current.soften < sigma:
+            current = current.replace(soften=sigma)
+            steps.append(("softened" if i == 0 else f"softened-{i + 1}", current))
     return steps
 
 

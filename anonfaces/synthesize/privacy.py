@@ -57,6 +57,7 @@ DEFAULT_MARGIN = 0.05
 #: dlib distance under which a face still counts as its person's (issue 13's unprotected face; the evaluation's
 #: ``anonfaces.evaluate.protocols.UNPROTECTED_DISTANCE``); the own-photo term keeps every face ``margin`` beyond it.
 OWN_DISTANCE = 0.5
+OWN_PHOTOS = ("person", "this")
 PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "nearest_own_before", "leak_after",
                    "evenness_after", "nearest_own_after", "step", "outcome")
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
@@ -179,6 +180,10 @@ class PrivacyCheck:
     own_distance : float or None
         The own-photo term: a face nearer than ``own_distance + margin`` to an
         original photo of its person fails (None: no own-photo term).
+    own_photos : {"person", "this"}
+        The own-photo term's originals: every photo of the person (``own`` and
+        ``original``; the release safety net's rule) or this photo's own
+        original only (issue 13's unprotected face).
     """
 
     embed: Callable[[np.ndarray], np.ndarray]
@@ -186,6 +191,7 @@ class PrivacyCheck:
     on_leak: str = "blur"
     evenness: bool = True
     own_distance: float | None = OWN_DISTANCE
+    own_photos: str = "person"
     _surrogate_cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -197,6 +203,8 @@ class PrivacyCheck:
             raise BadInputError(f"margin={self.margin!r} must be a finite number")
         if self.own_distance is not None and not (np.isfinite(self.own_distance) and self.own_distance >= 0):
             raise BadInputError(f"own_distance={self.own_distance!r} must be None or a distance >= 0")
+        if self.own_photos not in OWN_PHOTOS:
+            raise BadInputError(f"own_photos={self.own_photos!r} must be one of {', '.join(OWN_PHOTOS)}")
 
     def _embed_one(self, image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
         from anonfaces.detect import face_chip
@@ -225,8 +233,8 @@ class PrivacyCheck:
         has_own = job.own is not None and len(job.own) > 0
         if self.evenness and has_own and job.others is not None and len(job.others):
             evenness = float(_distance(a, job.others).min() - _distance(a, job.own).min())
-        mine = [np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (job.own, job.original)
-                if x is not None and len(x)]
+        sources = (job.original,) if self.own_photos == "this" else (job.own, job.original)
+        mine = [np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in sources if x is not None and len(x)]
         if self.own_distance is not None and mine:
             nearest = float(_distance(a, np.concatenate(mine)).min())
         return Scores(leak, evenness, nearest)

@@ -41,7 +41,8 @@ def _privacy_check(run: dict):
         from anonfaces.synthesize.privacy import OWN_DISTANCE, PrivacyCheck
 
         held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"],
-                                     own_distance=check.get("own_distance", OWN_DISTANCE))
+                                     own_distance=check.get("own_distance", OWN_DISTANCE),
+                                     own_photos=check.get("own_photos", "person"))
     return held["check"]
 
 
@@ -118,7 +119,7 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     privacy check, ``{"make_embed": a picklable module-level callable returning
     embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
     "persons" (n_rows,) int, "labels" (n_rows,) int, optionally "own_distance" (the own-photo term's distance,
-    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`)}``; ``row`` of each face indexes those arrays.
+    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`) and "own_photos" (``person`` or ``this``)}``; ``row`` of each face indexes those arrays.
     """
     run = {"root": str(root), "out": str(out), "method": method, "blend": dict(blend), "method_params": dict(method_params),
            "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels), "forehead": float(forehead),

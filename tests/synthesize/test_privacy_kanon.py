@@ -154,6 +154,10 @@ def test_check_refuses_bad_settings(embed):
         PrivacyCheck("not callable")
     with pytest.raises(BadInputError):
         PrivacyCheck(embed, margin=float("nan"))
+    with pytest.raises(BadInputError):
+        PrivacyCheck(embed, own_distance=-0.1)
+    with pytest.raises(BadInputError):
+        PrivacyCheck(embed, own_photos="family")
 
 
 def test_privacy_csv_holds_every_face(tmp_path, sample_dir):

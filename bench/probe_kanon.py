@@ -88,13 +88,13 @@ def main(argv=None) -> int:
     import numpy as np
 
     logging.basicConfig(level=logging.WARNING)
+    import importlib
+
     from anonfaces.cluster import cluster_encodings
     from anonfaces.evaluate import DatasetSubset, protocols
     from anonfaces.evaluate.measure import measure_photos
     from anonfaces.evaluate.recognizers import make_recognizer
     from anonfaces.evaluate.subset import link_subset
-    import importlib
-
     from anonfaces.pipeline import anonymize_dataset
 
     anonymize_module = importlib.import_module("anonfaces.pipeline.anonymize")

@@ -6,7 +6,11 @@ encodings and the clustering made once and shared), measures it with the
 library calls of ``anonfaces evaluate`` (`measure_photos`, the `protocols`,
 the dlib attacker with the originals' descriptors as its gallery) and prints,
 per configuration, closed-set, identity-level and parrot re-identification,
-SSIM, the re-detection rate and the privacy check's outcomes. Configurations are named below (`CONFIGS`) or given
+the method-aware attacker (`protocols.method_aware_identification`, trained on
+anonymized photos of the people; chance 1/people), the unprotected-face rate
+(output faces within dlib 0.5 of their original), SSIM, the re-detection rate and
+the privacy check's outcomes. ``own_distance`` in a configuration sets the check's
+own-photo term (None: off). Configurations are named below (`CONFIGS`) or given
 as JSON (``--config '{"name": "x", "shape": "cluster", ...}'``, the keywords of
 `anonfaces.pipeline.anonymize_dataset`).
 
@@ -30,6 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 NO_CHECK = {"privacy_check": False}
+#: as `anonfaces evaluate` anonymizes (anonfaces.pipeline.sweep): every photo written under its own name, no safety net
+SWEEP_PARAMS = {"names": "keep", "no_face": "copy", "second_pass": False, "safety_net": False}
 CONFIGS = {
     "old": {"shape": "member", "region": "inner", "color": "lab", **NO_CHECK},
     "cluster-inner": {"shape": "cluster", "region": "inner", **NO_CHECK},
@@ -41,10 +47,21 @@ CONFIGS = {
     "check-0.05-blur": {"shape": "cluster", "region": "head", "privacy_margin": 0.05, "on_leak": "blur"},
     "check-0.1-blur": {"shape": "cluster", "region": "head", "privacy_margin": 0.1, "on_leak": "blur"},
     "check-0.05-surrogate": {"shape": "cluster", "region": "head", "privacy_margin": 0.05, "on_leak": "surrogate"},
+
+
+    # the own-photo term off (the check before 2026-12-01 evening): leak and evenness only
+    "check-0.05-blur-noown": {"shape": "cluster", "region": "head", "privacy_margin": 0.05, "on_leak": "blur",
+                              "own_distance": None},
+    "default": {},
+    "default-none": {"color": "none"},
+    "default-surrogate": {"on_leak": "surrogate"},
+    "all-surrogate": {"privacy_margin": -10.0, "on_leak": "surrogate"},  # every face: the bare surrogate crop pasted
+    "chip": {"region": "chip"},
+    "chip-none": {"region": "chip", "color": "none"},
 }
 
 
-KEYS = ("closed_set", "identity_reid", "parrot_reid", "ssim", "detection_rate")
+KEYS = ("closed_set", "identity_reid", "parrot_reid", "method_aware", "unprotected", "ssim", "detection_rate")
 
 
 def _line(name, m, outcomes, seconds) -> str:
@@ -71,12 +88,16 @@ def main(argv=None) -> int:
     import numpy as np
 
     logging.basicConfig(level=logging.WARNING)
+    import importlib
+
     from anonfaces.cluster import cluster_encodings
     from anonfaces.evaluate import DatasetSubset, protocols
     from anonfaces.evaluate.measure import measure_photos
     from anonfaces.evaluate.recognizers import make_recognizer
     from anonfaces.evaluate.subset import link_subset
     from anonfaces.pipeline import anonymize_dataset
+
+    anonymize_module = importlib.import_module("anonfaces.pipeline.anonymize")
     from anonfaces.pipeline.sweep import cached_encodings
 
     configs = [{"name": n, **CONFIGS[n]} for n in args.configs.split(",") if n]
@@ -97,10 +118,19 @@ def main(argv=None) -> int:
     for cfg in configs:
         cfg = dict(cfg)
         name = cfg.pop("name")
+        own_distance = cfg.pop("own_distance", "default")
+        context = anonymize_module.privacy_context
+        if own_distance != "default":  # the check's context is made here and shipped to the workers
+            def with_own(*a, _make=context, _own=own_distance, **kw):
+                return {**_make(*a, **kw), "own_distance": _own}
+
+            anonymize_module.privacy_context = with_own
         run = out / name
         t = time.perf_counter()
         report = anonymize_dataset(root, run, k=args.k, synth=args.synth, encodings=enc, clusters=clustering,
-                                   jobs=args.jobs, progress=False, overwrite=True, **cfg)
+                                   jobs=args.jobs, progress=False, overwrite=True,
+                                   **{**SWEEP_PARAMS, **cfg})
+        anonymize_module.privacy_context = context
         t_anon = time.perf_counter() - t
         meas = measure_photos(run, enc, dlib, original_root=root, detect=True, jobs=args.jobs, progress=False)
         ok = meas.readable
@@ -111,10 +141,15 @@ def main(argv=None) -> int:
                                                                  probe_keys=keys[probe & ok], gallery_keys=keys),
             "parrot_reid": protocols.parrot_reidentification(A[probe & ok], ids[probe & ok], A[ok], ids[ok],
                                                              probe_keys=keys[probe & ok], gallery_keys=keys[ok]),
+            "method_aware": protocols.method_aware_identification(A[probe & ok], ids[probe & ok],
+                                                                  groups=np.asarray(enc.paths)[probe & ok]).accuracy,
+            "unprotected": float(protocols.unprotected_faces(G[ok], A[ok]).mean()),
             "ssim": float(np.nanmean(meas.ssim)), "detection_rate": float(meas.detected[ok].mean()),
         }
         seconds = time.perf_counter() - t
         outcomes = report.privacy
+        if own_distance != "default":
+            cfg["own_distance"] = own_distance
         row = {"name": name, "settings": cfg, "k": args.k, "bound": 1 / args.k, "dataset": args.dataset,
                "subset": subset.to_dict(), "n_faces": len(ids), "seconds": round(seconds, 1),
                "anonymize_seconds": round(t_anon, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

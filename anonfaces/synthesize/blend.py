@@ -14,7 +14,8 @@ For one face, `blend_surrogate`
 2. builds the region mask (`REGIONS`): ``inner`` is the jaw line and the
    eyebrows raised a little toward the forehead (the old region); ``forehead``
    raises it toward the hairline; ``head`` also scales it out under the chin and
-   toward the ears (most of dlib's 150 x 150 face chip). The mask is feathered at
+   toward the ears (most of dlib's 150 x 150 face chip); ``chip`` reaches further
+   (into the hairline, past the ears, well under the chin). The mask is feathered at
    its edge;
 3. matches colours (`COLOR_MODES`): ``lab`` gives the surrogate the mean and
    spread of each CIE Lab channel of the face it replaces (the person's skin and
@@ -60,7 +61,7 @@ BLEND_MODES = ("feather", "seamless")
 COLOR_MODES = ("lab", "luma", "mean", "none")
 SHAPES = ("cluster", "member")
 #: Region presets: (forehead lift, outline scale about the nose tip); see `anonfaces.synthesize._warp.face_outline`.
-REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12)}
+REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12), "chip": (0.6, 1.3)}
 #: The ring around the region that is warped to meet the surrogate's outline (``shape="cluster"``), as a
 #: scale of the region's outline about the nose tip.
 RING_SCALE = 1.2
@@ -71,6 +72,9 @@ class BlendSettings:
     """How a surrogate is put into a photo (see the module docstring).
 
     ``forehead`` overrides the region preset's forehead lift when not None.
+    ``soften`` > 0 blurs the replaced region (Gaussian, sigma that share of the
+    face size, weighted by the region mask): the privacy check's last step before
+    its fallback, leaving a face that is still found but carries less detail.
     """
 
     shape: str | float = "cluster"
@@ -79,9 +83,12 @@ class BlendSettings:
     color: str = "luma"
     feather: float = 0.06
     forehead: float | None = None
+    soften: float = 0.0
 
     def __post_init__(self):
         shape_weight(self.shape)
+        if not (isinstance(self.soften, (int, float)) and 0 <= self.soften <= 0.2):
+            raise BadInputError(f"soften={self.soften!r} must be a number from 0 to 0.2")
         for name, value, valid in (("region", self.region, tuple(REGIONS)),
                                    ("blend", self.blend, BLEND_MODES), ("color", self.color, COLOR_MODES)):
             if value not in valid:
@@ -335,6 +342,10 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
         warped = match_colors(warped, base, mask, mode=settings.color)
         alpha = mask[..., None]
         patch[:] = np.clip(np.rint(warped * alpha + base * (1.0 - alpha)), 0, 255).astype(np.uint8)
+    if settings.soften > 0:
+        soft = cv2.GaussianBlur(patch, (0, 0), sigmaX=max(0.5, settings.soften * scale)).astype(np.float32)
+        alpha = mask[..., None]
+        patch[:] = np.clip(np.rint(soft * alpha + patch * (1.0 - alpha)), 0, 255).astype(np.uint8)
     replacement = FaceReplacement(roi, changed, target)
     return (result, replacement) if details else result
 

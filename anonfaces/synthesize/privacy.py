@@ -11,12 +11,17 @@ callable it is given; this module imports no encoder) and scores it:
 * ``evenness = min d(face, photos of the cluster's other people)
   - min d(face, photos of the person)``: how much nearer the face stands to its
   own person than to the nearest other member of its cluster (> 0: a
-  nearest-neighbour attacker who knows the cluster names the person).
+  nearest-neighbour attacker who knows the cluster names the person);
+* ``nearest_own = min d(face, the person's original photos)``, this photo's
+  original face included (the own-photo term): a face within
+  ``own_distance + margin`` (0.5 + 0.05) of one of them is still recognisable as
+  its person (issue 13's unprotected face: within 0.5 of its original).
 
-The face's score is ``max(leak, evenness)`` (either one alone where the other
-cannot be computed). Above ``margin`` the face is redone with the next step of
+The face passes when ``max(leak, evenness) <= margin`` (either one alone where
+the other cannot be computed) and ``nearest_own >= own_distance + margin``.
+Otherwise the face is redone with the next step of
 `escalation_steps` (the cluster's shape, the largest region, colours fully from
-the cluster); when every step fails, ``on_leak`` decides: ``blur`` the face
+the cluster, the region softened); when every step fails, ``on_leak`` decides: ``blur`` the face
 region, paste the bare ``surrogate`` crop over the head (the surrogate alone,
 for which the 1/k bound holds), or ``keep`` the last step (recorded as
 ``kept-above-margin``, never silently). `replace_faces` returns one
@@ -29,6 +34,7 @@ import csv
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,11 +54,17 @@ log = logging.getLogger(__name__)
 ON_LEAK = ("blur", "surrogate", "keep")
 #: Default margin on ``max(leak, evenness)`` (dlib distances; faces of one person lie within about 0.6).
 DEFAULT_MARGIN = 0.05
-PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "leak_after", "evenness_after",
-                   "step", "outcome")
+#: dlib distance under which a face still counts as its person's (issue 13's unprotected face; the evaluation's
+#: ``anonfaces.evaluate.protocols.UNPROTECTED_DISTANCE``); the own-photo term keeps every face ``margin`` beyond it.
+OWN_DISTANCE = 0.5
+OWN_PHOTOS = ("person", "this")
+PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "nearest_own_before", "leak_after",
+                   "evenness_after", "nearest_own_after", "step", "outcome")
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
 OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
 CHIP_SIZE = 150
+#: The last escalation steps' blur of the replaced region (share of the face size; `BlendSettings.soften`).
+SOFTEN = (0.03, 0.06)
 
 
 @dataclass(frozen=True)
@@ -71,11 +83,14 @@ class FaceJob:
     member : ndarray of shape (dim,), optional
         The person's mean embedding (None: no leak term).
     own : ndarray of shape (n, dim), optional
-        Embeddings of the person's photos (None or empty: no evenness term).
+        Embeddings of the person's photos (None or empty: no evenness term; with
+        ``original``, the own-photo term's faces).
     others : ndarray of shape (m, dim), optional
         Embeddings of the photos of the cluster's other people.
     surrogate_embedding : ndarray of shape (dim,), optional
         The bare surrogate's embedding (computed by the check when None).
+    original : ndarray of shape (dim,), optional
+        This face's own original embedding (the own-photo term; ``own`` usually holds it already).
     """
 
     landmarks68: np.ndarray
@@ -86,6 +101,15 @@ class FaceJob:
     own: np.ndarray | None = None
     others: np.ndarray | None = None
     surrogate_embedding: np.ndarray | None = None
+    original: np.ndarray | None = None
+
+
+class Scores(NamedTuple):
+    """One face's terms (NaN where a term cannot be computed): see the module docstring."""
+
+    leak: float
+    evenness: float
+    nearest_own: float
 
 
 @dataclass
@@ -97,8 +121,10 @@ class PrivacyRecord:
     cluster: int
     leak_before: float = float("nan")
     evenness_before: float = float("nan")
+    nearest_own_before: float = float("nan")
     leak_after: float = float("nan")
     evenness_after: float = float("nan")
+    nearest_own_after: float = float("nan")
     step: str = "given"
     outcome: str = "unchecked"
 
@@ -111,7 +137,7 @@ class PrivacyRecord:
 
 
 def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]:
-    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours."""
+    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours, softened."""
     steps = [("given", settings)]
     current = settings
     if current.weight < 1.0:
@@ -124,6 +150,10 @@ def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]
     if current.color != "none":
         current = current.replace(color="none")
         steps.append(("cluster-colour", current))
+    for i, sigma in enumerate(SOFTEN):
+        if current.soften < sigma:
+            current = current.replace(soften=sigma)
+            steps.append(("softened" if i == 0 else f"softened-{i + 1}", current))
     return steps
 
 
@@ -141,17 +171,27 @@ class PrivacyCheck:
         ``embed(chips)`` with chips a uint8 array of shape (n, 150, 150, 3) (dlib's
         aligned face chips, `anonfaces.detect.face_chip`) -> ndarray of shape (n, dim).
     margin : float
-        Largest accepted ``max(leak, evenness)``.
+        Largest accepted ``max(leak, evenness)``; also how far beyond ``own_distance`` the face must stand from
+        every original photo of its person.
     on_leak : {"blur", "surrogate", "keep"}
         What to do with a face still above the margin after every step.
     evenness : bool
         Score the evenness term (else the leak alone).
+    own_distance : float or None
+        The own-photo term: a face nearer than ``own_distance + margin`` to an
+        original photo of its person fails (None: no own-photo term).
+    own_photos : {"person", "this"}
+        The own-photo term's originals: every photo of the person (``own`` and
+        ``original``; the release safety net's rule) or this photo's own
+        original only (issue 13's unprotected face).
     """
 
     embed: Callable[[np.ndarray], np.ndarray]
     margin: float = DEFAULT_MARGIN
     on_leak: str = "blur"
     evenness: bool = True
+    own_distance: float | None = OWN_DISTANCE
+    own_photos: str = "person"
     _surrogate_cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -161,6 +201,10 @@ class PrivacyCheck:
             raise BadInputError(f"on_leak={self.on_leak!r} must be one of {', '.join(ON_LEAK)}")
         if not np.isfinite(self.margin):
             raise BadInputError(f"margin={self.margin!r} must be a finite number")
+        if self.own_distance is not None and not (np.isfinite(self.own_distance) and self.own_distance >= 0):
+            raise BadInputError(f"own_distance={self.own_distance!r} must be None or a distance >= 0")
+        if self.own_photos not in OWN_PHOTOS:
+            raise BadInputError(f"own_photos={self.own_photos!r} must be one of {', '.join(OWN_PHOTOS)}")
 
     def _embed_one(self, image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
         from anonfaces.detect import face_chip
@@ -179,20 +223,29 @@ class PrivacyCheck:
             self._surrogate_cache[key] = (job.surrogate, self._embed_one(job.surrogate.image, job.surrogate.landmarks))
         return self._surrogate_cache[key][1]
 
-    def scores(self, image: np.ndarray, job: FaceJob) -> tuple[float, float]:
-        """(leak, evenness) of the face with ``job.landmarks68`` in ``image``; NaN for a term that cannot be computed."""
+    def scores(self, image: np.ndarray, job: FaceJob) -> Scores:
+        """`Scores` of the face with ``job.landmarks68`` in ``image``; NaN for a term that cannot be computed."""
         a = self._embed_one(image, job.landmarks68)
-        leak = evenness = float("nan")
+        leak = evenness = nearest = float("nan")
         if job.member is not None:
             m = np.asarray(job.member, dtype=np.float64)
             leak = float(_distance(self.surrogate_embedding(job), m)[0] - _distance(a, m)[0])
-        if self.evenness and job.own is not None and job.others is not None and len(job.own) and len(job.others):
+        has_own = job.own is not None and len(job.own) > 0
+        if self.evenness and has_own and job.others is not None and len(job.others):
             evenness = float(_distance(a, job.others).min() - _distance(a, job.own).min())
-        return leak, evenness
+        sources = (job.original,) if self.own_photos == "this" else (job.own, job.original)
+        mine = [np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in sources if x is not None and len(x)]
+        if self.own_distance is not None and mine:
+            nearest = float(_distance(a, np.concatenate(mine)).min())
+        return Scores(leak, evenness, nearest)
 
-    def passes(self, leak: float, evenness: float) -> bool:
+    def passes(self, scores: Scores | tuple[float, float, float]) -> bool:
+        """Whether a face with these (leak, evenness, nearest_own) passes (the module docstring's rule)."""
+        leak, evenness, near = scores
         terms = [v for v in (leak, evenness) if np.isfinite(v)]
-        return not terms or max(terms) <= self.margin
+        if terms and max(terms) > self.margin:
+            return False
+        return not (self.own_distance is not None and np.isfinite(near) and near < self.own_distance + self.margin)
 
 
 def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: BlendSettings | None = None,
@@ -228,11 +281,12 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
         candidate = None
         for i, (name, step) in enumerate(escalation_steps(settings)):
             candidate = blend_surrogate(before, job.surrogate, job.landmarks68, settings=step)
-            leak, even = check.scores(candidate, job)
+            scores = check.scores(candidate, job)
             if i == 0:
-                record.leak_before, record.evenness_before = leak, even
-            record.leak_after, record.evenness_after, record.step = leak, even, name
-            if check.passes(leak, even):
+                record.leak_before, record.evenness_before, record.nearest_own_before = scores
+            record.leak_after, record.evenness_after, record.nearest_own_after = scores
+            record.step = name
+            if check.passes(scores):
                 record.outcome = "passed" if i == 0 else "escalated"
                 break
         else:
@@ -248,7 +302,7 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
                             job.face)
             if check.on_leak != "keep":
                 record.step = f"on_leak={check.on_leak}"
-                record.leak_after, record.evenness_after = check.scores(candidate, job)
+                record.leak_after, record.evenness_after, record.nearest_own_after = check.scores(candidate, job)
         result = candidate
         records.append(record)
     return result, records

@@ -38,16 +38,18 @@ def _privacy_check(run: dict):
         return None
     held = worker_local("synthesize.privacy", run["token"])
     if "check" not in held:
-        from anonfaces.synthesize.privacy import PrivacyCheck
+        from anonfaces.synthesize.privacy import OWN_DISTANCE, PrivacyCheck
 
-        held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"])
+        held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"],
+                                     own_distance=check.get("own_distance", OWN_DISTANCE),
+                                     own_photos=check.get("own_photos", "person"))
     return held["check"]
 
 
 def _face_job(run: dict, face):
     """The `FaceJob` of one face: ``(landmarks68, cluster, surrogate landmarks, face index, row)``; with the check,
-    the person's mean embedding (``member``), their faces' embeddings (``own``) and those of the cluster's other
-    people (``others``), from the rows of ``check["embeddings"]``."""
+    the person's mean embedding (``member``), their faces' embeddings (``own``), this face's own (``original``) and
+    those of the cluster's other people (``others``), from the rows of ``check["embeddings"]``."""
     from anonfaces.synthesize.privacy import FaceJob
 
     lm, cluster, sur_lm, face_index, row = face
@@ -56,7 +58,8 @@ def _face_job(run: dict, face):
     if check is not None and row is not None:
         emb, persons, labels = check["embeddings"], check["persons"], check["labels"]
         own = persons == persons[row]
-        context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own]}
+        context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own],
+                   "original": emb[row]}
     return FaceJob(lm, _surrogate(run, cluster, sur_lm), cluster=cluster, face=face_index, **context)
 
 
@@ -115,7 +118,8 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     ``check`` (ksame only; None: no check, every record ``unchecked``): the per-face
     privacy check, ``{"make_embed": a picklable module-level callable returning
     embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
-    "persons" (n_rows,) int, "labels" (n_rows,) int}``; ``row`` of each face indexes those arrays.
+    "persons" (n_rows,) int, "labels" (n_rows,) int, optionally "own_distance" (the own-photo term's distance,
+    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`) and "own_photos" (``person`` or ``this``)}``; ``row`` of each face indexes those arrays.
     """
     run = {"root": str(root), "out": str(out), "method": method, "blend": dict(blend), "method_params": dict(method_params),
            "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels), "forehead": float(forehead),

@@ -70,7 +70,8 @@ def test_cluster_shape_gives_every_member_the_surrogates_inner_face_geometry(sam
 
 
 @pytest.mark.parametrize("settings", [BlendSettings(), BlendSettings(region="inner"), BlendSettings(blend="seamless"),
-                                      BlendSettings(shape="member", region="inner"), BlendSettings(region="forehead")])
+                                      BlendSettings(shape="member", region="inner"), BlendSettings(region="forehead"),
+                                      BlendSettings(region="chip", soften=0.03)])
 def test_pixels_outside_the_changed_region_never_change(sample_dir, sample_encodings, cluster0, settings):
     _, sur = cluster0
     for i in (0, 57, 131, 200):
@@ -90,10 +91,10 @@ def test_larger_regions_change_more_of_the_head(sample_dir, sample_encodings, cl
     _, sur = cluster0
     image = read_image(sample_dir / sample_encodings.paths[0])
     changed = []
-    for region in ("inner", "forehead", "head"):
+    for region in ("inner", "forehead", "head", "chip"):
         out = blend_surrogate(image, sur, sample_encodings.landmarks68[0], region=region)
         changed.append(int((np.abs(out.astype(int) - image.astype(int)).max(2) > 10).sum()))
-    assert changed[0] < changed[1] < changed[2], changed
+    assert changed[0] < changed[1] < changed[2] < changed[3], changed
 
 
 def test_colour_modes_differ_and_none_keeps_the_clusters_colours(sample_dir, sample_encodings, cluster0):
@@ -112,10 +113,10 @@ def test_colour_modes_differ_and_none_keeps_the_clusters_colours(sample_dir, sam
 
 def test_blend_settings_refuse_bad_values():
     for bad in ({"shape": "x"}, {"region": "face"}, {"blend": "x"}, {"color": "rgb"}, {"feather": -1},
-                {"forehead": "high"}):
+                {"forehead": "high"}, {"soften": -0.1}, {"soften": 1.0}):
         with pytest.raises(BadInputError):
             BlendSettings(**bad)
-    assert set(REGIONS) == {"inner", "forehead", "head"}
+    assert set(REGIONS) == {"inner", "forehead", "head", "chip"}
 
 
 def test_a_share_of_the_cluster_shape_moves_the_landmarks_that_share_of_the_way(sample_dir, sample_encodings, cluster0):

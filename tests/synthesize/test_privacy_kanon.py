@@ -14,7 +14,9 @@ from anonfaces.synthesize import make_synthesizer
 from anonfaces.synthesize.blend import BlendSettings
 from anonfaces.synthesize.privacy import (
     OUTCOMES,
+    OWN_DISTANCE,
     PRIVACY_COLUMNS,
+    SOFTEN,
     FaceJob,
     PrivacyCheck,
     escalation_steps,
@@ -49,16 +51,17 @@ def _job(enc, labels, i, sur) -> FaceJob:
                    member=enc.embeddings[own].mean(0), own=enc.embeddings[own], others=enc.embeddings[others])
 
 
-def _score(leak, even):
+def _score(leak, even, *_nearest_own):
     return max(v for v in (leak, even) if np.isfinite(v))
 
 
 def test_escalation_steps_strengthen_in_order():
     names = [n for n, _ in escalation_steps(OLD)]
-    assert names == ["given", "cluster-shape", "largest-region", "cluster-colour"]
+    assert names == ["given", "cluster-shape", "largest-region", "cluster-colour", "softened", "softened-2"]
     last = escalation_steps(OLD)[-1][1]
-    assert (last.shape, last.region, last.color) == ("cluster", "head", "none")
-    assert [n for n, _ in escalation_steps(BlendSettings())] == ["given", "cluster-colour"]
+    assert (last.shape, last.region, last.color, last.soften) == ("cluster", "chip", "none", SOFTEN[-1])
+    assert [n for n, _ in escalation_steps(BlendSettings())] == ["given", "largest-region", "cluster-colour", "softened",
+                                                                 "softened-2"]
 
 
 def test_a_face_made_to_leak_with_its_own_shape_is_caught_and_escalated(sample_dir, sample_encodings, cluster0, embed):
@@ -71,19 +74,49 @@ def test_a_face_made_to_leak_with_its_own_shape_is_caught_and_escalated(sample_d
         job = _job(enc, labels, i, sur)
         out, (record,) = replace_faces(image, [job], settings=OLD, check=check, path=str(enc.paths[i]))
         assert record.outcome in OUTCOMES
-        score = _score(record.leak_before, record.evenness_before)
-        if score <= check.margin:
+        if check.passes((record.leak_before, record.evenness_before, record.nearest_own_before)):
             assert (record.outcome, record.step) == ("passed", "given")
             continue
         caught += 1
         # above the margin with the member's own shape: never left as it was
         assert record.step != "given" and record.outcome in ("escalated", "blurred"), record
         if record.outcome == "escalated":
-            assert _score(record.leak_after, record.evenness_after) <= check.margin
+            assert check.passes((record.leak_after, record.evenness_after, record.nearest_own_after))
         # the record's "after" figures are those of the face actually written
-        assert _score(*check.scores(out, job)) == pytest.approx(_score(record.leak_after, record.evenness_after),
-                                                                abs=1e-6)
+        assert tuple(check.scores(out, job)) == pytest.approx(
+            (record.leak_after, record.evenness_after, record.nearest_own_after), abs=1e-6, nan_ok=True)
     assert caught >= 1, "no member of the sample cluster leaks above the margin with its own shape"
+
+
+def test_the_own_photo_term_catches_a_face_left_near_its_original(sample_dir, sample_encodings, cluster0, embed):
+    """A face left (nearly) as it was -- forced: the member's own shape, the smallest region, its own colours --
+    stands near its original photo; without the own-photo term (and with no leak or evenness term) it passes, with it
+    the face is escalated and what is written stands beyond 0.5 + margin of the original (or is blurred)."""
+    labels, members, sur = cluster0
+    enc = sample_encodings
+    forced = BlendSettings(shape="member", region="inner", color="lab", forehead=-0.2, feather=0.5)
+    without = PrivacyCheck(embed, evenness=False, own_distance=None)  # no member, no evenness: nothing to check
+    with_own = PrivacyCheck(embed, evenness=False)  # the own-photo term alone
+    caught = 0
+    for i in members[:8]:
+        image = read_image(sample_dir / enc.paths[i])
+        job = _job(enc, labels, i, sur)
+        job = FaceJob(job.landmarks68, job.surrogate, cluster=job.cluster, face=job.face, member=None,
+                      own=job.own[:0], others=job.others, original=enc.embeddings[i])  # this photo's original only
+        given, (plain,) = replace_faces(image, [job], settings=forced, check=without)
+        assert plain.outcome == "passed" and np.isnan(plain.nearest_own_before)
+        out, (record,) = replace_faces(image, [job], settings=forced, check=with_own)
+        near = record.nearest_own_before  # the distance of the face as first blended to this photo's original
+        assert near == pytest.approx(np.linalg.norm(with_own._embed_one(given, job.landmarks68) - enc.embeddings[i]),
+                                     abs=1e-6)
+        if near >= OWN_DISTANCE + with_own.margin:
+            assert record.outcome == "passed"
+            continue
+        caught += 1
+        assert record.step != "given" and record.outcome in ("escalated", "blurred"), record
+        assert record.nearest_own_after >= OWN_DISTANCE + with_own.margin or record.outcome == "blurred"
+        assert with_own.scores(out, job).nearest_own == pytest.approx(record.nearest_own_after, abs=1e-6)
+    assert caught >= 1, "no forced face of the sample cluster stood within 0.5 + margin of its original"
 
 
 @pytest.mark.parametrize("on_leak", ["blur", "surrogate", "keep"])
@@ -121,6 +154,10 @@ def test_check_refuses_bad_settings(embed):
         PrivacyCheck("not callable")
     with pytest.raises(BadInputError):
         PrivacyCheck(embed, margin=float("nan"))
+    with pytest.raises(BadInputError):
+        PrivacyCheck(embed, own_distance=-0.1)
+    with pytest.raises(BadInputError):
+        PrivacyCheck(embed, own_photos="family")
 
 
 def test_privacy_csv_holds_every_face(tmp_path, sample_dir):
@@ -143,6 +180,7 @@ def test_privacy_csv_holds_every_face(tmp_path, sample_dir):
         after = [float(r[c]) for c in ("leak_after", "evenness_after") if r[c] != "nan"]
         if r["outcome"] in ("passed", "escalated"):
             assert max(after) <= 0.05, r
+            assert float(r["nearest_own_after"]) >= OWN_DISTANCE + 0.05, r  # the own-photo term: never near its photos
     counts = report.privacy
     assert counts["faces"] == len(rows) == sum(counts[o] for o in OUTCOMES)
     assert "privacy check:" in report.summary()

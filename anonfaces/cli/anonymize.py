@@ -94,7 +94,11 @@ load_optional_synthesizers()
 @click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,
               help="Embed every replaced face and escalate the ones above --privacy-margin (privacy.csv).")
 @click.option("--privacy-margin", type=float, default=0.05, show_default=True,
-              help="Largest accepted max(leak, evenness) of a replaced face (dlib distances).")
+              help="Largest accepted max(leak, evenness) of a replaced face (dlib distances); a face must also stand "
+                   "0.5 + this margin from its person's original photos (--own-photos).")
+@click.option("--own-photos", type=click.Choice(["person", "this", "off"]), default="person", show_default=True,
+              help="The privacy check's own-photo term: keep every face beyond 0.5 + margin from every original photo "
+                   "of its person (person), from this photo's original only (this), or no such term (off).")
 @click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
               help="Last resort for a face still above the margin after every escalation step.")
 @click.option("--output", type=click.Choice(OUTPUTS), default="photos", show_default=True,
@@ -114,7 +118,7 @@ load_optional_synthesizers()
 @user_errors
 def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
-            privacy_margin, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
+            privacy_margin, own_photos, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
             net_scan, surrogates):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT.
@@ -132,7 +136,7 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
         clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
         cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
         method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
-        privacy_check=privacy_check, privacy_margin=privacy_margin, on_leak=on_leak, output=output, size=size, detector=detector,
+        privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak, output=output, size=size, detector=detector,
         upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
         random_state=random_state, progress=progress, command=command_line(), private=private, names=names,
         key_file=key_file, keep_folders=keep_folders, no_face=no_face, second_pass=second_pass, safety_net=safety_net,

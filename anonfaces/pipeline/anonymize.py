@@ -470,7 +470,11 @@ def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *,
     person_ids = np.unique(persons, return_inverse=True)[1].astype(np.int64)
     encoder = encodings.meta.get("encoder") or {}
     num_jitters = int(encoder.get("num_jitters", 1)) if isinstance(encoder, dict) else 1
+    from anonfaces.synthesize.privacy import OWN_DISTANCE
+
+    own = options.own_photos != "off"
     return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
+            "own_distance": OWN_DISTANCE if own else None, "own_photos": options.own_photos if own else "person",
             "on_leak": options.on_leak, "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
             "persons": person_ids, "labels": np.asarray(labels, dtype=np.int64)}
 
@@ -612,6 +616,7 @@ def anonymize_dataset(
     region: str = "head",
     privacy_check: bool = True,
     privacy_margin: float = 0.05,
+    own_photos: str = "person",
     on_leak: str = "blur",
     output: str = "photos",
     private: str | os.PathLike | None = None,
@@ -681,7 +686,7 @@ def anonymize_dataset(
     blend : str or dict
         The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``: see
         `anonfaces.synthesize.blend.BlendSettings`), or all of those settings as one dict.
-    privacy_check, privacy_margin, on_leak : the per-face privacy check
+    privacy_check, privacy_margin, own_photos, on_leak : the per-face privacy check
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
@@ -741,7 +746,7 @@ def anonymize_dataset(
         "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               own_photos=own_photos, on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
                                net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,

@@ -182,7 +182,9 @@ class AnonymizeOptions:
     ``region``, ``blend``, ``color``, ``feather``, ``forehead``; ``forehead`` also sets
     the baselines' region, `BASELINE_FOREHEAD` when None).
     ``privacy_check``: embed every replaced face and escalate the ones whose
-    ``max(leak, evenness)`` exceeds ``privacy_margin``; ``on_leak`` (``blur``,
+    ``max(leak, evenness)`` exceeds ``privacy_margin`` or that stands nearer than
+    `OWN_DISTANCE` + margin to an original photo of its person (``own_photos``: ``person``,
+    every photo of the person; ``this``, this photo's original only; ``off``); ``on_leak`` (``blur``,
     ``surrogate``, ``keep``) is the last resort (`anonfaces.synthesize.privacy`; ksame
     with dlib encodings only). ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
@@ -205,6 +207,7 @@ class AnonymizeOptions:
     blend: dict = field(default_factory=lambda: dict(BLEND_DEFAULTS))
     privacy_check: bool = True
     privacy_margin: float = 0.05
+    own_photos: str = "person"
     on_leak: str = "blur"
     output: str = "photos"
     names: str = "hash"
@@ -226,7 +229,7 @@ class AnonymizeOptions:
         from anonfaces.release.naming import NAMING_MODES
         from anonfaces.release.nofaces import NET_SCANS, NO_FACE_POLICIES
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
-        from anonfaces.synthesize.privacy import ON_LEAK
+        from anonfaces.synthesize.privacy import ON_LEAK, OWN_PHOTOS_CHOICES
 
         unknown = sorted(set(dict(self.blend or {})) - set(BLEND_DEFAULTS))
         if unknown:
@@ -242,6 +245,7 @@ class AnonymizeOptions:
             raise BadInputError(f"privacy_margin={self.privacy_margin!r} must be a finite number")
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
+        check_choice("own_photos", self.own_photos, OWN_PHOTOS_CHOICES)
         check_choice("names", self.names, NAMING_MODES)
         check_choice("no_face", self.no_face, NO_FACE_POLICIES)
         _check_int("sensitive_upsample", self.sensitive_upsample, 0)

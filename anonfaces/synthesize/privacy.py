@@ -58,6 +58,8 @@ DEFAULT_MARGIN = 0.05
 #: ``anonfaces.evaluate.protocols.UNPROTECTED_DISTANCE``); the own-photo term keeps every face ``margin`` beyond it.
 OWN_DISTANCE = 0.5
 OWN_PHOTOS = ("person", "this")
+#: The choices of `AnonymizeOptions.own_photos` (``off``: no own-photo term).
+OWN_PHOTOS_CHOICES = (*OWN_PHOTOS, "off")
 PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "nearest_own_before", "leak_after",
                    "evenness_after", "nearest_own_after", "step", "outcome")
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).

@@ -15,8 +15,12 @@ face mask, ``x`` the crop):
   lighting, skin tone, pose and head outline), plus ``mid`` at 4x4 px (expression);
 * ``ctx``: L1 of the raw output outside the face (the decoder reproduces the context,
   so the seam at the mask's edge is smooth);
-* ``id``: ``relu(0.6 + margin - |dlib(out) - dlib(x)|)``: dlib's ResNet
-  (`anonfaces.encode._dlib_torch`, frozen) as the critic, on ``out`` upsampled to 150 px;
+* ``grad``: L1 between the gradient energy (|dx| + |dy|) of ``out`` and of ``x``, averaged
+  over 4x4 px cells: as much fine texture as the original, no more (without it the
+  identity term is met by high-frequency stripes that fool dlib and nothing else);
+* ``id``: ``relu(0.6 + margin - |dlib(blur(out)) - dlib(blur(x))|)``: dlib's ResNet
+  (`anonfaces.encode._dlib_torch`, frozen) as the critic, on the crops blurred by
+  ``critic_blur`` px (so that fine adversarial patterns do not count) and upsampled to 150 px;
 * d2gan only, ``adv``: the generator's D2GAN loss ``-D1(G) + beta log D2(G)``; the
   discriminators minimise ``-alpha log D1(x) + D1(G) + D2(x) - beta log D2(G)``
   (Nguyen et al. 2017, D1 rewards real data, D2 rewards generated data).
@@ -48,7 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "encoder": "mobilenetv2", "width": 0.5, "decoder_channels": [48, 32, 24, 16], "size": 64,
     "batch": 16, "lr": 2e-3, "lr_d": 1e-3, "margin": 0.1, "w_low": 10.0, "w_mid": 2.0, "w_ctx": 1.0, "w_id": 2.0,
-    "w_adv": 0.05, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
+    "w_adv": 0.05, "w_grad": 5.0, "critic_blur": 1.0, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
 }
 SETTING_NAMES = sorted(DEFAULTS)
 
@@ -142,6 +146,29 @@ def _to_critic(x):
     return F.interpolate((x + 1) * 127.5, size=(150, 150), mode="bilinear", align_corners=False)
 
 
+def _gradient_energy(x):
+    """|horizontal| + |vertical| differences, summed over the colours: (N, 1, S, S) (zero-padded at the far edge)."""
+    import torch.nn.functional as F
+
+    dx = F.pad((x[..., :, 1:] - x[..., :, :-1]).abs(), (0, 1, 0, 0))
+    dy = F.pad((x[..., 1:, :] - x[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return (dx + dy).sum(1, keepdim=True)
+
+
+def _blur(x, sigma: float):
+    """Separable Gaussian blur of (N, C, S, S) with ``sigma`` px (reflected edges)."""
+    import torch
+    import torch.nn.functional as F
+
+    r = max(1, int(round(2.5 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x)
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
 def batch_indices(n: int, batch: int, step: int, seed: int) -> np.ndarray:
     """The rows of batch ``step``: epochs of seeded permutations, a function of (seed, step) only."""
     start = step * batch
@@ -217,15 +244,22 @@ class _Run:
         low = F.l1_loss(F.avg_pool2d(out, 8), F.avg_pool2d(x, 8))
         mid = F.l1_loss(F.avg_pool2d(out, 4), F.avg_pool2d(x, 4))
         ctx = (torch.abs(raw - x) * (1 - m)).sum() / ((1 - m).sum() * 3 + 1)
-        dist = torch.linalg.vector_norm(self.critic(_to_critic(out)) - target, dim=1)
+        grad = F.l1_loss(F.avg_pool2d(_gradient_energy(out), 4), F.avg_pool2d(_gradient_energy(x), 4))
+        if s["critic_blur"] > 0:  # the critic sees both faces blurred: no gain from fine adversarial patterns
+            with torch.no_grad():
+                target = self.critic(_to_critic(_blur(x, s["critic_blur"])))
+            seen = _blur(out, s["critic_blur"])
+        else:
+            seen = out
+        dist = torch.linalg.vector_norm(self.critic(_to_critic(seen)) - target, dim=1)
         ident = F.relu(0.6 + s["margin"] - dist).mean()
-        total = s["w_low"] * low + s["w_mid"] * mid + s["w_ctx"] * ctx + s["w_id"] * ident
+        total = s["w_low"] * low + s["w_mid"] * mid + s["w_ctx"] * ctx + s["w_grad"] * grad + s["w_id"] * ident
         if self.discs:
             total = total + s["w_adv"] * adv
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
-        losses.update({k: float(v.detach()) for k, v in (("total", total), ("low", low), ("mid", mid), ("ctx", ctx),
+        losses.update({k: float(v.detach()) for k, v in (("total", total), ("low", low), ("mid", mid), ("ctx", ctx), ("grad", grad),
                                                          ("id", ident), ("dist", dist.mean()))})
         losses["passed"] = float((dist.detach() > 0.6).float().mean())
         return losses
@@ -249,7 +283,7 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("total", "low", "mid", "ctx", "id", "adv", "d", "passed") if k in history[0]]
+    keys = [k for k in ("total", "low", "mid", "ctx", "grad", "id", "adv", "d", "passed") if k in history[0]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     steps = np.array([r["step"] for r in history])
     win = max(1, len(history) // 50)

@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop (checkpointed) after this much wall time")
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: share the machine)")
+    ap.add_argument("--init", default=None, help="start from this inference checkpoint (<model>.npz of an earlier run)")
     ap.add_argument("--encoder", choices=["mobilenetv2", "resnet"], default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
         if not Path(args.faces).is_file():
             prepare_faces(args.data, args.faces, limit=args.limit, progress=not args.quiet)
         summary = train(args.model, args.faces, args.out, steps=args.steps, seed=args.seed, minutes=args.minutes,
-                        save_every=args.save_every, threads=args.threads, progress=not args.quiet, **settings)
+                        save_every=args.save_every, threads=args.threads, progress=not args.quiet, init=args.init,
+                        **settings)
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "encoder": "mobilenetv2", "width": 0.5, "decoder_channels": [48, 32, 24, 16], "size": 64,
     "batch": 16, "lr": 2e-3, "lr_d": 1e-3, "margin": 0.1, "w_low": 10.0, "w_mid": 2.0, "w_ctx": 1.0, "w_id": 2.0,
-    "w_adv": 0.05, "w_grad": 5.0, "critic_blur": 1.0, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
+    "w_adv": 0.05, "w_grad": 5.0, "critic_blur": 1.0, "w_hf": 0.0, "hf_blur": 1.5, "w_chroma": 0.0, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
 }
 SETTING_NAMES = sorted(DEFAULTS)
 
@@ -155,6 +155,13 @@ def _gradient_energy(x):
     return (dx + dy).sum(1, keepdim=True)
 
 
+def _chroma(x):
+    """The two colour-difference channels (R - G, B - G) of (N, 3, S, S)."""
+    import torch
+
+    return torch.stack([x[:, 0] - x[:, 1], x[:, 2] - x[:, 1]], 1)
+
+
 def _blur(x, sigma: float):
     """Separable Gaussian blur of (N, C, S, S) with ``sigma`` px (reflected edges)."""
     import torch
@@ -245,6 +252,9 @@ class _Run:
         mid = F.l1_loss(F.avg_pool2d(out, 4), F.avg_pool2d(x, 4))
         ctx = (torch.abs(raw - x) * (1 - m)).sum() / ((1 - m).sum() * 3 + 1)
         grad = F.l1_loss(F.avg_pool2d(_gradient_energy(out), 4), F.avg_pool2d(_gradient_energy(x), 4))
+        hf = F.l1_loss(out - _blur(out, s["hf_blur"]), x - _blur(x, s["hf_blur"])) if s["w_hf"] else out.new_zeros(())
+        chroma = (F.l1_loss(F.avg_pool2d(_chroma(out), 4), F.avg_pool2d(_chroma(x), 4)) if s["w_chroma"]
+                  else out.new_zeros(()))
         if s["critic_blur"] > 0:  # the critic sees both faces blurred: no gain from fine adversarial patterns
             with torch.no_grad():
                 target = self.critic(_to_critic(_blur(x, s["critic_blur"])))
@@ -254,12 +264,14 @@ class _Run:
         dist = torch.linalg.vector_norm(self.critic(_to_critic(seen)) - target, dim=1)
         ident = F.relu(0.6 + s["margin"] - dist).mean()
         total = s["w_low"] * low + s["w_mid"] * mid + s["w_ctx"] * ctx + s["w_grad"] * grad + s["w_id"] * ident
+        total = total + s["w_hf"] * hf + s["w_chroma"] * chroma
         if self.discs:
             total = total + s["w_adv"] * adv
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
         losses.update({k: float(v.detach()) for k, v in (("total", total), ("low", low), ("mid", mid), ("ctx", ctx), ("grad", grad),
+                                                         ("hf", hf), ("chroma", chroma),
                                                          ("id", ident), ("dist", dist.mean()))})
         losses["passed"] = float((dist.detach() > 0.6).float().mean())
         return losses
@@ -283,12 +295,13 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("total", "low", "mid", "ctx", "grad", "id", "adv", "d", "passed") if k in history[0]]
+    keys = [k for k in ("total", "low", "mid", "ctx", "grad", "hf", "chroma", "id", "adv", "d", "passed")
+            if any(r.get(k) for r in history)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     steps = np.array([r["step"] for r in history])
     win = max(1, len(history) // 50)
     for k in keys:
-        v = np.convolve([r[k] for r in history], np.ones(win) / win, mode="valid")
+        v = np.convolve([r.get(k, np.nan) for r in history], np.ones(win) / win, mode="valid")
         (axes[1] if k == "passed" else axes[0]).plot(steps[win - 1:], v, label=k)
     axes[0].set_yscale("symlog", linthresh=0.01)
     axes[0].set_xlabel("step"), axes[1].set_xlabel("step")
@@ -302,12 +315,13 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
 
 
 def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float | None = None, save_every: int = 100,
-          threads: int = 1, progress: bool = True, **settings) -> dict:
+          threads: int = 1, progress: bool = True, init=None, **settings) -> dict:
     """Train (or resume) ``model`` (inversion | d2gan) on prepared faces; returns a summary.
 
     ``out`` holds the run (settings.json, checkpoint.pt, losses.csv, losses.png, <model>.npz).
     A run in ``out`` with a checkpoint is resumed up to ``steps`` (its settings must match).
-    ``minutes`` stops early (checkpointed) after that much wall time.
+    ``minutes`` stops early (checkpointed) after that much wall time. ``init``: an inference
+    checkpoint (``<model>.npz`` of an earlier run) to start the generator from (fine-tuning).
     """
     import torch
     from tqdm import tqdm
@@ -328,19 +342,30 @@ def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float |
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}, "size": int(data["crops"].shape[1])}
     s["decoder_channels"] = [int(c) for c in s["decoder_channels"]]
     record = {"model": model, "seed": int(seed), "faces": str(faces), "n_faces": int(len(data["crops"])),
-              "data": data["settings"], **s}
+              "data": data["settings"], "init": str(init) if init else None, **s}
     ckpt = out / "checkpoint.pt"
     run = _Run(model, s, seed)
     history: list[dict] = []
     start = 0
     if ckpt.is_file():
         st = torch.load(ckpt, weights_only=True)
-        if st["record"] != record:
-            diff = sorted(k for k in set(record) | set(st["record"]) if record.get(k) != st["record"].get(k))
+        old = {**DEFAULTS, "init": None, **st["record"]}  # settings added since: their defaults
+        diff = sorted(k for k in set(record) | set(old) if record.get(k) != old.get(k))
+        if diff:
             raise BadInputError(f"{out} holds a run with other settings ({', '.join(diff)}); use another output folder")
         run.load(st["state"])
         history, start = list(st["history"]), int(st["step"])
         log.info("resuming %s at step %d", out, start)
+    init_meta = None
+    if init:
+        from anonfaces.synthesize.deid import load_weights
+
+        net, meta = load_weights(init)
+        if meta["model"] != model:
+            raise BadInputError(f"--init {init} holds a {meta['model']!r} model, not {model!r}")
+        init_meta = {"file": Path(init).name, "steps": meta["steps"], "init": meta.get("init")}
+        if not start:
+            run.net.load_state_dict(net.state_dict())
     atomic_write_text(out / "settings.json", json.dumps({**record, "steps": steps}, indent=2, sort_keys=True) + "\n")
     t0 = time.monotonic()
     n = len(data["crops"])
@@ -349,12 +374,12 @@ def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float |
         with atomic_open(ckpt, "wb") as fh:
             torch.save({"step": step, "record": record, "state": run.state(), "history": history}, fh)
         with atomic_open(out / "losses.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+            writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in history for k in r)), restval="")
             writer.writeheader()
             writer.writerows(history)
         _plot(history, out / "losses.png", f"{model} ({s['encoder']}, {s['size']} px)")
         run.net.eval()
-        save_weights(out / f"{model}.npz", run.net, {"model": model, "steps": step, "seed": int(seed),
+        save_weights(out / f"{model}.npz", run.net, {"model": model, "steps": step, "seed": int(seed), "init": init_meta,
                                                      **{k: s[k] for k in ("encoder", "width", "decoder_channels", "size",
                                                                           "forehead", "roi_margin")}})
         run.net.train()

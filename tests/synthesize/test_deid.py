@@ -102,6 +102,8 @@ def test_training_refuses_bad_settings(tiny_faces, tmp_path):
         train("vae", tiny_faces, tmp_path, steps=1)
     with pytest.raises(BadInputError, match="not found"):
         train("inversion", tmp_path / "missing.npz", tmp_path, steps=1)
+    with pytest.raises(BadInputError, match="holds a 'd2gan' model"):
+        train("inversion", tiny_faces, tmp_path / "ft", steps=1, init=shipped_weights("d2gan"))
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -114,7 +116,10 @@ def test_shipped_checkpoints_are_small_and_load_without_pickle(model):
             assert b"'descr': '|O'" not in header, name
     net, settings = load_weights(path)
     assert settings["model"] == model and settings["size"] == 64
-    assert settings["steps"] >= 500
+    steps, init = settings["steps"], settings.get("init")
+    while init:  # fine-tuned from an earlier run's checkpoint: count its steps too
+        steps, init = steps + init["steps"], init.get("init")
+    assert steps >= 500, f"{model}: {steps} training steps"
     assert not net.training
 
 

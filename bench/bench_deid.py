@@ -2,13 +2,14 @@
 """Inference speed of the shipped de-identifiers (inversion, d2gan) on real LFW faces.
 
 Times `anonfaces.synthesize.baselines.apply_baseline` (crop, network, paste; the
-model loaded before timing) on the faces of the bundled sample's photos, with
-``--threads`` torch threads (2 = both cores of the project's machine), beside
+model loaded before timing) on the faces of the bundled sample's photos in one
+process (a network runs on `anonfaces.synthesize.deid.INFERENCE_THREADS` = 1 torch
+thread; both cores = two such processes, as ``--jobs 2`` runs them), beside
 the ``blur`` baseline on the same faces as the reference. CPU seconds are
 reported beside wall time: on a loaded machine faces per CPU second is the
 figure that does not depend on the other jobs.
 
-    python bench/bench_deid.py [--threads 2] [--repeat 3] [--photos 60]
+    python bench/bench_deid.py [--repeat 3] [--photos 60]
 
 Prints a JSON record.
 """
@@ -32,13 +33,9 @@ def cpu_seconds() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--photos", type=int, default=60, help="the bundled sample's first this many photos")
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
     from anonfaces.detect import detect_faces
     from anonfaces.synthesize.baselines import apply_baseline
     from anonfaces.utils.images import read_image
@@ -51,7 +48,7 @@ def main() -> None:
         if lms:
             images.append((image, lms))
     n_faces = sum(len(lms) for _, lms in images)
-    record = {"faces": n_faces, "photos": len(images), "threads": args.threads, "load_avg_1min": os.getloadavg()[0]}
+    record = {"faces": n_faces, "photos": len(images), "load_avg_1min": os.getloadavg()[0]}
     for method in ("blur", "inversion", "d2gan"):
         apply_baseline(images[0][0], method, images[0][1])  # loads the model outside the timing
         rounds = []

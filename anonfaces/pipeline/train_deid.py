@@ -167,7 +167,7 @@ def _blur(x, sigma: float):
     import torch
     import torch.nn.functional as F
 
-    r = max(1, int(round(2.5 * sigma)))
+    r = max(1, round(2.5 * sigma))
     t = torch.arange(-r, r + 1, dtype=x.dtype)
     k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
     k = (k / k.sum()).to(x)
@@ -341,7 +341,7 @@ def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float |
     data = load_faces(faces)
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}, "size": int(data["crops"].shape[1])}
     s["decoder_channels"] = [int(c) for c in s["decoder_channels"]]
-    record = {"model": model, "seed": int(seed), "faces": str(faces), "n_faces": int(len(data["crops"])),
+    record = {"model": model, "seed": int(seed), "faces": str(faces), "n_faces": len(data["crops"]),
               "data": data["settings"], "init": str(init) if init else None, **s}
     ckpt = out / "checkpoint.pt"
     run = _Run(model, s, seed)

@@ -10,11 +10,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from anonfaces.errors import BadInputError  # noqa: E402
-from anonfaces.synthesize.baselines import apply_baseline  # noqa: E402
-from anonfaces.synthesize.blend import face_mask  # noqa: E402
-from anonfaces.synthesize.deid import MODELS, load_weights, save_weights, shipped_weights  # noqa: E402
-from anonfaces.utils.images import read_image  # noqa: E402
+from anonfaces.errors import BadInputError
+from anonfaces.synthesize.baselines import apply_baseline
+from anonfaces.synthesize.blend import face_mask
+from anonfaces.synthesize.deid import (
+    MODELS,
+    load_weights,
+    save_weights,
+    shipped_weights,
+)
+from anonfaces.utils.images import read_image
 
 TINY = {"batch": 4, "decoder_channels": [16, 16, 8, 8], "width": 0.25}
 
@@ -49,7 +54,7 @@ def test_training_loop_lowers_the_loss_and_writes_its_run(tiny_faces, tmp_path, 
         assert (out / name).stat().st_size > 0
     settings = json.loads((out / "settings.json").read_text())
     assert settings["seed"] == 0 and settings["model"] == model and settings["batch"] == 4
-    net, meta = load_weights(out / f"{model}.npz")
+    _net, meta = load_weights(out / f"{model}.npz")
     assert meta["steps"] == 12 and meta["model"] == model
 
 

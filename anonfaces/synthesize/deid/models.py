@@ -48,7 +48,7 @@ class InvertedResidual(nn.Module):
 
 
 def _width(channels, width):
-    return max(8, int(round(channels * width / 4)) * 4)
+    return max(8, round(channels * width / 4) * 4)
 
 
 class MobileNetV2Encoder(nn.Module):

@@ -21,8 +21,8 @@ blocking     blocking & merging: square blocks of ``block`` (x face size) are
              the original pixels at up to ``orb_features`` ORB keypoints
              (disks of ``keypoint_radius`` px) are put back
 inversion    CNN feature inversion (`anonfaces.synthesize.deid`): ``weights``
-             (a checkpoint; default the shipped one), ``detail`` (keep the
-             photo's detail finer than the network's 64 px)
+             (a checkpoint; default the shipped one), ``detail`` (default
+             false; true keeps the photo's detail finer than 64 px)
 d2gan        the D2GAN generator (`anonfaces.synthesize.deid`), same settings
 ============ ===================================================================
 
@@ -136,7 +136,7 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
 
 
 def _deid(model):
-    def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail: bool = True):
+    def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail: bool = False):
         from anonfaces.synthesize.deid import deidentify_patch
 
         if not isinstance(detail, (bool, np.bool_)):

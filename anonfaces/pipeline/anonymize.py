@@ -670,7 +670,7 @@ def anonymize_dataset(
         ``""`` where unknown; see `anonfaces.synthesize.base`).
     method : str
         ``"ksame"`` (k-anonymous replacement) or a baseline in `BASELINES`
-        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``).
+        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``, ``inversion``, ``d2gan``).
     encoder : str
         Encoder used when ``encodings`` is not given.
     encodings : path or Encodings, optional

@@ -136,7 +136,7 @@ def evaluate_dataset(
         run.json and names the dataset in metrics.csv (``lfw[people=60,...]``).
     methods : list of str or str
         ``ksame:<synth>`` (``ksame:morph``, ``ksame:pixel``, ...), baselines
-        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``) and ``none``
+        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``, ``inversion``, ``d2gan``) and ``none``
         (the originals, the reference; always added).
     ks : list of int or str
         k values for the ksame methods (baselines have no k and run once).

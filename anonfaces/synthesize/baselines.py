@@ -20,7 +20,14 @@ blocking     blocking & merging: square blocks of ``block`` (x face size) are
              its neighbouring pixels (OpenCV Telea), the sets are merged, then
              the original pixels at up to ``orb_features`` ORB keypoints
              (disks of ``keypoint_radius`` px) are put back
+inversion    CNN feature inversion (`anonfaces.synthesize.deid`): ``weights``
+             (a checkpoint; default the shipped one), ``detail`` (default
+             false; true keeps the photo's detail finer than 64 px)
+d2gan        the D2GAN generator (`anonfaces.synthesize.deid`), same settings
 ============ ===================================================================
+
+A method that needs the face's landmarks sets ``uses_landmarks = True``; it is then
+called with ``landmarks=`` (68, 2) in patch pixels.
 """
 
 from __future__ import annotations
@@ -128,16 +135,41 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
     return merged
 
 
+def _deid(model):
+    def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail: bool = False):
+        from anonfaces.synthesize.deid import deidentify_patch
+
+        if not isinstance(detail, (bool, np.bool_)):
+            raise BadInputError(f"detail={detail!r} must be true or false")
+        if weights is not None and not isinstance(weights, str):
+            raise BadInputError(f"weights={weights!r} must be a checkpoint path")
+        if landmarks is None:
+            raise BadInputError(f"the {model} method needs the face's landmarks")
+        return deidentify_patch(model, patch, mask, landmarks, weights=weights, detail=bool(detail))
+
+    method.__name__ = model
+    method.__doc__ = f"The learned {model} de-identifier (`anonfaces.synthesize.deid`), one new face per face."
+    method.uses_landmarks = True
+    return method
+
+
+inversion = BASELINES.register("inversion")(_deid("inversion"))
+d2gan = BASELINES.register("d2gan")(_deid("d2gan"))
+
+
 def check_baseline_params(method: str, params: dict) -> None:
     """Refuse unknown or invalid settings of a baseline before any photo is processed."""
     func = BASELINES.get(method)
-    valid = [p for p, v in inspect.signature(func).parameters.items() if v.kind is inspect.Parameter.KEYWORD_ONLY]
+    valid = [p for p, v in inspect.signature(func).parameters.items()
+             if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "landmarks"]
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise BadInputError(f"unknown setting(s) {', '.join(unknown)} for method {method!r}; valid: {', '.join(valid) or 'none'}")
     patch = np.full((64, 64, 3), 128, np.uint8)
     mask = np.zeros((64, 64), bool)
     mask[16:48, 16:48] = True
+    if getattr(func, "uses_landmarks", False):
+        params = {**params, "landmarks": np.full((68, 2), 32.0)}
     func(patch, mask, 32.0, np.random.RandomState(0), **params)
 
 
@@ -164,7 +196,8 @@ def apply_baseline(image: np.ndarray, method: str, landmarks: list, *, random_st
         mask = face_mask((y1 - y0, x1 - x0), lm, forehead=forehead, feather=0, offset=(x0, y0)) > 0
         if not mask.any():
             continue
-        filtered = func(patch, mask, face_scale(lm), rng, **params)
+        extra = {"landmarks": lm - (x0, y0)} if getattr(func, "uses_landmarks", False) else {}
+        filtered = func(patch, mask, face_scale(lm), rng, **params, **extra)
         view = result[y0:y1, x0:x1]
         view[mask] = filtered[mask]
     return result

@@ -55,6 +55,21 @@ def link_subset(n: int, dest: Path) -> Path:
     return dest
 
 
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and every live descendant (Ray's raylet and workers included)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def worker_throughput(args) -> None:
     """In its own process: start the pool, warm every worker up, time one encode into a store; print JSON."""
     t_start = time.perf_counter()
@@ -69,10 +84,10 @@ def worker_throughput(args) -> None:
     with make_pool(args.workers, backend=args.backend, progress=False) as pool:
         t0 = time.perf_counter()
         encode_dataset(args.warmup_dir, work / "warm.store", store=True, pool=pool, chunk_size=4)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), tree_cpu_s()
         report = encode_dataset(args.dataset, work / "timed.store", store=True, pool=pool, chunk_size=args.chunk)
-        t2 = time.perf_counter()
-    print(json.dumps({"warmup_s": t1 - t0, "warm_s": t2 - t1, "cold_s": time.perf_counter() - t_start,
+        t2, c2 = time.perf_counter(), tree_cpu_s()
+    print(json.dumps({"warmup_s": t1 - t0, "warm_s": t2 - t1, "warm_cpu_s": c2 - c1, "cold_s": time.perf_counter() - t_start,
                       "faces": report.n_faces, "photos": report.n_images}))
 
 
@@ -105,7 +120,7 @@ def e2e(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-e2e-"))
     try:
         data = link_subset(args.photos, tmp / "photos")
-        cli = [PY, "-m", "anonfaces.cli"]
+        cli = [PY, __file__, "_cli"]
         for backend in args.backends:
             work = tmp / backend
             work.mkdir()
@@ -121,7 +136,7 @@ def e2e(args) -> None:
             for stage, argv in stages:
                 row = run_measured(argv, timeout=args.timeout)
                 record(args.out, {"bench": "ray-e2e", "backend": backend, "stage": stage, "photos": args.photos or "all",
-                                  "argv": " ".join(argv[3:]), **row})
+                                  "command": "anonfaces " + " ".join(argv[3:]), **row})
                 if row["status"] != "ok":
                     break
     finally:
@@ -129,7 +144,23 @@ def e2e(args) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def worker_cli(argv: list[str]) -> None:
+    """Run one ``anonfaces`` command in this process; the last stdout line is JSON (for run_measured)."""
+    from anonfaces.cli import main as cli_main
+
+    t = time.perf_counter()
+    try:
+        cli_main(argv, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    print()
+    print(json.dumps({"stage_s": time.perf_counter() - t}))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["_cli"]:
+        return worker_cli(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("throughput")

@@ -186,7 +186,7 @@ def _average_linkage_rounds(X: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.n
 
 
 def _mean_distances(X: np.ndarray, labels: np.ndarray, size: np.ndarray, pa: np.ndarray, pb: np.ndarray,
-                    budget: int = 2_000_000) -> np.ndarray:
+                    budget: int = 200_000) -> np.ndarray:
     """Mean Euclidean distance over all member pairs of clusters ``pa[i]`` and ``pb[i]`` (exact), vectorised."""
     out = np.empty(pa.size, dtype=np.float64)
     if not pa.size:
@@ -206,8 +206,9 @@ def _mean_distances(X: np.ndarray, labels: np.ndarray, size: np.ndarray, pa: np.
         nb = size[pb[sl]][which]
         fa = order[start[pa[sl]][which] + offset // nb]
         fb = order[start[pb[sl]][which] + offset % nb]
-        diff = X[fa] - X[fb]
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        diff = X[fa]
+        diff -= X[fb]
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))  # blocks of `budget` pairs: ~2 x budget x d x 8 bytes
         out[sl] = np.bincount(which, weights=dist, minlength=hi - lo) / c
         lo = hi
     return out

@@ -126,3 +126,22 @@ def test_anonymize_on_ray_writes_the_same_photos_as_local(ray_local, tmp_path):
         assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "ray" / rel).read_bytes(), rel
     maps = [(r.private / "mapping.csv").read_text() for r in outs.values()]
     assert maps[0] == maps[1]
+
+
+def test_cli_encode_store_on_ray_and_clear_errors(ray_local, tmp_path):
+    from click.testing import CliRunner
+
+    from anonfaces.cli import main
+
+    root = _subset(tmp_path, people=1, photos=6)
+    out = tmp_path / "enc.store"
+    res = CliRunner().invoke(main, ["encode", "--dataset", str(root), "--encodings", str(out), "--store",
+                                    "--backend", "ray", "--jobs", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "6 images" in res.output and (out / "shard-000000.parquet").is_file()
+    assert (tmp_path / "enc.store.skipped.csv").is_file()
+    res = CliRunner().invoke(main, ["encode", "--dataset", str(root), "--encodings", str(tmp_path / "x.npz"),
+                                    "--address", "auto", "--no-progress"])
+    assert res.exit_code == 2 and "--address joins a Ray cluster" in res.output
+    res = CliRunner().invoke(main, ["encode", "--dataset", str(root), "--encodings", str(out), "--store", "--no-progress"])
+    assert res.exit_code == 2 and "--resume" in res.output

@@ -29,8 +29,8 @@ def _floats(value: str | None):
 @click.command("encode")
 @click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of photos, one sub-folder per person if known. Default: the bundled sample.")
-@click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("encodings.npz"),
-              show_default=True, help="Output file (.npz); the skip report is written beside it.")
+@click.option("--encodings", "encodings_path", type=click.Path(path_type=Path), default=Path("encodings.npz"),
+              show_default=True, help="Output file (.npz), or with --store a folder; the skip report is written beside it.")
 @click.option("--encoder", type=click.Choice(ENCODERS.names()), default="dlib", show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
 @click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True, help="Detector upsampling (finds smaller faces).")

@@ -124,9 +124,10 @@ def _average_linkage_rounds(X: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.n
     ``(a, b, d)``: the graph's edges (a < b, each once) and their distances.
     Each round, every cluster finds its nearest adjacent cluster (exact mean
     pairwise distance); every pair that is each other's nearest, below
-    ``threshold``, merges, all at once. The merged clusters' distances to their
-    neighbours are then computed exactly over all member pairs (gathered in
-    numpy, summed with ``bincount``); the others keep theirs. Average linkage
+    ``threshold``, merges, all at once. A merged cluster's distance to a
+    neighbour is the sum of its parts' (Lance-Williams), a part with no edge to
+    that neighbour computed exactly over all member pairs (gathered in numpy,
+    summed with ``bincount``); the other clusters keep theirs. Average linkage
     is reducible, so merging reciprocal nearest neighbours together gives the
     same hierarchy as merging the closest pair first (on the full distance
     matrix; over a neighbour graph nearly so: bench/bench_scale.py measures the
@@ -163,21 +164,44 @@ def _average_linkage_rounds(X: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.n
         keep[q] = False
         new_id = np.cumsum(keep) - 1
         remap = new_id[rep]
+        m_new = int(keep.sum())
         changed = np.zeros(m, dtype=bool)
         changed[p] = changed[q] = True
-        new_size = np.bincount(remap, weights=size, minlength=int(keep.sum())).astype(np.int64)
-        labels = remap[labels]
+        new_size = np.bincount(remap, weights=size, minlength=m_new).astype(np.int64)
         na, nb = remap[ea], remap[eb]
         touched = changed[ea] | changed[eb]
         live = na != nb
-        # unchanged edges keep their distance; edges touching a merged cluster are recomputed once per new pair
+        # unchanged edges keep their distance
         ka, kb, kw = na[live & ~touched], nb[live & ~touched], w[live & ~touched]
-        ta, tb = na[live & touched], nb[live & touched]
-        ta, tb = np.minimum(ta, tb), np.maximum(ta, tb)
-        m = int(keep.sum())
-        key = np.unique(ta * m + tb)
-        ta, tb = key // m, key % m
-        tw = _mean_distances(X, labels, new_size, ta, tb)
+        # edges touching a merged cluster: sum of all member-pair distances = the old edges' sums
+        # (Lance-Williams for the mean) + the old cluster pairs that had no edge, computed exactly
+        sel = live & touched
+        ta, tb = np.minimum(na[sel], nb[sel]), np.maximum(na[sel], nb[sel])
+        ukey, inv = np.unique(ta * m_new + tb, return_inverse=True)
+        ta, tb = ukey // m_new, ukey % m_new
+        pair_sum = np.bincount(inv, weights=(w * size[ea] * size[eb])[sel], minlength=ukey.size)
+        covered = np.bincount(inv, weights=(size[ea] * size[eb])[sel].astype(np.float64), minlength=ukey.size)
+        total = (new_size[ta] * new_size[tb]).astype(np.float64)
+        need = np.flatnonzero(covered < total)
+        if need.size:
+            kept_old = np.flatnonzero(keep)  # new id -> its first old cluster
+            partner = np.full(m, -1, dtype=np.int64)
+            partner[p] = q  # -> its second one, if it merged
+            comps_a = np.stack([kept_old[ta[need]], partner[kept_old[ta[need]]]], axis=1)
+            comps_b = np.stack([kept_old[tb[need]], partner[kept_old[tb[need]]]], axis=1)
+            ca = np.repeat(comps_a, 2, axis=1).ravel()
+            cb = np.tile(comps_b, (1, 2)).ravel()
+            owner = np.repeat(need, 4)
+            ok = (ca >= 0) & (cb >= 0)
+            ca, cb, owner = ca[ok], cb[ok], owner[ok]
+            lo_, hi_ = np.minimum(ca, cb), np.maximum(ca, cb)
+            missing = ~np.isin(lo_ * m + hi_, ea * m + eb)
+            lo_, hi_, owner = lo_[missing], hi_[missing], owner[missing]
+            means = _mean_distances(X, labels, size, lo_, hi_)
+            pair_sum += np.bincount(owner, weights=means * size[lo_] * size[hi_], minlength=ukey.size)
+        tw = pair_sum / total
+        labels = remap[labels]
+        m = m_new
         ea, eb, w = np.concatenate([ka, ta]), np.concatenate([kb, tb]), np.concatenate([kw, tw])
         size = new_size
     logger.info("average linkage: %d faces -> %d clusters in %d vectorised rounds", n, m, rounds)

@@ -195,7 +195,7 @@ def _average_linkage_rounds(X: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.n
             ok = (ca >= 0) & (cb >= 0)
             ca, cb, owner = ca[ok], cb[ok], owner[ok]
             lo_, hi_ = np.minimum(ca, cb), np.maximum(ca, cb)
-            missing = ~np.isin(lo_ * m + hi_, ea * m + eb)
+            missing = ~np.isin(lo_ * m + hi_, ea[touched] * m + eb[touched])  # the pairs had no edge
             lo_, hi_, owner = lo_[missing], hi_[missing], owner[missing]
             means = _mean_distances(X, labels, size, lo_, hi_)
             pair_sum += np.bincount(owner, weights=means * size[lo_] * size[hi_], minlength=ukey.size)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # this checkout's anonfaces
 from bench_cluster_common import (
     DEFAULT_DATA,
     load_lfw,
@@ -156,7 +156,26 @@ def worker(task: str, n: int, store: str, args) -> dict:
         from anonfaces.cluster._people import PSEUDO_PREFIX, pseudo_identity_labels
 
         t, c = time.perf_counter(), time.process_time()
+        if args.engine != "auto":
+            from functools import partial
+
+            import anonfaces.cluster._people as people_mod
+
+            people_mod.graph_average_linkage = partial(people_mod.graph_average_linkage, engine=args.engine)
+        import anonfaces.cluster._neighbors as nb_mod
+
+        plain_knn, knn_time = nb_mod.knn, {}
+
+        def timed_knn(*a, **kw):  # the neighbour search's share of the pseudo-identity step
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = plain_knn(*a, **kw)
+            knn_time.update(knn_s=time.perf_counter() - t0, knn_cpu_s=time.process_time() - c0)
+            return result
+
+        nb_mod.knn = timed_knn
         pseudo = pseudo_identity_labels(X, n_jobs=2)
+        nb_mod.knn = plain_knn
+        out.update(knn_time)
         out["pseudo_s"] = time.perf_counter() - t
         out["pseudo_cpu_s"] = time.process_time() - c  # one process (faiss' threads included)
         names = np.char.add(PSEUDO_PREFIX, pseudo.astype(str))
@@ -165,7 +184,7 @@ def worker(task: str, n: int, store: str, args) -> dict:
         out["kmeans_s"] = time.perf_counter() - t
         units = np.bincount(model.unit_labels_)
         truth = enc.identities  # read only now, after the timed part
-        out.update(pseudo_identities=int(pseudo.max()) + 1, true_people=int(np.unique(truth).size),
+        out.update(engine=args.engine, pseudo_identities=int(pseudo.max()) + 1, true_people=int(np.unique(truth).size),
                    clusters=int(units.size), min_people_per_cluster=int(units.min()),
                    **{f"pseudo_{k}": v for k, v in pairwise_scores(pseudo, truth).items()})
     elif task == "knn":
@@ -176,21 +195,43 @@ def worker(task: str, n: int, store: str, args) -> dict:
         out.update(knn_s=time.perf_counter() - t, knn_cpu_s=time.process_time() - c,
                    edges_below_threshold=int((dist < 0.55).sum()))
     elif task == "recall":
-        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, IVF_NPROBE, knn
+        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, HNSW_EF_SEARCH, IVF_NPROBE, knn
 
         rng = np.random.RandomState(args.seed)
         q = X[rng.choice(X.shape[0], 2000, replace=False)]
         exact_d, exact = knn(X, 11, queries=q, method="exact", n_jobs=2)
         near = exact_d[:, 1:] < 0.55  # the neighbours the pseudo-identity step can merge (column 0: the face itself)
-        out.update(method="ivf" if X.shape[0] > EXACT_MAX_SAMPLES else "exact", near_neighbours=int(near.sum()))
-        for nprobe in sorted({IVF_NPROBE, *args.nprobe}):
-            t = time.perf_counter()
-            _, approx = knn(X, 11, queries=q, n_jobs=2, nprobe=nprobe)
-            found = [np.isin(e[1:], a[1:]) for a, e in zip(approx, exact)]
-            out[f"nprobe_{nprobe}"] = {"search_s": time.perf_counter() - t,
-                                       "recall_at_10": float(np.mean(found)),
-                                       "recall_below_0.55": float(np.mean(np.concatenate(found)[near.ravel()]))}
+        out.update(method="hnsw" if X.shape[0] > EXACT_MAX_SAMPLES else "exact", near_neighbours=int(near.sum()))
+        for p in sorted(set(args.nprobe)) if X.shape[0] > EXACT_MAX_SAMPLES else []:
+            t, c = time.perf_counter(), time.process_time()
+            _, approx = knn(X, 11, queries=q, n_jobs=2, method="ivf", nprobe=p)  # index build + 2,000 queries
+            out[f"ivf_nprobe_{p}"] = {"build_and_search_s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
+                                      **_recall(approx, exact, near)}
+        if X.shape[0] > EXACT_MAX_SAMPLES:  # HNSW as knn builds it, built once, searched at several efSearch
+            import faiss
+
+            from anonfaces.cluster._neighbors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+            faiss.omp_set_num_threads(2)
+            t, c = time.perf_counter(), time.process_time()
+            index = faiss.IndexHNSWFlat(X.shape[1], HNSW_M, faiss.METRIC_L2)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.add(np.ascontiguousarray(X, dtype=np.float32))
+            out["hnsw_build"] = {"s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "M": HNSW_M,
+                                 "efConstruction": HNSW_EF_CONSTRUCTION}
+            for ef in sorted({HNSW_EF_SEARCH, *args.ef_search}):
+                index.hnsw.efSearch = ef
+                t, c = time.perf_counter(), time.process_time()
+                _, approx = index.search(np.ascontiguousarray(q, dtype=np.float32), 11)
+                out[f"hnsw_ef_{ef}"] = {"search_2000_s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
+                                        **_recall(approx, exact, near)}
     return out
+
+
+def _recall(approx, exact, near) -> dict:
+    """Share of the exact 10 nearest (and of those nearer than 0.55) found; column 0 is the query itself."""
+    found = [np.isin(e[1:], a) for a, e in zip(approx, exact)]
+    return {"recall_at_10": float(np.mean(found)), "recall_below_0.55": float(np.mean(np.concatenate(found)[near.ravel()]))}
 
 
 def main() -> None:
@@ -206,7 +247,10 @@ def main() -> None:
     ap.add_argument("--workdir", default="runs/scale", help="where the stores are written")
     ap.add_argument("--out", default=None, help="append JSON lines here")
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--nprobe", type=int, nargs="*", default=[30, 100], help="recall: IVF cells searched, besides the default")
+    ap.add_argument("--nprobe", type=int, nargs="*", default=[], help="recall: IVF cells searched (none by default)")
+    ap.add_argument("--ef-search", type=int, nargs="*", default=[32, 128], help="recall: HNSW efSearch, besides the default")
+    ap.add_argument("--engine", choices=["auto", "heap", "rounds"], default="auto",
+                    help="people: the average-linkage merge (auto: rounds from 50,000 faces)")
     ap.add_argument("--worker", nargs=3, metavar=("TASK", "N", "STORE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -222,9 +266,10 @@ def main() -> None:
                 shutil.rmtree(store)
             argv = worker_argv(__file__, task, str(n), store) + [
                 "--data", args.data, "--people", args.people, "--jitter", str(args.jitter), "--k", str(args.k),
-                "--seed", str(args.seed), "--nprobe", *map(str, args.nprobe)]
+                "--seed", str(args.seed), "--nprobe", *map(str, args.nprobe), "--ef-search", *map(str, args.ef_search),
+                "--engine", args.engine]
             row = run_measured(argv, timeout=args.timeout)
-            record(args.out, {"bench": "scale", "task": task, "n": n, "people_model": args.people, "k": args.k,
+            record(args.out, {"bench": "scale", "task": task, "n": n, "engine": args.engine, "people_model": args.people, "k": args.k,
                               "seed": args.seed, "loadavg_at_end": list(os.getloadavg()), **row})
             if task == "make" and row["status"] != "ok":
                 break

@@ -107,6 +107,28 @@ def jobs_option(help: str = "Worker processes, started once for the whole comman
     return click.option("--jobs", type=JobsType(), default=None, help=help)
 
 
+def backend_options():
+    """``--backend local|ray`` and ``--address``: where the command's workers run (`anonfaces.utils.parallel.make_pool`)."""
+
+    def decorate(func):
+        func = click.option("--address", default=None, metavar="ADDRESS",
+                            help="With --backend ray: join this running Ray cluster (auto, host:6379 or ray://host:10001) "
+                                 "instead of starting Ray on this machine. Photos and outputs must be on storage every "
+                                 "node sees under the same paths.")(func)
+        return click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                            help="local: worker processes on this machine. ray: Ray tasks (pip install 'anonfaces[ray]'), "
+                                 "per-photo work sharded across the Ray cluster, failed tasks retried.")(func)
+
+    return decorate
+
+
+def open_pool(jobs, progress: bool, backend: str, address):
+    """The command's one worker pool (a context manager) for ``--jobs``, ``--backend`` and ``--address``."""
+    from anonfaces.utils.parallel import make_pool
+
+    return make_pool(jobs, progress=progress, backend=backend, address=address)
+
+
 def progress_option():
     return click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 

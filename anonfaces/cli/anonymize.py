@@ -8,7 +8,9 @@ import click
 
 from anonfaces.cli._common import (
     command_line,
+    backend_options,
     jobs_option,
+    open_pool,
     k_option,
     parse_params,
     progress_option,
@@ -110,6 +112,7 @@ load_optional_synthesizers()
 @click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality of the outputs.")
 @jobs_option()
+@backend_options()
 @click.option("--seed", "random_state", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -118,7 +121,8 @@ load_optional_synthesizers()
 @user_errors
 def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
-            privacy_margin, own_photos, on_leak, output, size, detector, upsample, quality, jobs, random_state, overwrite, contact_sheet,
+            privacy_margin, own_photos, on_leak, output, size, detector, upsample, quality, jobs, backend, address, random_state,
+            overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
             net_scan, surrogates):
     """Replace every face under DATASET by its cluster's surrogate (or obfuscate it) into OUT.
@@ -131,17 +135,19 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
     """
     from anonfaces.pipeline import anonymize_dataset
 
-    report = anonymize_dataset(
-        dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
-        clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
-        cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
-        method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
-        privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak, output=output, size=size, detector=detector,
-        upsample=upsample, save_encodings=save_encodings, overwrite=overwrite, quality=quality, jobs=jobs,
-        random_state=random_state, progress=progress, command=command_line(), private=private, names=names,
-        key_file=key_file, keep_folders=keep_folders, no_face=no_face, second_pass=second_pass, safety_net=safety_net,
-        sensitive_upsample=sensitive_upsample, net_scan=net_scan, surrogates=surrogates, fps=fps or None,
-        detect_scale=detect_scale, detect_every=detect_every, smooth=smooth)
+    with open_pool(jobs, progress, backend, address) as pool:
+        report = anonymize_dataset(
+            dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
+            clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
+            cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
+            method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
+            privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak,
+            output=output, size=size, detector=detector, upsample=upsample, save_encodings=save_encodings,
+            overwrite=overwrite, quality=quality, jobs=jobs, random_state=random_state, progress=progress,
+            command=command_line(), private=private, names=names, key_file=key_file, keep_folders=keep_folders,
+            no_face=no_face, second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
+            net_scan=net_scan, surrogates=surrogates, fps=fps or None, detect_scale=detect_scale,
+            detect_every=detect_every, smooth=smooth, pool=pool)
     click.echo(f"anonymize: {report.summary()}")
     click.echo(f"shareable: {out}   private (never share; mapping, privacy check, run record, key): {report.private}")
     if report.held_back:

@@ -8,7 +8,9 @@ import click
 
 from anonfaces.cli._common import (
     UserError,
+    backend_options,
     jobs_option,
+    open_pool,
     parse_params,
     progress_option,
     user_errors,
@@ -32,12 +34,16 @@ def _floats(value: str | None):
               help="Videos: frames encoded per second (0: every frame).")
 @click.option("--detect-scale", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
               help="Videos: look for faces on frames scaled by this (faster on large frames; landmarks at full size).")
-@click.option("--encodings", "encodings_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("encodings.npz"),
-              show_default=True, help="Output file (.npz); the skip report is written beside it.")
+@click.option("--encodings", "encodings_path", type=click.Path(path_type=Path), default=Path("encodings.npz"),
+              show_default=True, help="Output file (.npz), or with --store a folder; the skip report is written beside it.")
 @click.option("--encoder", type=click.Choice(ENCODERS.names()), default="dlib", show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
 @click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True, help="Detector upsampling (finds smaller faces).")
 @jobs_option()
+@backend_options()
+@click.option("--store", is_flag=True,
+              help="Write a sharded encodings store (a folder of Parquet shards, one per chunk of photos, written by the "
+                   "workers themselves) instead of one .npz: for large runs and --backend ray.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same settings.")
 @click.option("--num-jitters", type=click.IntRange(min=1), default=None, help="dlib: re-sampling per face.")
 @click.option("--n-components", type=click.IntRange(min=1), default=None, help="pca: dimensions kept (default 128).")
@@ -56,7 +62,7 @@ def _floats(value: str | None):
 @progress_option()
 @click.option("--chunk-size", type=click.IntRange(min=1), default=32, hidden=True, help="Photos per unit of work and of --resume.")
 @user_errors
-def command(dataset, fps, detect_scale, encodings_path, encoder, detector, upsample, jobs, resume, num_jitters, n_components, pca_basis,
+def command(dataset, fps, detect_scale, encodings_path, encoder, detector, upsample, jobs, backend, address, store, resume, num_jitters, n_components, pca_basis,
             onnx_model, onnx_input_size, onnx_color, onnx_mean, onnx_std, params, max_pixels, export_pickle, progress, chunk_size):
     """Detect, align and embed every face under DATASET (photos and videos) into an encodings file."""
     settings = parse_params(params)
@@ -83,12 +89,15 @@ def command(dataset, fps, detect_scale, encodings_path, encoder, detector, upsam
         if not enc.is_fitted:
             raise UserError(f"{pca_basis} holds no fitted PCA basis")
         settings = {}
-    report = encode_dataset(dataset, encodings_path, encoder=enc, encoder_settings=settings, detector=detector, upsample=upsample,
-                            jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels, chunk_size=chunk_size,
-                            fps=fps or None, detect_scale=detect_scale)
+    with open_pool(jobs, progress, backend, address) as pool:
+        report = encode_dataset(dataset, encodings_path, encoder=enc, encoder_settings=settings, detector=detector,
+                                upsample=upsample, jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels,
+                                chunk_size=chunk_size, pool=pool, store=store, fps=fps or None, detect_scale=detect_scale)
     click.echo(f"encode: {report.summary()}")
     if report.skipped:
         click.echo(f"skip report: {report.skipped_path}")
     if export_pickle:
-        Encodings.load(report.encodings_path).to_legacy_pickle(export_pickle)
+        from anonfaces import load_encodings
+
+        load_encodings(report.encodings_path).to_legacy_pickle(export_pickle)
         click.echo(f"exported {export_pickle}")

@@ -12,7 +12,9 @@ import click
 
 from anonfaces.cli._common import (
     command_line,
+    backend_options,
     jobs_option,
+    open_pool,
     k_option,
     parse_params,
     progress_option,
@@ -92,12 +94,13 @@ def _methods(ctx, param, value):
 @click.option("--no-quality", is_flag=True, help="Skip SSIM and PSNR.")
 @click.option("--examples", default=4, show_default=True, type=click.IntRange(min=0), help="Photos in the example grids.")
 @jobs_option()
+@backend_options()
 @click.option("--seed", "random_state", default=0, show_default=True, type=int, help="random_state.")
 @progress_option()
 @user_errors
 def command(run_dir, private, dataset, fps, people, photos_per_person, min_photos, out, methods, ks, recognizers, onnx_model, onnx_params,
             encodings_path, anonymize_params, algo, unit, reid_min_photos, attributes, attribute_names, no_detect, no_quality, examples, jobs,
-            random_state, progress):
+            backend, address, random_state, progress):
     """Measure privacy (attacks) and utility of anonymized photos; write metrics.csv, plots and a report.
 
     With --run OUT: score that anonymization. Otherwise: anonymize DATASET with every
@@ -137,35 +140,38 @@ def command(run_dir, private, dataset, fps, people, photos_per_person, min_photo
         options = EvaluateOptions(recognizers=names, recognizer_settings=settings, reid_min_photos=reid_min_photos,
                                   attributes=attributes, attribute_names=attribute_list, detect=not no_detect,
                                   measure_quality=not no_quality, random_state=random_state)
-        report = evaluate_run(run_dir, out, options=options, encodings=encodings_path, examples=examples, jobs=jobs,
-                              progress=progress, command=command_line(), private=private)
+        with open_pool(jobs, progress, backend, address) as pool:
+            report = evaluate_run(run_dir, out, options=options, encodings=encodings_path, examples=examples, jobs=jobs,
+                                  progress=progress, command=command_line(), private=private, pool=pool)
     else:
         from anonfaces.encode.pipeline import default_dataset
         from anonfaces.evaluate import DatasetSubset
 
-        report = evaluate_dataset(
-            dataset if dataset is not None else default_dataset(),
-            out,
-            subset=DatasetSubset(people=people, photos_per_person=photos_per_person, min_photos=min_photos),
-            methods=methods,
-            ks=ks,
-            recognizers=names,
-            recognizer_settings=settings,
-            encodings=encodings_path,
-            anonymize_params=parse_params(anonymize_params) or None,
-            algo=algo,
-            unit=unit,
-            reid_min_photos=reid_min_photos,
-            attributes=attributes,
-            attribute_names=attribute_list,
-            detect=not no_detect,
-            measure_quality=not no_quality,
-            examples=examples,
-            jobs=jobs,
-            random_state=random_state,
-            progress=progress,
-            command=command_line(),
-        )
+        with open_pool(jobs, progress, backend, address) as pool:
+            report = evaluate_dataset(
+                dataset if dataset is not None else default_dataset(),
+                out,
+                subset=DatasetSubset(people=people, photos_per_person=photos_per_person, min_photos=min_photos),
+                methods=methods,
+                ks=ks,
+                recognizers=names,
+                recognizer_settings=settings,
+                encodings=encodings_path,
+                anonymize_params=parse_params(anonymize_params) or None,
+                algo=algo,
+                unit=unit,
+                reid_min_photos=reid_min_photos,
+                attributes=attributes,
+                attribute_names=attribute_list,
+                detect=not no_detect,
+                measure_quality=not no_quality,
+                examples=examples,
+                jobs=jobs,
+                random_state=random_state,
+                progress=progress,
+                command=command_line(),
+                pool=pool,
+            )
     from anonfaces.evaluate.report import markdown_table, summary_table
 
     click.echo(markdown_table(summary_table(report.table, "dlib" if "dlib" in names else names[0])))

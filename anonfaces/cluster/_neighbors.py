@@ -6,11 +6,13 @@ installed, by scikit-learn otherwise:
 - up to `EXACT_MAX_SAMPLES` points, an exact search (faiss ``IndexFlatL2``, or
   scikit-learn's brute force): the same neighbours as
   ``NearestNeighbors(n_neighbors=k).fit(X).kneighbors()``;
-- above it, with faiss, an inverted-file index (``IndexIVFFlat``: ``sqrt(n)``
-  k-means cells, trained on a sample of 40 points per cell, `IVF_NPROBE` of
-  them searched per query),
-  which is approximate: measured recall of the 10 nearest neighbours at 1,000,000
-  faces is in docs/scaling.md. Without faiss the search stays exact (and slow).
+- above it, with faiss, a graph index (``IndexHNSWFlat``, `HNSW_M` links per
+  point, `HNSW_EF_SEARCH` candidates per query), built and searched on every
+  thread faiss is given; or on request (``method="ivf"``) an inverted-file
+  index (``IndexIVFFlat``: ``sqrt(n)`` k-means cells trained on 40 points each,
+  `IVF_NPROBE` searched per query). Both are approximate: IVF's measured recall
+  at 1,000,000 faces is in docs/scaling.md; HNSW's is still to be measured there.
+  Without faiss the search stays exact (and slow).
 
 Distances are Euclidean, recomputed in float64 from the rows for every pair
 returned (faiss searches in float32), and each row is ordered by them.
@@ -35,11 +37,19 @@ EXACT_MAX_SAMPLES = 200_000
 #: 64 / 82 / 96 % of all 10 nearest; a missed neighbour can split a person, so 100.
 #: The search time grows with it: 364 CPU s for the 10-NN graph of 1,000,000 faces at 10.
 IVF_NPROBE = 100
+#: HNSW: links per point (faiss' M), candidates kept while building and while searching.
+#: Common faiss settings for 128-D data, not tuned here yet: the recall at 1,000,000
+#: faces (bench/bench_scale.py --tasks recall, efSearch 32/64/128) is still to be
+#: measured (docs/scaling.md); on 3,132 faces around the sample's real ones it
+#: finds more than 97 % of the 10 nearest (tests/scale/test_scale_cluster.py).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 64
 #: Training points per IVF cell (faiss asks for at least 39). Training costs about
 #: n_train * n_cells * d * 25 iterations, so it is kept small.
 IVF_TRAIN_PER_CELL = 40
 
-_METHODS = ("auto", "exact", "ivf")
+_METHODS = ("auto", "exact", "ivf", "hnsw")
 
 
 def have_faiss() -> bool:
@@ -60,6 +70,7 @@ def knn(
     backend: str = "auto",
     n_jobs: int | None = None,
     nprobe: int | None = None,
+    ef_search: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``X`` (n, d) to each query; ``(dist, idx)``, each of shape (m, k).
@@ -72,8 +83,8 @@ def knn(
 
     Parameters
     ----------
-    method : {"auto", "exact", "ivf"}
-        ``auto``: exact up to `EXACT_MAX_SAMPLES` indexed rows, else ``ivf``
+    method : {"auto", "exact", "hnsw", "ivf"}
+        ``auto``: exact up to `EXACT_MAX_SAMPLES` indexed rows, else ``hnsw``
         (approximate; needs faiss, falls back to exact without it).
     backend : {"auto", "faiss", "sklearn"}
         ``auto``: faiss when installed.
@@ -82,6 +93,9 @@ def knn(
     nprobe : int or None
         ``ivf``: cells searched per query (None: `IVF_NPROBE`); more is slower and
         finds more of the true neighbours.
+    ef_search : int or None
+        ``hnsw``: candidates kept per query (None: `HNSW_EF_SEARCH`, at least k + 1);
+        more is slower and finds more of the true neighbours.
     """
     X = np.asarray(X)
     if X.ndim != 2:
@@ -103,13 +117,14 @@ def knn(
     if backend == "faiss" and not have_faiss():
         raise BadInputError("backend='faiss' needs faiss: pip install 'anonfaces[scale]'")
     if method == "auto":
-        method = "ivf" if use_faiss and n > EXACT_MAX_SAMPLES else "exact"
-    if method == "ivf" and not use_faiss:
-        logger.warning("knn: method='ivf' needs faiss; searching exactly with scikit-learn instead")
+        method = "hnsw" if use_faiss and n > EXACT_MAX_SAMPLES else "exact"
+    if method in ("ivf", "hnsw") and not use_faiss:
+        logger.warning("knn: method=%r needs faiss; searching exactly with scikit-learn instead", method)
         method = "exact"
     extra = 1 if self_query else 0
     if use_faiss:
-        idx = _faiss_search(X, Q, k + extra, method, n_jobs, nprobe or IVF_NPROBE, random_state)
+        idx = _faiss_search(X, Q, k + extra, method, n_jobs, nprobe or IVF_NPROBE, random_state,
+                            max(ef_search or HNSW_EF_SEARCH, k + extra))
     else:
         idx = _sklearn_search(X, Q, k + extra, n_jobs)
     if self_query:
@@ -117,7 +132,7 @@ def knn(
     return _exact_distances(X, Q, idx)
 
 
-def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state) -> np.ndarray:
+def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state, ef_search=HNSW_EF_SEARCH) -> np.ndarray:
     import faiss
 
     Xf = np.ascontiguousarray(X, dtype=np.float32)
@@ -129,6 +144,11 @@ def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state) -> np.ndarray:
     try:
         if method == "exact":
             index = faiss.IndexFlatL2(d)
+        elif method == "hnsw":
+            index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_L2)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = int(ef_search)
+            logger.info("knn: HNSW index (M=%d, efSearch=%d) over %d points", HNSW_M, ef_search, n)
         else:
             nlist = max(1, min(int(math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlatL2(d)
@@ -147,7 +167,7 @@ def _faiss_search(X, Q, kk, method, n_jobs, nprobe, random_state) -> np.ndarray:
             _, idx[start : start + step] = index.search(Qf[start : start + step], kk)
     finally:
         faiss.omp_set_num_threads(threads)
-    if (idx < 0).any():  # IVF found fewer than kk points in the cells it searched: fill exactly
+    if (idx < 0).any():  # IVF found fewer than kk points in the cells it searched (HNSW: rarely): fill exactly
         bad = np.flatnonzero((idx < 0).any(axis=1))
         logger.info("knn: %d queries short of neighbours in the IVF cells; searching them exactly", bad.size)
         exact = faiss.IndexFlatL2(d)

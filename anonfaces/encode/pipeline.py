@@ -178,6 +178,7 @@ def encode_dataset(
     fps: float | None = 1.0,
     detect_scale: float = 1.0,
     videos: bool = True,
+    store: bool = False,
 ) -> EncodeReport:
     """Encode every face in every photo under ``dataset`` into the file ``encodings``.
 
@@ -201,13 +202,20 @@ def encode_dataset(
     resume : bool
         Continue an interrupted run from ``<encodings>.partial/``.
     pool : WorkerPool, optional
-        The command's worker pool (else one is started for this call, with ``jobs``).
+        The command's worker pool (else one is started for this call, with ``jobs``);
+        a `anonfaces.utils.ray_pool.RayPool` runs the chunks as Ray tasks.
     fps, detect_scale, videos : videos
         ``dataset`` may be a video file or hold videos (`anonfaces.video`): their frames are
         sampled at about ``fps`` a second (None: every frame), the detector runs on frames
         scaled by ``detect_scale``, faces are linked into tracks, and each row keeps its
         video, frame, timestamp and track (`Encodings.frames`, ``timestamps``, ``tracks``).
         An unreadable video is listed in the skip report. ``videos=False``: photos only.
+    store : bool
+        Write a sharded encodings store (folder ``encodings``, see
+        `anonfaces.encode.store`) instead of one ``.npz``: each worker writes its
+        chunk's shard (``shard-<chunk>.parquet``) and skip list itself, so a
+        dead worker or driver loses no finished chunk; ``resume`` encodes only
+        the chunks whose shard is missing. Needs an encoder that is already fitted.
 
     Returns
     -------
@@ -226,6 +234,17 @@ def encode_dataset(
     if not root.is_dir():
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(encodings)
+    if store:
+        if only_videos is not None:
+            raise BadInputError("--store holds photos only for now; encode a video into an .npz file")
+        if videos:
+            from anonfaces.video.io import list_videos
+
+            if list_videos(root):
+                log.warning("encode --store: the videos under %s are left out (the store holds photos only for now)", root)
+        return _encode_to_store(root, out, encoder=encoder, encoder_settings=encoder_settings, detector=detector,
+                                upsample=upsample, jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels,
+                                chunk_size=chunk_size, pool=pool, t0=t0)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     if out.is_dir():
@@ -302,6 +321,104 @@ def encode_dataset(
 def _init_settings(enc: Encoder) -> dict:
     """The encoder's settings without its name (its constructor's keywords)."""
     return {k: v for k, v in enc.settings().items() if k != "name"}
+
+
+# --- the sharded store: workers write the shards --------------------------------------------
+def _chunk_key(chunk_id: int) -> str:
+    return f"{chunk_id:06d}"
+
+
+def _skips_file(store_path: Path, key: str) -> Path:
+    return store_path / f"skipped-{key}.csv"
+
+
+def _encode_chunk_to_store(context, task: tuple[int, list[str]]) -> tuple[int, int, int]:
+    """Encode one chunk and write it as the store's shard ``<chunk>`` (and its skip list), from the worker.
+
+    The skip list is written first and the shard last, both atomically: a shard on
+    disk means its chunk is complete. A retried chunk writes the same key again
+    (it replaces, never duplicates). Returns (chunk, faces, photos skipped).
+    """
+    from anonfaces.encode.store import EncodingsStore
+
+    encode_context, store_path, meta = context
+    chunk_id, _ = task
+    _, payload = _encode_chunk(encode_context, task)
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        arrays = {k: data[k] for k in ("paths", "face_index", "boxes_ltrb", "scores", "landmarks68", "landmarks5", "image_sizes")}
+        embeddings = data["embeddings"]
+        skipped = list(zip(data["skip_paths"].tolist(), data["skip_reasons"].tolist()))
+    n = len(arrays["paths"])
+    held = worker_local("encode.store", store_path)
+    if "store" not in held:
+        held["store"] = EncodingsStore.open(store_path)
+    target = held["store"]
+    identities = np.array([identity_of(p) for p in arrays["paths"].tolist()], dtype=str)
+    part = Encodings(embeddings=embeddings.reshape(n, target.dim), identities=identities, meta=dict(meta), **arrays)
+    key = _chunk_key(chunk_id)
+    _write_skips(_skips_file(Path(store_path), key), skipped)
+    target.write_shard(part, key=key)
+    return chunk_id, n, len(skipped)
+
+
+def _encode_to_store(root: Path, out: Path, *, encoder, encoder_settings, detector, upsample, jobs, resume, progress,
+                     max_pixels, chunk_size, pool, t0) -> EncodeReport:
+    from anonfaces.encode.store import EncodingsStore, load_store
+
+    if out.suffix == ".npz":
+        raise BadInputError(f"--store writes a folder; give a folder name, not {out.name}")
+    if pool is None:
+        check_jobs(jobs)
+    enc = make_encoder(encoder, **(encoder_settings or {}))
+    dim = getattr(enc, "dim", None)
+    if not enc.is_fitted or not isinstance(dim, int):
+        raise BadInputError(f"--store needs an encoder whose embeddings are final per photo (dlib, or pca with "
+                            f"--pca-basis); {enc.registry_name} is not")
+    det = make_detector(detector, upsample=upsample)
+    images = list_images(root)
+    if not images:
+        raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
+    chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
+    meta = {
+        "dataset": str(root.resolve()),
+        "encoder": enc.settings(),
+        "detector": det.settings(),
+        "n_images": len(images),
+        "max_pixels": max_pixels,
+        "chunk_size": chunk_size,
+        "images_sha256": hashlib.sha256("\n".join(images).encode()).hexdigest(),
+    }
+    try:
+        target = EncodingsStore.create(out, dim=dim, meta=meta, encoder_state=enc.state(),
+                                       planned=[_chunk_key(i) for i in range(len(chunks))], exist_ok=resume)
+    except BadInputError as exc:
+        if not resume and "already holds" in str(exc):
+            raise BadInputError(f"{out} holds an earlier run; pass --resume to continue it, or delete it to start over") from None
+        raise
+    missing = set(target.missing())
+    todo = [(i, chunks[i]) for i in range(len(chunks)) if _chunk_key(i) in missing]
+    resumed_images = sum(len(chunks[i]) for i in range(len(chunks)) if _chunk_key(i) not in missing)
+    if resumed_images:
+        log.info("encode: %d of %d photos done by an earlier run", resumed_images, len(images))
+    encode_context = (str(root), det.settings(), enc.registry_name, enc.settings(), enc.state(), max_pixels)
+    context = (encode_context, str(out), target.meta)
+    with pool_for(pool, jobs, progress) as workers:
+        for _ in workers.map(_encode_chunk_to_store, todo, context=context, desc="encode", unit="chunk", chunksize=1):
+            pass
+    target.shards(refresh=True)
+    still = target.missing()
+    if still:  # pragma: no cover - a worker returned without its shard on disk
+        raise BadInputError(f"{out}: {len(still)} chunks have no shard after the run ({', '.join(still[:5])}...); "
+                            f"run again with --resume")
+    skipped: list[tuple[str, str]] = []
+    for i in range(len(chunks)):
+        skipped.extend(read_skips(_skips_file(out, _chunk_key(i))))
+    _write_skips(skipped_path_for(out), skipped)
+    result = load_store(out)
+    report = EncodeReport(out, skipped_path_for(out), len(images), len(result), skipped, time.perf_counter() - t0,
+                          resumed_images, result)
+    log.info("encode: %s", report.summary())
+    return report
 
 
 def _state_digest(state: dict) -> str:

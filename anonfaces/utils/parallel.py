@@ -168,8 +168,31 @@ class WorkerPool:
                     bar.update()
 
 
-def pool_for(pool: WorkerPool | None, jobs, progress: bool):
+#: The backends a command can run its workers on (``--backend``).
+BACKENDS = ("local", "ray")
+
+
+def make_pool(jobs=None, *, progress: bool = True, backend: str = "local", address: str | None = None,
+              threads: int | None = None) -> WorkerPool:
+    """A worker pool on ``backend``: ``local`` (processes on this machine) or ``ray`` (`anonfaces.utils.ray_pool.RayPool`).
+
+    ``address`` joins a running Ray cluster (Ray only). Both pools have the same `WorkerPool.map`.
+    """
+    if backend not in BACKENDS:
+        raise BadInputError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+    if backend == "local":
+        if address is not None:
+            raise BadInputError("--address joins a Ray cluster: it goes with --backend ray")
+        return WorkerPool(jobs, progress=progress, threads=threads)
+    from anonfaces.utils.ray_pool import RayPool
+
+    if jobs is not None:
+        check_jobs(jobs)
+    return RayPool(jobs, progress=progress, threads=threads, address=address)
+
+
+def pool_for(pool: WorkerPool | None, jobs, progress: bool, *, backend: str = "local", address: str | None = None):
     """``pool`` itself (owned by the caller), or a new pool for one call (closed when the call ends)."""
     from contextlib import nullcontext
 
-    return nullcontext(pool) if pool is not None else WorkerPool(jobs, progress=progress)
+    return nullcontext(pool) if pool is not None else make_pool(jobs, progress=progress, backend=backend, address=address)

@@ -53,7 +53,7 @@ def test_input_not_modified_and_bad_arguments():
     with pytest.raises(BadInputError, match="k=50"):
         knn(X, 50)
     with pytest.raises(BadInputError, match="method"):
-        knn(X, 3, method="hnsw")
+        knn(X, 3, method="annoy")
     with pytest.raises(BadInputError, match="queries"):
         knn(X, 3, queries=np.zeros((2, 5)))
 

@@ -2,10 +2,17 @@
 
     PYTHONPATH=. python bench/bench_merge_rounds.py   (store path below: bench_scale.py --people gaussian, seed 0)
 """
-import time, json, numpy as np, anonfaces, resource
+import json
+import resource
+import time
+
+import numpy as np
+
+import anonfaces
 import anonfaces.cluster._neighbors as nbm
 from anonfaces.cluster._people import graph_average_linkage
 from anonfaces.cluster.metrics import pairwise_scores
+
 enc = anonfaces.load_encodings('/tmp/anonfaces-scale/stores/synthetic-gaussian-100000')
 X = enc.embeddings.astype(np.float64)
 c=time.process_time(); res = nbm.knn(X, 10, n_jobs=2); knn_cpu=time.process_time()-c

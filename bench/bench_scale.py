@@ -195,7 +195,12 @@ def worker(task: str, n: int, store: str, args) -> dict:
         out.update(knn_s=time.perf_counter() - t, knn_cpu_s=time.process_time() - c,
                    edges_below_threshold=int((dist < 0.55).sum()))
     elif task == "recall":
-        from anonfaces.cluster._neighbors import EXACT_MAX_SAMPLES, HNSW_EF_SEARCH, IVF_NPROBE, knn
+        from anonfaces.cluster._neighbors import (
+            EXACT_MAX_SAMPLES,
+            HNSW_EF_SEARCH,
+            IVF_NPROBE,
+            knn,
+        )
 
         rng = np.random.RandomState(args.seed)
         q = X[rng.choice(X.shape[0], 2000, replace=False)]

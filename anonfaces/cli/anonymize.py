@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from anonfaces.cli._common import (
-    command_line,
     backend_options,
+    command_line,
     jobs_option,
-    open_pool,
     k_option,
+    open_pool,
     parse_params,
     progress_option,
     user_errors,

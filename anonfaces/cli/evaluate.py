@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from anonfaces.cli._common import (
-    command_line,
     backend_options,
+    command_line,
     jobs_option,
-    open_pool,
     k_option,
+    open_pool,
     parse_params,
     progress_option,
     registry_names,

@@ -38,7 +38,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from anonfaces.errors import BadInputError
-from anonfaces.utils.parallel import WorkerPool, _init_worker, _run_chunk, available_cores
+from anonfaces.utils.parallel import (
+    WorkerPool,
+    _init_worker,
+    _run_chunk,
+    available_cores,
+)
 
 log = logging.getLogger(__name__)
 

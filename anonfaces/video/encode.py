@@ -26,7 +26,13 @@ from anonfaces.encode.encodings import Encodings
 from anonfaces.utils.images import identity_of
 from anonfaces.utils.parallel import WorkerPool, worker_local
 from anonfaces.video.io import VideoReadError, probe, read_frames, sample_step
-from anonfaces.video.track import TRACK_DEFAULTS, frame_histogram, link_tracks, merge_tracks, scene_cuts
+from anonfaces.video.track import (
+    TRACK_DEFAULTS,
+    frame_histogram,
+    link_tracks,
+    merge_tracks,
+    scene_cuts,
+)
 
 log = logging.getLogger(__name__)
 

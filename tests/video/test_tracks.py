@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonfaces.video.track import box_iou, frame_histogram, link_tracks, merge_tracks, scene_cuts
+from anonfaces.video.track import (
+    box_iou,
+    frame_histogram,
+    link_tracks,
+    merge_tracks,
+    scene_cuts,
+)
 
 
 def test_scene_cuts_from_histograms():

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from anonfaces.errors import BadInputError
-from anonfaces.video.io import VideoReadError, VideoWriter, count_frames, is_video, list_videos, probe, read_frames, sample_step
+from anonfaces.video.io import (
+    VideoReadError,
+    VideoWriter,
+    count_frames,
+    is_video,
+    list_videos,
+    probe,
+    read_frames,
+    sample_step,
+)
 
 
 def test_the_generated_clip_has_its_rate_size_frames_and_audio(clip):

@@ -39,7 +39,8 @@ class DlibEncoder(Encoder):
         Who runs the network (see the module docstring); the descriptors agree to 1e-6.
     threads : int or None, default None
         Threads of the ONNX Runtime session; None: the process default
-        (`anonfaces.encode.set_embed_threads`, 1 unless set). Does not change the result,
+        (`anonfaces.encode.set_embed_threads`; unset: the worker pool's share of the cores,
+        `anonfaces.utils.parallel.worker_threads`). Does not change the result,
         so it is not part of `settings`.
     """
 

@@ -40,8 +40,9 @@ OPSET = 17
 #: Largest difference to dlib's descriptor the self-check accepts.
 SELF_CHECK_TOLERANCE = 1e-4
 CACHE_ENV = "ANONFACES_CACHE_DIR"
-#: Threads of each ONNX Runtime session in this process (see `set_threads`).
-_THREADS = {"n": int(os.environ.get("ANONFACES_EMBED_THREADS", "1") or 1)}
+#: Threads of each ONNX Runtime session in this process (see `set_threads`); None: the worker pool's share
+#: (`anonfaces.utils.parallel.worker_threads`, ``cores // jobs`` in a pool's worker).
+_THREADS = {"n": int(os.environ["ANONFACES_EMBED_THREADS"]) if os.environ.get("ANONFACES_EMBED_THREADS") else None}
 
 
 class SelfCheckError(AnonfacesError):
@@ -168,8 +169,8 @@ def _pad_to(x, shape, target, node, const):
 def set_threads(n: int) -> None:
     """Threads each ONNX Runtime session of this process uses (sessions made from now on).
 
-    The encoding pool's worker initializer calls this with ``cores // jobs`` so
-    that ``jobs x threads`` matches the cores.
+    Unset (the default), sessions follow the worker pool's share of the cores
+    (`anonfaces.utils.parallel.worker_threads`), so that ``jobs x threads`` matches the cores.
     """
     n = int(n)
     if n < 1:
@@ -180,7 +181,12 @@ def set_threads(n: int) -> None:
 
 
 def get_threads() -> int:
-    return _THREADS["n"]
+    """Threads of the sessions this process makes now (`set_threads`, else the worker pool's share)."""
+    if _THREADS["n"] is not None:
+        return _THREADS["n"]
+    from anonfaces.utils.parallel import worker_threads
+
+    return max(1, worker_threads())
 
 
 def make_session(model: str | bytes, threads: int | None = None):
@@ -188,7 +194,7 @@ def make_session(model: str | bytes, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or _THREADS["n"])
+    options.intra_op_num_threads = int(threads or get_threads())
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -207,7 +213,7 @@ def session(dat_path: str | os.PathLike | None = None, threads: int | None = Non
     """The checked, cached model of ``dat_path`` (default: the installed one) as a session
     with ``threads`` threads (None: this process's default, see `set_threads`)."""
     path = model_path(dat_path)
-    return _session_for(str(path), int(threads or _THREADS["n"]), os.getpid())
+    return _session_for(str(path), int(threads or get_threads()), os.getpid())
 
 
 def run(sess, chips: np.ndarray) -> np.ndarray:

@@ -78,11 +78,9 @@ def _limit_threads(n: int) -> None:
 
 
 def _init_worker(threads: int) -> None:
-    """Each worker: ``threads`` threads for BLAS/OpenMP/OpenCV and for ONNX Runtime's sessions (dlib's network)."""
+    """Each worker: ``threads`` threads for BLAS/OpenMP/OpenCV; ONNX Runtime's sessions (dlib's network) follow
+    `worker_threads` by themselves."""
     _limit_threads(threads)
-    from anonfaces.encode import set_embed_threads
-
-    set_embed_threads(max(1, threads))
 
 
 def _run_chunk(job):

@@ -226,7 +226,7 @@ def encode_dataset(
     root = Path(dataset) if dataset is not None else default_dataset()
     only_videos = None
     if root.is_file():  # one video
-        from anonfaces.video.io import is_video
+        from anonfaces.utils.images import is_video
 
         if not is_video(root):
             raise BadInputError(f"--dataset {root} is a file but not a video (or give a folder)")
@@ -238,7 +238,7 @@ def encode_dataset(
         if only_videos is not None:
             raise BadInputError("--store holds photos only for now; encode a video into an .npz file")
         if videos:
-            from anonfaces.video.io import list_videos
+            from anonfaces.utils.images import list_videos
 
             if list_videos(root):
                 log.warning("encode --store: the videos under %s are left out (the store holds photos only for now)", root)
@@ -258,7 +258,7 @@ def encode_dataset(
     if only_videos is not None:
         videos = only_videos
     elif videos:
-        from anonfaces.video.io import list_videos
+        from anonfaces.utils.images import list_videos
 
         videos = list_videos(root)
     else:

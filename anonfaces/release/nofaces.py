@@ -34,6 +34,7 @@ import numpy as np
 from anonfaces.detect.sensitive import SensitiveDetector
 from anonfaces.detect.types import FaceDetection
 from anonfaces.errors import BadInputError
+from anonfaces.synthesize.baselines import BLUR_CELLS, blur_all  # noqa: F401  (the ``blur`` policy; re-exported)
 from anonfaces.utils.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 NO_FACE_POLICIES = ("skip", "copy", "blur")
 #: dlib distance under which an output face still matches an original face.
 MATCH_THRESHOLD = 0.5
-#: Cells along the long side of a photo blurred by the ``blur`` policy (a face spans only a few).
-BLUR_CELLS = 12
-
-
 #: The safety net's looks at an output photo (``--net-scan``); see `net_detector`.
 NET_SCANS = ("full", "fast")
 DEFAULT_NET_SCAN = "full"
@@ -79,22 +76,6 @@ def check_no_face_policy(policy: str) -> str:
     if policy not in NO_FACE_POLICIES:
         raise BadInputError(f"no_face={policy!r} must be one of {', '.join(NO_FACE_POLICIES)}")
     return policy
-
-
-def blur_all(image: np.ndarray, *, cells: int = BLUR_CELLS) -> np.ndarray:
-    """The whole photo reduced to ``cells`` blocks along its long side, then smoothed.
-
-    No face survives: at 12 cells a face filling half the photo spans 6 x 6 blocks.
-    """
-    import cv2
-
-    image = np.asarray(image, np.uint8)
-    h, w = image.shape[:2]
-    scale = cells / max(h, w)
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    sigma = max(h, w) / cells / 2
-    return np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), sigmaX=sigma))
 
 
 def apply_no_face_policy(image: np.ndarray, policy: str) -> np.ndarray | None:

@@ -77,7 +77,7 @@ def _replace_task(run: dict, task):
     if not faces and run["no_face"] != "copy":  # a photo where no face was found: held back, or blurred whole
         if run["no_face"] == "skip":
             return rel, 0, None, [], False
-        from anonfaces.release.nofaces import blur_all
+        from anonfaces.synthesize.baselines import blur_all
 
         image = blur_all(image)
     if faces:

@@ -138,3 +138,29 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95
     data = encode_image(image, Path(path).suffix, quality=quality)
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+#: File name endings read as videos (case-insensitive).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """True when ``path``'s name ends in one of `VIDEO_EXTENSIONS`."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_videos(root: str | os.PathLike) -> list[str]:
+    """Video files under ``root`` (recursive, hidden files and folders skipped), as sorted POSIX paths relative to it.
+
+    ``root`` may itself be a video file: then ``[its name]`` (relative to its folder).
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root.name] if is_video(root) else []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and is_video(name):
+                found.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return sorted(found)

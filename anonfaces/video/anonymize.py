@@ -108,7 +108,7 @@ def _replace_frame(run: dict, task):
     """One frame with its faces replaced: (frame number, RGB frame)."""
     frame_no, image, faces = task
     if run["blur_all"]:
-        from anonfaces.release.nofaces import blur_all
+        from anonfaces.synthesize.baselines import blur_all
 
         return frame_no, blur_all(image)
     if not faces:

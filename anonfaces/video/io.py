@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.images import VIDEO_EXTENSIONS, is_video, list_videos  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-#: File name endings read as videos (case-insensitive).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
-
 
 class VideoReadError(BadInputError):
     """A video that cannot be opened or decoded (truncated, damaged, not a video)."""
@@ -41,28 +38,6 @@ def _av():
     except ImportError:  # pragma: no cover - depends on the environment
         raise BadInputError("videos need PyAV: pip install 'anonfaces[video]'") from None
     return av
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    """True when ``path``'s name ends in one of `VIDEO_EXTENSIONS`."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def list_videos(root: str | os.PathLike) -> list[str]:
-    """Video files under ``root`` (recursive, hidden files and folders skipped), as sorted POSIX paths relative to it.
-
-    ``root`` may itself be a video file: then ``[its name]`` (relative to its folder).
-    """
-    root = Path(root)
-    if root.is_file():
-        return [root.name] if is_video(root) else []
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith(".") and is_video(name):
-                found.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(found)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,15 @@ def _surrogate(run: dict, cluster: int):
     return cache[cluster]
 
 
+def _fast_surrogate(run: dict, cluster: int):
+    from anonfaces.video.fastblend import FastSurrogate
+
+    cache = worker_local("video.fast-surrogates", run["token"])
+    if cluster not in cache:
+        cache[cluster] = FastSurrogate(_surrogate(run, cluster))
+    return cache[cluster]
+
+
 def _replace_frame(run: dict, task):
     """One frame with its faces replaced: (frame number, RGB frame)."""
     frame_no, image, faces = task
@@ -112,6 +121,14 @@ def _replace_frame(run: dict, task):
 
         return frame_no, blur_all(image)
     if not faces:
+        return frame_no, image
+    if run["method"] == "ksame" and run.get("fast_blend", True):
+        from anonfaces.synthesize.blend import BlendSettings
+        from anonfaces.video.fastblend import fast_blend
+
+        settings, image = BlendSettings(**run["blend"]), image.copy()
+        for lm, cluster, _, _ in faces:
+            fast_blend(image, _fast_surrogate(run, cluster), lm, settings=settings, out=image)
         return frame_no, image
     if run["method"] == "ksame":
         from anonfaces.synthesize.blend import BlendSettings
@@ -150,13 +167,15 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
                 sur_landmarks: dict | None = None, blend: dict | None = None, method_params: dict | None = None,
                 seed: int = 0, forehead: float = 0.15, crf: int = 18, preset: str = "veryfast",
                 max_pixels: int | None = None, progress: bool = True, rel: str = "", output: str = "",
-                blur_all: bool = False) -> VideoOutput:
+                blur_all: bool = False, fast_blend: bool = True) -> VideoOutput:
     """Write ``dst``: ``src`` with the faces of ``plan`` replaced, at ``src``'s rate and size, with its audio.
 
     ``method`` ``ksame`` reads ``surrogates/<cluster>.png`` with ``sur_landmarks[cluster]`` and blends with the
     `BlendSettings` fields in ``blend``; any other method is a baseline (`apply_baseline`). A video that cannot
     be decoded leaves nothing at ``dst`` and returns a `VideoOutput` with ``error`` set. ``blur_all``: every frame
-    blurred whole (a video in which no face was found, with ``--no-face blur``).
+    blurred whole (a video in which no face was found, with ``--no-face blur``). ``fast_blend`` (default): the
+    surrogates are put in by `anonfaces.video.fastblend.fast_blend` (the photo blend with its maps on a coarse grid,
+    about 5 times faster); False: by `blend_surrogate` itself.
     """
     from tqdm.auto import tqdm
 
@@ -170,7 +189,8 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
     run = {"method": method, "surrogates": str(surrogates) if surrogates is not None else None,
            "sur_landmarks": {int(c): np.asarray(v, np.float32) for c, v in (sur_landmarks or {}).items()},
            "blend": dict(blend or {}), "method_params": dict(method_params or {}), "seed": int(seed),
-           "forehead": float(forehead), "token": uuid.uuid4().hex, "blur_all": bool(blur_all)}
+           "forehead": float(forehead), "token": uuid.uuid4().hex, "blur_all": bool(blur_all),
+           "fast_blend": bool(fast_blend)}
     saved, pool.progress = pool.progress, False
     timing = {"decode": 0.0, "replace": 0.0, "encode": 0.0}
     bar = tqdm(total=info.frames or None, desc=f"anonymize {Path(result.rel).name}", unit="frame", disable=not progress)

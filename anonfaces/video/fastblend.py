@@ -14,7 +14,11 @@ of them are computed:
   exact there and off by a fraction of a pixel only within ``step`` pixels of a
   triangle edge;
 - the colour statistics (mean and spread of each Lab channel inside the mask)
-  are taken on every ``stride``-th pixel in each direction rather than on all.
+  are taken on every ``stride``-th pixel in each direction rather than on all;
+- the surrogate is warped and colour-matched only over the box of the region
+  mask (smaller than the box of the warped ring around it);
+- beyond the ring's triangulation the photo's map is the identity (the photo blend
+  extrapolates a similarity there, which shows as a thin seam on the ring's edge).
 
 Per cluster (`FastSurrogate`, cached in each worker) the surrogate's image and
 its anchor points are prepared once. The output is compared with
@@ -74,8 +78,7 @@ def coarse_map(dst_points: np.ndarray, src_points: np.ndarray, height: int, widt
 
 def match_colors_sampled(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, mode: str = "luma",
                          stride: int = STRIDE) -> np.ndarray:
-    """`anonfaces.synthesize.blend.match_colors` with its statistics taken on every ``stride``-th pixel and the
-    colour conversions in OpenCV's 8-bit Lab (L scaled to 0-255, a and b offset by 128) rather than float Lab."""
+    """`anonfaces.synthesize.blend.match_colors` with its statistics taken on every ``stride``-th pixel."""
     if mode == "none":
         return source
     if mode not in ("lab", "luma", "mean"):
@@ -84,20 +87,23 @@ def match_colors_sampled(source: np.ndarray, reference: np.ndarray, mask: np.nda
     sel = mask[sub] > 0.5
     if sel.sum() < 16:
         return source
-    src = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2LAB)
-    s_sub = src[sub][sel].astype(np.float32)
-    r_sub = cv2.cvtColor(np.ascontiguousarray(reference[sub]), cv2.COLOR_RGB2LAB)[sel].astype(np.float32)
+    src = _lab(source)
+    s_sub, r_sub = src[sub][sel], _lab(reference[sub])[sel]
     mu_s, mu_r = s_sub.mean(0), r_sub.mean(0)
-    channels = 1 if mode == "luma" else 3
     if mode == "mean":
-        gain, shift = np.ones(3, np.float32), mu_r - mu_s
+        src += mu_r - mu_s
     else:
-        gain = np.clip(r_sub.std(0) / np.maximum(s_sub.std(0), 1e-3 * 255), 0.5, 2.0).astype(np.float32)
-        shift = mu_r - mu_s * gain
-    for c in range(channels):  # a lookup table per channel: the same linear map on every 8-bit value
-        lut = np.clip(np.rint(np.arange(256, dtype=np.float32) * gain[c] + shift[c]), 0, 255).astype(np.uint8)
-        src[..., c] = cv2.LUT(src[..., c], lut)
-    return cv2.cvtColor(src, cv2.COLOR_LAB2RGB)
+        ratio = np.clip(r_sub.std(0) / np.maximum(s_sub.std(0), 1e-3), 0.5, 2.0)
+        if mode == "luma":
+            src[..., 0] = (src[..., 0] - mu_s[0]) * ratio[0] + mu_r[0]
+        else:
+            src = (src - mu_s) * ratio + mu_r
+    rgb = cv2.cvtColor(src.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
 
 
 class FastSurrogate:

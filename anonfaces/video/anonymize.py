@@ -11,7 +11,7 @@ tracks) and their clusters into the faces to replace on every frame:
 - landmarks smoothed over time inside each shot (a Gaussian of ``smooth`` frames
   over each point's x and y), so the replaced face does not jitter.
 
-`write_video` decodes the video here, sends its frames a batch at a time to the
+`write_video` decodes the video here (in a thread, ahead of the workers), sends its frames a batch at a time to the
 command's `WorkerPool` (each worker puts the surrogates in, or applies a baseline),
 and encodes the results in order at the input's rate and size with its audio
 copied (`VideoWriter`: atomic).
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.utils.parallel import WorkerPool, worker_local
-from anonfaces.video.io import VideoReadError, VideoWriter, probe, read_frames
+from anonfaces.video.io import VideoReadError, VideoWriter, prefetch, probe, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +194,11 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
     saved, pool.progress = pool.progress, False
     timing = {"decode": 0.0, "replace": 0.0, "encode": 0.0}
     bar = tqdm(total=info.frames or None, desc=f"anonymize {Path(result.rel).name}", unit="frame", disable=not progress)
+    frames = prefetch(read_frames(src, max_pixels=max_pixels), depth=BATCH_FRAMES)
     try:
         with VideoWriter(dst, fps=info.fps, width=info.width, height=info.height, audio_from=src, crf=crf,
                          preset=preset) as writer:
             batch = []
-            frames = read_frames(src, max_pixels=max_pixels)
             while True:
                 t = time.perf_counter()
                 item = next(frames, None)
@@ -228,6 +228,7 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
     except VideoReadError as exc:
         result.error = str(exc)
     finally:
+        frames.close()  # stops the decoding thread if the loop ended early
         pool.progress = saved
         bar.close()
     timing["total"] = time.perf_counter() - t0

@@ -150,6 +150,8 @@ def main() -> None:
     ap.add_argument("--configs", default="full,scale0.5,scale0.5-every5")
     ap.add_argument("--compare-blend", type=int, default=0, metavar="N",
                     help="compare the video blend with the photo blend on N frames (no pipeline run)")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="also score each output (anonfaces.video.evaluate, 5 frames/s; not timed): faces left, flicker")
     ap.add_argument("--worker", nargs=3, metavar=("VIDEO", "OUT", "CONFIG"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -169,6 +171,7 @@ def main() -> None:
         print("| setting | frames | faces (filled) | wall s | frames/s | CPU s | CPU s/frame | ideal 2-core fps | "
               "encode | cluster | synthesize | write (decode/replace/encode) |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        scored = []
         for config in args.configs.split(","):
             out = tmp / f"out-{config}"
             r = run_measured([sys.executable, __file__, "--worker", str(video), str(out), config], timeout=3600)
@@ -184,8 +187,20 @@ def main() -> None:
                   f"{r['frames'] / r['wall_s']:.2f} | {r['cpu_s']:.1f} | {cpu_per:.3f} | {2 / cpu_per:.1f} | "
                   f"{share['encode']:.0%} | {share['cluster']:.0%} | {share['synthesize']:.0%} | {share['write']:.0%} "
                   f"({parts['decode'] / w:.0%}/{parts['replace'] / w:.0%}/{parts['encode'] / w:.0%}) |", flush=True)
+            if args.evaluate:
+                from anonfaces.pipeline.video import evaluate_video_run
+
+                summary = evaluate_video_run(out, tmp / f"eval-{config}", fps=5.0)
+                scored.append((config, summary))
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(Path(str(out) + ".private"), ignore_errors=True)
+        if scored:
+            print("\n| setting | frames with a face left unreplaced | faces left | flicker (output / original) | "
+                  "tracks re-identified (rank 1) |")
+            print("|---|---|---|---|---|")
+            for config, m in scored:
+                print(f"| {config} | {m['unreplaced_frame_share']:.3f} | {m['unreplaced_face_share']:.3f} | "
+                      f"{m['flicker_ratio']:.3f} | {m.get('track_rank1', float('nan')):.3f} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -75,9 +75,8 @@ def make_clip(path: Path, frames: int):
 
 
 def worker(video: str, out: str, config: str) -> dict:
-    from anonfaces.pipeline import anonymize_dataset
-
     import anonfaces.video.anonymize as video_anonymize
+    from anonfaces.pipeline import anonymize_dataset
 
     settings = CONFIGS[config]
     # the pipeline has no option for it (yet): the default of write_video's keyword, in this process only

@@ -36,11 +36,29 @@ import logging
 import cv2
 import numpy as np
 
-from anonfaces.detect.align import CANONICAL_TEMPLATE, anchor_points, similarity_transform, transform_points
+from anonfaces.detect.align import (
+    CANONICAL_TEMPLATE,
+    anchor_points,
+    similarity_transform,
+    transform_points,
+)
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize._warp import PiecewiseAffine, boundary_points, face_outline, face_scale, polygon_ring
+from anonfaces.synthesize._warp import (
+    PiecewiseAffine,
+    boundary_points,
+    face_outline,
+    face_scale,
+    polygon_ring,
+)
 from anonfaces.synthesize.base import Surrogate
-from anonfaces.synthesize.blend import RING_SCALE, BlendSettings, _fill, _roi, blend_surrogate, face_mask
+from anonfaces.synthesize.blend import (
+    RING_SCALE,
+    BlendSettings,
+    _fill,
+    _roi,
+    blend_surrogate,
+    face_mask,
+)
 
 log = logging.getLogger(__name__)
 

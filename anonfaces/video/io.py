@@ -181,7 +181,7 @@ def prefetch(items: Iterator, depth: int = 8) -> Iterator:
                     break
             else:
                 put(("done", None))
-        except BaseException as exc:  # handed to the consumer, raised there
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there in its place
             put(("error", exc))
         finally:
             close = getattr(items, "close", None)

@@ -88,8 +88,7 @@ def test_prefetch_keeps_order_raises_in_place_and_stops_early():
 
     got = []
     with pytest.raises(VideoReadError, match="truncated"):
-        for item in prefetch(broken()):
-            got.append(item)
+        got.extend(prefetch(broken()))
     assert got == [1, 2]
 
     closed = threading.Event()

@@ -8,7 +8,14 @@ per detector setting, each in its own process:
 - ``full``: the detector on every full-size frame (HOG, upsample 1: the photo default);
 - ``scale0.5``: on every frame, downscaled by 2 (landmarks at full size);
 - ``scale0.5-every5``: on every 5th frame, downscaled by 2; the faces followed in
-  between by dlib's landmark predictor.
+  between by dlib's landmark predictor;
+- ``scale0.5-up0``: on every frame, downscaled by 2, without upsampling (faces >= ~160 px);
+- ``<setting>-exact``: the same with the photo blend (`blend_surrogate`) in place of
+  the video one (`anonfaces.video.fastblend.fast_blend`, the default for videos).
+
+``--compare-blend N``: instead, on N frames of the clip, each face replaced by both
+blends (a surrogate made from another LFW photo): milliseconds per face of each
+and the SSIM of the video blend against the photo blend over the changed box.
 
 Each row: frames, wall seconds, frames/s, CPU seconds of the process tree (user +
 system; they do not depend on the machine's load) and CPU seconds per frame, and
@@ -18,6 +25,7 @@ surrogates; write = decode + replace in the workers + H.264 encode + audio copy)
 nothing else ran and the stages kept them busy.
 
     python bench/bench_video.py [--frames 150] [--configs full,scale0.5,scale0.5-every5]
+    python bench/bench_video.py --frames 100 --compare-blend 25
 """
 
 from __future__ import annotations
@@ -33,9 +41,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's anonfaces and tests, not an installed one
 
 CONFIGS = {"full": {"detect_scale": 1.0, "detect_every": 1}, "scale0.5": {"detect_scale": 0.5, "detect_every": 1},
            "scale0.5-every5": {"detect_scale": 0.5, "detect_every": 5}, "scale0.5-up0": {"detect_scale": 0.5, "upsample": 0}}
+# the same settings with the photo blend (`blend_surrogate`) in place of the video one (`fast_blend`)
+CONFIGS.update({f"{name}-exact": {**value, "fast_blend": False} for name, value in list(CONFIGS.items())})
 
 
 def _photos():
@@ -64,9 +75,12 @@ def make_clip(path: Path, frames: int):
 
 
 def worker(video: str, out: str, config: str) -> dict:
+    import anonfaces.video.anonymize as video_anonymize
     from anonfaces.pipeline import anonymize_dataset
 
     settings = CONFIGS[config]
+    # the pipeline has no option for it (yet): the default of write_video's keyword, in this process only
+    video_anonymize.write_video.__kwdefaults__["fast_blend"] = settings.get("fast_blend", True)
     t = time.perf_counter()
     run = anonymize_dataset(video, out, k=2, jobs=2, progress=False, detect_scale=settings.get("detect_scale", 1.0),
                             detect_every=settings.get("detect_every", 1), upsample=settings.get("upsample", 1))
@@ -77,10 +91,66 @@ def worker(video: str, out: str, config: str) -> dict:
             "inner_wall": wall, "stages": record["seconds"], "write_parts": v.seconds}
 
 
+def compare_blend(video: Path, source: Path, n: int) -> None:
+    """Both blends on the faces of ``n`` frames spread over the clip (one process, OpenCV on one thread as in the workers)."""
+    import cv2
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    from anonfaces.detect.align import align_face
+    from anonfaces.detect.detectors import detect_faces
+    from anonfaces.synthesize.base import Surrogate
+    from anonfaces.synthesize.blend import BlendSettings, blend_surrogate
+    from anonfaces.utils.images import read_image
+    from anonfaces.video.fastblend import FastSurrogate, fast_blend
+    from anonfaces.video.io import read_frames
+
+    cv2.setNumThreads(1)
+    donor_path = source / ("Gerhard_Schroeder/Gerhard_Schroeder_0001.jpg" if (source / "Gerhard_Schroeder").is_dir()
+                           else "Bill_Gates/Bill_Gates_0002.jpg")
+    donor = read_image(donor_path)
+    [face] = detect_faces(donor)[:1]
+    aligned = align_face(donor, face.landmarks68, size=256)
+    surrogate = Surrogate(aligned.image, aligned.landmarks68)
+    fast_surrogate = FastSurrogate(surrogate)
+    settings = BlendSettings()
+    frames = list(read_frames(video))
+    picks = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    rows = []
+    for i in picks.tolist():
+        image = frames[i][2]
+        for det in detect_faces(image):
+            lm = det.landmarks68.astype(np.float64)
+            t = time.process_time()
+            exact = blend_surrogate(image, surrogate, lm, settings=settings)
+            t_exact = time.process_time() - t
+            t = time.process_time()
+            fast = fast_blend(image, fast_surrogate, lm, settings=settings)
+            t_fast = time.process_time() - t
+            changed = (exact != image).any(2) | (fast != image).any(2)
+            ys, xs = np.nonzero(changed)
+            box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+            ssim = structural_similarity(exact[box], fast[box], channel_axis=2)
+            diff = np.abs(exact[box].astype(int) - fast[box].astype(int))
+            rows.append((t_exact, t_fast, ssim, diff.mean(), float((diff.max(2) > 8).mean()), ys.max() - ys.min() + 1))
+    r = np.array(rows)
+    print(f"# compare-blend: {len(r)} faces on {n} frames, face box {int(np.median(r[:, 5]))} px tall (median), "
+          f"surrogate from {donor_path.parent.name}, BlendSettings() defaults")
+    print("| blend | CPU ms / face (median) | SSIM vs photo blend (median, min) | mean abs diff | pixels off by > 8 |")
+    print("|---|---|---|---|---|")
+    print(f"| photo (`blend_surrogate`) | {np.median(r[:, 0]) * 1000:.1f} | 1 | 0 | 0 |")
+    print(f"| video (`fast_blend`) | {np.median(r[:, 1]) * 1000:.1f} | {np.median(r[:, 2]):.4f}, {r[:, 2].min():.4f} | "
+          f"{r[:, 3].mean():.2f} | {r[:, 4].mean():.2%} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--configs", default="full,scale0.5,scale0.5-every5")
+    ap.add_argument("--compare-blend", type=int, default=0, metavar="N",
+                    help="compare the video blend with the photo blend on N frames (no pipeline run)")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="also score each output (anonfaces.video.evaluate, 5 frames/s; not timed): faces left, flicker")
     ap.add_argument("--worker", nargs=3, metavar=("VIDEO", "OUT", "CONFIG"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -92,11 +162,15 @@ def main() -> None:
     try:
         video = tmp / "clip720.mp4"
         source = make_clip(video, args.frames)
+        if args.compare_blend:
+            compare_blend(video, source, args.compare_blend)
+            return
         print(f"# bench_video {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; 1280x720 25 fps, {args.frames} frames, photos from {source}")
         print("| setting | frames | faces (filled) | wall s | frames/s | CPU s | CPU s/frame | ideal 2-core fps | "
               "encode | cluster | synthesize | write (decode/replace/encode) |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        scored = []
         for config in args.configs.split(","):
             out = tmp / f"out-{config}"
             r = run_measured([sys.executable, __file__, "--worker", str(video), str(out), config], timeout=3600)
@@ -112,8 +186,20 @@ def main() -> None:
                   f"{r['frames'] / r['wall_s']:.2f} | {r['cpu_s']:.1f} | {cpu_per:.3f} | {2 / cpu_per:.1f} | "
                   f"{share['encode']:.0%} | {share['cluster']:.0%} | {share['synthesize']:.0%} | {share['write']:.0%} "
                   f"({parts['decode'] / w:.0%}/{parts['replace'] / w:.0%}/{parts['encode'] / w:.0%}) |", flush=True)
+            if args.evaluate:
+                from anonfaces.pipeline.video import evaluate_video_run
+
+                summary = evaluate_video_run(out, tmp / f"eval-{config}", fps=5.0)
+                scored.append((config, summary))
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(Path(str(out) + ".private"), ignore_errors=True)
+        if scored:
+            print("\n| setting | frames with a face left unreplaced | faces left | flicker (output / original) | "
+                  "tracks re-identified (rank 1) |")
+            print("|---|---|---|---|---|")
+            for config, m in scored:
+                print(f"| {config} | {m['unreplaced_frame_share']:.3f} | {m['unreplaced_face_share']:.3f} | "
+                      f"{m['flicker_ratio']:.3f} | {m.get('track_rank1', float('nan')):.3f} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -25,7 +25,7 @@ from anonfaces.encode.base import ENCODERS
 from anonfaces.encode.encodings import Encodings
 from anonfaces.utils.images import identity_of
 from anonfaces.utils.parallel import WorkerPool, worker_local
-from anonfaces.video.io import VideoReadError, probe, read_frames, sample_step
+from anonfaces.video.io import VideoReadError, prefetch, probe, read_frames, sample_step
 from anonfaces.video.track import (
     TRACK_DEFAULTS,
     frame_histogram,
@@ -166,9 +166,10 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     from tqdm.auto import tqdm
 
     bar = tqdm(total=info.frames or None, desc=f"encode {Path(rel).name}", unit="frame", disable=not progress)
+    frames = prefetch(read_frames(path, step=step, max_pixels=max_pixels), depth=BATCH_FRAMES)
     try:
         batch = []
-        for item in read_frames(path, step=step, max_pixels=max_pixels):
+        for item in frames:
             batch.append(item)
             if len(batch) >= every * max(1, BATCH_FRAMES // every):
                 results.extend(_run(pool, batch, context, every))
@@ -180,6 +181,8 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     except VideoReadError as exc:
         bar.close()
         return VideoEncoding(rel, None, error=str(exc))
+    finally:
+        frames.close()  # stops the decoding thread if the loop ended early
     bar.close()
     if not results:
         return VideoEncoding(rel, None, error="no frame could be decoded")

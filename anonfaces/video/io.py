@@ -129,6 +129,56 @@ def read_frames(path: str | os.PathLike, *, step: int = 1, max_pixels: int | Non
             raise VideoReadError(f"{path}: decoding failed after frame {index}: {exc}") from None
 
 
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """``items`` produced in a background thread, up to ``depth`` ahead of the consumer (PyAV decodes without
+    holding the GIL, so the next frames are decoded while this process waits for the workers or encodes).
+    An exception in the producer is raised here at its place in the sequence; leaving the loop early stops
+    the producer and closes ``items``."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    break
+            else:
+                put(("done", None))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there in its place
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="anonfaces-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
 def count_frames(path: str | os.PathLike) -> int:
     """Frames in the video, by demuxing its packets (no decoding)."""
     av = _av()

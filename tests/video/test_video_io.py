@@ -81,3 +81,38 @@ def test_odd_frame_sizes_are_kept(tmp_path):
     assert (info.width, info.height) == (321, 241) and info.fps == Fraction(30000, 1001)
     back = [f for _, _, f in read_frames(tmp_path / "odd.mkv")]
     assert len(back) == 3 and all(np.abs(b.astype(int) - f).mean() < 3 for b, f in zip(back, frames))
+
+
+def test_prefetch_keeps_order_raises_in_place_and_stops_early():
+    import threading
+
+    from anonfaces.video.io import VideoReadError, prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        yield 2
+        raise VideoReadError("truncated")
+
+    got = []
+    with pytest.raises(VideoReadError, match="truncated"):
+        got.extend(prefetch(broken()))
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    items = prefetch(endless(), depth=2)
+    assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
+    items.close()
+    assert closed.is_set()
+    assert not any(t.name == "anonfaces-prefetch" and t.is_alive() for t in threading.enumerate())

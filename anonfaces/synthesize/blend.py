@@ -244,6 +244,33 @@ class FaceReplacement:
     landmarks68: np.ndarray
 
 
+def face_geometry(lm: np.ndarray, placed, settings: BlendSettings, image_shape) -> tuple:
+    """Where one face is replaced: ``(target, region_outline, ring, roi)``.
+
+    ``target``: the landmarks the surrogate goes onto (the member's ``lm`` moved by
+    ``settings.weight`` toward ``placed()``, the surrogate's own shape placed on the
+    member; ``placed`` is called only when the weight is not 0); ``region_outline``: the
+    replaced region's outline around ``target``; ``ring``: the outline the photo is
+    warped within (beyond both the face's and the new region's outline; the region's own
+    outline when the shape is the member's); ``roi``: the box ``(x0, y0, x1, y1)``
+    worked on, clipped to ``image_shape``. Shared by `blend_surrogate` and the video
+    blend (`anonfaces.video.fastblend`).
+    """
+    forehead_, expand = settings.outline
+    weight = settings.weight
+    target = lm if weight == 0.0 else lm + weight * (placed() - lm)
+    region_outline = face_outline(target, forehead=forehead_, expand=expand)
+    if weight == 0.0:
+        ring = region_outline
+    else:  # the warped ring: beyond both the face's and the new region's outline
+        both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
+        centre = (lm[30] + target[30]) / 2.0
+        hull = cv2.convexHull(both.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+        ring = polygon_ring(centre + (hull - centre) * RING_SCALE, 40)
+    roi = _roi(ring, face_scale(target), image_shape[:2], settings.feather + 0.02)
+    return target, region_outline, ring, roi
+
+
 def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.ndarray, *, blend: str = "feather",
                     color: str = "luma", forehead: float | None = None, feather: float = 0.06,
                     shape: str = "cluster", region: str = "head", out: np.ndarray | None = None,
@@ -294,21 +321,9 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     result = image.copy() if out is None else out
     forehead_, expand = settings.outline
     weight = settings.weight
-    if weight == 0.0:
-        target = lm
-    else:
-        _, placed = place_surrogate(surrogate, lm)
-        target = lm + weight * (placed - lm)
-    region_outline = face_outline(target, forehead=forehead_, expand=expand)
-    if weight == 0.0:
-        ring = region_outline
-    else:  # the warped ring: beyond both the face's and the new region's outline
-        both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
-        centre = (lm[30] + target[30]) / 2.0
-        hull = cv2.convexHull(both.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-        ring = polygon_ring(centre + (hull - centre) * RING_SCALE, 40)
+    target, region_outline, ring, roi = face_geometry(lm, lambda: place_surrogate(surrogate, lm)[1], settings,
+                                                      image.shape)
     scale = face_scale(target)
-    roi = _roi(ring, scale, image.shape[:2], settings.feather + 0.02)
     x0, y0, x1, y1 = roi
     empty = FaceReplacement(roi, np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool), target)
     if x1 - x0 < 4 or y1 - y0 < 4:

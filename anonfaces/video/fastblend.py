@@ -46,17 +46,13 @@ from anonfaces.errors import BadInputError
 from anonfaces.synthesize._warp import (
     PiecewiseAffine,
     boundary_points,
-    face_outline,
-    face_scale,
-    polygon_ring,
 )
 from anonfaces.synthesize.base import Surrogate
 from anonfaces.synthesize.blend import (
-    RING_SCALE,
     BlendSettings,
     _fill,
-    _roi,
     blend_surrogate,
+    face_geometry,
     face_mask,
 )
 
@@ -157,20 +153,9 @@ def fast_blend(image: np.ndarray, surrogate: FastSurrogate | Surrogate, landmark
     result = image.copy() if out is None else out
     forehead_, expand = settings.outline
     weight = settings.weight
-    if weight == 0.0:
-        target = lm
-    else:
-        placed = transform_points(fs.landmarks, similarity_transform(fs.anchors, anchor_points(lm)))
-        target = lm + weight * (placed - lm)
-    region_outline = face_outline(target, forehead=forehead_, expand=expand)
-    if weight == 0.0:
-        ring = region_outline
-    else:
-        both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
-        centre = (lm[30] + target[30]) / 2.0
-        hull = cv2.convexHull(both.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-        ring = polygon_ring(centre + (hull - centre) * RING_SCALE, 40)
-    roi = _roi(ring, face_scale(target), image.shape[:2], settings.feather + 0.02)
+    target, region_outline, ring, roi = face_geometry(
+        lm, lambda: transform_points(fs.landmarks, similarity_transform(fs.anchors, anchor_points(lm))), settings,
+        image.shape)
     x0, y0, x1, y1 = roi
     if x1 - x0 < 4 or y1 - y0 < 4:
         log.warning("face at %s is outside the image; left unchanged", roi)

@@ -287,6 +287,16 @@ def pseudo_identity_labels(
     return comp.astype(np.int64)
 
 
+def _labels(name: str, values, n: int) -> np.ndarray:
+    """``values`` as an object array of ``n`` strings ('' for None; all '' when ``values`` is None)."""
+    if values is None:
+        return np.full(n, "", dtype=object)
+    arr = np.asarray(values, dtype=object)
+    if arr.shape != (n,):
+        raise BadInputError(f"{name} has shape {arr.shape}; expected ({n},)")
+    return np.array(["" if v is None else str(v) for v in arr], dtype=object)
+
+
 def fill_identities(X: np.ndarray, identities=None, *, groups=None, **pseudo_params) -> tuple[np.ndarray, int]:
     """Return ``(units, n_pseudo)``: each face's identity, with pseudo-identities for unknown faces.
 
@@ -302,20 +312,8 @@ def fill_identities(X: np.ndarray, identities=None, *, groups=None, **pseudo_par
     tracks of one person. Known identities win over groups.
     """
     n = X.shape[0]
-    if identities is None:
-        ids = np.full(n, "", dtype=object)
-    else:
-        ids = np.asarray(identities, dtype=object)
-        if ids.shape != (n,):
-            raise BadInputError(f"identities has shape {ids.shape}; expected ({n},)")
-        ids = np.array(["" if v is None else str(v) for v in ids], dtype=object)
-    if groups is None:
-        grp = np.full(n, "", dtype=object)
-    else:
-        grp = np.asarray(groups, dtype=object)
-        if grp.shape != (n,):
-            raise BadInputError(f"groups has shape {grp.shape}; expected ({n},)")
-        grp = np.array(["" if v is None else str(v) for v in grp], dtype=object)
+    ids = _labels("identities", identities, n)
+    grp = _labels("groups", groups, n)
     unknown = np.flatnonzero(ids == "")
     n_pseudo = 0
     if unknown.size:

@@ -265,17 +265,8 @@ def encode_dataset(
         videos = []
     if not images and not videos:
         raise BadInputError(f"no image files (jpg, png, ...) or videos (mp4, mov, ...) found under {root}")
-    chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
-    run = {
-        "dataset": str(root.resolve()),
-        "encoder": enc.settings(),
-        "detector": det.settings(),
-        "max_pixels": max_pixels,
-        "chunk_size": chunk_size,
-        "images_sha256": hashlib.sha256("\n".join(images).encode()).hexdigest(),
-        "n_images": len(images),
-        "encoder_state_sha256": _state_digest(enc.state()),
-    }
+    chunks, run = _plan(root, images, enc, det, max_pixels=max_pixels, chunk_size=chunk_size)
+    run["encoder_state_sha256"] = _state_digest(enc.state())
     partial = out.with_name(out.name + ".partial")
     done = _prepare_partial(partial, run, resume, len(chunks))
     resumed_images = sum(len(chunks[i]) for i in done)
@@ -378,16 +369,7 @@ def _encode_to_store(root: Path, out: Path, *, encoder, encoder_settings, detect
     images = list_images(root)
     if not images:
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
-    chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
-    meta = {
-        "dataset": str(root.resolve()),
-        "encoder": enc.settings(),
-        "detector": det.settings(),
-        "n_images": len(images),
-        "max_pixels": max_pixels,
-        "chunk_size": chunk_size,
-        "images_sha256": hashlib.sha256("\n".join(images).encode()).hexdigest(),
-    }
+    chunks, meta = _plan(root, images, enc, det, max_pixels=max_pixels, chunk_size=chunk_size)
     try:
         target = EncodingsStore.create(out, dim=dim, meta=meta, encoder_state=enc.state(),
                                        planned=[_chunk_key(i) for i in range(len(chunks))], exist_ok=resume)
@@ -419,6 +401,21 @@ def _encode_to_store(root: Path, out: Path, *, encoder, encoder_settings, detect
                           resumed_images, result)
     log.info("encode: %s", report.summary())
     return report
+
+
+def _plan(root: Path, images: list[str], enc, det, *, max_pixels: int, chunk_size: int) -> tuple[list, dict]:
+    """The photos in chunks of ``chunk_size`` and the run's record (what a resumed run must match)."""
+    chunks = [images[i : i + chunk_size] for i in range(0, len(images), chunk_size)]
+    run = {
+        "dataset": str(root.resolve()),
+        "encoder": enc.settings(),
+        "detector": det.settings(),
+        "max_pixels": max_pixels,
+        "chunk_size": chunk_size,
+        "images_sha256": hashlib.sha256("\n".join(images).encode()).hexdigest(),
+        "n_images": len(images),
+    }
+    return chunks, run
 
 
 def _state_digest(state: dict) -> str:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.distances import UNPROTECTED
 
 
 def _pair(a, b, name_a="originals", name_b="surrogates") -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +269,7 @@ def tpr_at_far(probes, probe_ids, gallery, gallery_ids, *, far: float = DEFAULT_
 
 # --- faces left unprotected -------------------------------------------------------------------
 #: dlib distance under which an output face still counts as its original (stricter than dlib's 0.6).
-UNPROTECTED_DISTANCE = 0.5
+UNPROTECTED_DISTANCE = UNPROTECTED
 
 
 def unprotected_faces(originals, anonymized, *, threshold: float = UNPROTECTED_DISTANCE) -> np.ndarray:

@@ -36,11 +36,12 @@ import numpy as np
 from anonfaces.detect.types import FaceDetection
 from anonfaces.errors import BadInputError
 from anonfaces.registry import Registry
+from anonfaces.utils.distances import SAME_PERSON
 
 RECOGNIZERS: Registry = Registry("recognizer")
 
 #: dlib's documented same-person distance (face_recognition's default tolerance).
-DLIB_THRESHOLD = 0.6
+DLIB_THRESHOLD = SAME_PERSON
 
 #: The square of the canonical frame (fractions of its side) the greyscale recognizers look at:
 #: eyes at y = 0.38 and mouth at 0.70 (`anonfaces.detect.CANONICAL_TEMPLATE`), so brows to chin.

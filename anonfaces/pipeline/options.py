@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.distances import UNPROTECTED
 from anonfaces.utils.images import DEFAULT_MAX_PIXELS
 
 KSAME = "ksame"
@@ -217,7 +218,7 @@ class AnonymizeOptions:
     safety_net: bool = True
     sensitive_upsample: int = 1
     net_scan: str = "full"
-    match_threshold: float = 0.5
+    match_threshold: float = UNPROTECTED
     share_surrogates: bool = False
     allow_small_clusters: bool = False
     size: int | None = None

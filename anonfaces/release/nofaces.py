@@ -35,6 +35,7 @@ from anonfaces.detect.sensitive import SensitiveDetector
 from anonfaces.detect.types import FaceDetection
 from anonfaces.errors import BadInputError
 from anonfaces.synthesize.baselines import BLUR_CELLS, blur_all  # noqa: F401  (the ``blur`` policy; re-exported)
+from anonfaces.utils.distances import UNPROTECTED
 from anonfaces.utils.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 NO_FACE_POLICIES = ("skip", "copy", "blur")
 #: dlib distance under which an output face still matches an original face.
-MATCH_THRESHOLD = 0.5
+MATCH_THRESHOLD = UNPROTECTED
 #: The safety net's looks at an output photo (``--net-scan``); see `net_detector`.
 NET_SCANS = ("full", "fast")
 DEFAULT_NET_SCAN = "full"

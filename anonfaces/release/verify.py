@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 
 from anonfaces.errors import BadInputError
 from anonfaces.release.layout import (
+    ENCODINGS_FILE,
     FILES_FILE,
     MAPPING_FILE,
     PRIVATE_NAMES,
@@ -230,8 +231,18 @@ def _video_run(private: Path) -> dict | None:
         raise BadInputError(f"{path} cannot be read ({exc})") from exc
 
 
-def check_videos(out: Path, private: Path, record: dict, *, faces: bool = True, fps: float = 1.0) -> list[Finding]:
-    """Metadata and faces left unreplaced in the videos of a run (``record``: ``PRIVATE/videos/run.json``)."""
+def _video_encodings(private: Path):
+    """The run's video encodings (``PRIVATE/videos/encodings.npz``), or None without them."""
+    from anonfaces.encode import Encodings
+
+    path = private / VIDEOS_DIR / ENCODINGS_FILE
+    return Encodings.load(path) if path.is_file() else None
+
+
+def check_videos(out: Path, private: Path, record: dict, *, faces: bool = True, fps: float = 1.0,
+                 encodings=None) -> list[Finding]:
+    """Metadata and faces left unreplaced in the videos of a run (``record``: ``PRIVATE/videos/run.json``;
+    ``encodings``: its video encodings, read from the private folder when not given)."""
     written = [v for v in record.get("videos", []) if v.get("output") and not v.get("error")]
     findings = []
     for v in written:
@@ -240,14 +251,13 @@ def check_videos(out: Path, private: Path, record: dict, *, faces: bool = True, 
             findings.append(Finding("metadata", v["output"], "video tags left in: " + ", ".join(tags)))
     if not faces or not written:
         return findings
-    enc_path = private / VIDEOS_DIR / "encodings.npz"
-    if not enc_path.is_file() or not Path(record.get("dataset", "")).is_dir():
-        return findings + [Finding("unchecked", "", f"video faces: {enc_path} or the original videos "
-                                                     f"({record.get('dataset')}) not found")]
-    from anonfaces.encode import Encodings
+    enc = encodings if encodings is not None else _video_encodings(private)
+    if enc is None or not Path(record.get("dataset", "")).is_dir():
+        return findings + [Finding("unchecked", "", f"video faces: {private / VIDEOS_DIR / ENCODINGS_FILE} or the "
+                                                     f"original videos ({record.get('dataset')}) not found")]
     from anonfaces.video.evaluate import score_run_videos
 
-    scores, _ = score_run_videos(record["dataset"], out, written, Encodings.load(enc_path), fps=fps)
+    scores, _ = score_run_videos(record["dataset"], out, written, enc, fps=fps)
     for s in scores:
         if s.error is not None:
             findings.append(Finding("face", s.output, f"could not be checked: {s.error}"))
@@ -357,8 +367,9 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
         report.findings += check_clusters(_read_csv(mapping), int(k))
         report.checked["k"] = int(k)
 
+    video_enc = _video_encodings(private) if video_run is not None else None
     if video_run is not None:
-        _video_clusters(report, private, video_run, k, unchecked)
+        _video_clusters(report, private, video_run, k, unchecked, video_enc)
 
     # faces -------------------------------------------------------------------------------------
     if faces and not photos and video_run is not None:
@@ -367,26 +378,23 @@ def verify_release(out: str | os.PathLike, private: str | os.PathLike | None = N
         _faces(report, out, private, photos, settings, dataset, threshold=threshold, upsample=upsample, jobs=jobs,
                progress=progress, unchecked=unchecked, scan=scan)
     if video_run is not None:
-        report.findings += check_videos(out, private, video_run, faces=faces, fps=video_fps)
+        report.findings += check_videos(out, private, video_run, faces=faces, fps=video_fps, encodings=video_enc)
         report.checked["video"] = len(videos)
     log.info("verify: %s", report.summary())
     return report
 
 
-def _video_clusters(report, private: Path, video_run: dict, k, unchecked) -> None:
-    """The k check on the videos' mapping: a unit is a face track (``<video>#t<track>``, from the video encodings;
-    the tracks of one person in a video are merged when encoding)."""
-    from anonfaces.encode import Encodings
-
-    mapping, enc_path = private / VIDEOS_DIR / MAPPING_FILE, private / VIDEOS_DIR / "encodings.npz"
+def _video_clusters(report, private: Path, video_run: dict, k, unchecked, enc) -> None:
+    """The k check on the videos' mapping: a unit is a face track (``<video>#t<track>``, from the video encodings
+    ``enc``; the tracks of one person in a video are merged when encoding)."""
+    mapping = private / VIDEOS_DIR / MAPPING_FILE
     k = k if k is not None else (video_run.get("options") or {}).get("k")
     method = (video_run.get("options") or {}).get("method", "ksame")
     if method != "ksame":
         return
-    if k is None or not mapping.is_file() or not enc_path.is_file():
-        unchecked("k", f"videos: no k recorded, or {mapping} / {enc_path} not found")
+    if k is None or not mapping.is_file() or enc is None:
+        unchecked("k", f"videos: no k recorded, or {mapping} / {private / VIDEOS_DIR / ENCODINGS_FILE} not found")
         return
-    enc = Encodings.load(enc_path)
     unit = dict(zip(zip(enc.paths.tolist(), enc.face_index.tolist()), enc.track_units().tolist()))
     rows = [{**r, "unit": unit.get((r["path"], int(r["face"])), "")} for r in _read_csv(mapping)]
     report.findings += check_clusters(rows, int(k))
@@ -418,7 +426,6 @@ def _sources(private: Path) -> dict[str, str] | None:
 
 def _faces(report, out, private, photos, settings, dataset, *, threshold, upsample, jobs, progress, unchecked, scan):
     from anonfaces.encode import Encodings
-    from anonfaces.release.layout import ENCODINGS_FILE
     from anonfaces.release.nofaces import original_dlib_embeddings
 
     enc_path = private / ENCODINGS_FILE

@@ -48,6 +48,7 @@ from anonfaces.synthesize.blend import (
     place_surrogate,
 )
 from anonfaces.utils.atomic import atomic_open
+from anonfaces.utils.distances import UNPROTECTED
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ ON_LEAK = ("blur", "surrogate", "keep")
 DEFAULT_MARGIN = 0.05
 #: dlib distance under which a face still counts as its person's (issue 13's unprotected face; the evaluation's
 #: ``anonfaces.evaluate.protocols.UNPROTECTED_DISTANCE``); the own-photo term keeps every face ``margin`` beyond it.
-OWN_DISTANCE = 0.5
+OWN_DISTANCE = UNPROTECTED
 OWN_PHOTOS = ("person", "this")
 #: The choices of `AnonymizeOptions.own_photos` (``off``: no own-photo term).
 OWN_PHOTOS_CHOICES = (*OWN_PHOTOS, "off")

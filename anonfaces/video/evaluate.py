@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.detect.types import FaceDetection
+from anonfaces.utils.distances import SAME_PERSON
 from anonfaces.video.io import VideoReadError, read_frames
 
 log = logging.getLogger(__name__)
 
-SAME_PERSON = 0.6
 UNCHANGED = 4.0
 
 

@@ -27,7 +27,9 @@ def die_once(context, task):
     (do the work, e.g. write the shard, then die before returning). Each attempt
     is recorded as a file in ``marks`` so that the test can count them.
     """
-    func, ctx, marks, plan = context
+    func, ctx, marks, plan, driver = context
+    if os.getpid() == driver:  # never kill the test run itself: fail this test loudly instead
+        raise RuntimeError("die_once ran in the driver process, not in a Ray worker")
     chunk_id = task[0]
     marks = Path(marks)
     attempt = len(list(marks.glob(f"{chunk_id}-*"))) + 1
@@ -49,4 +51,4 @@ class DyingRayPool(RayPool):
         self.marks, self.plan = str(marks), dict(plan)
 
     def map(self, func, tasks, *, context=None, **kwargs):
-        return super().map(die_once, tasks, context=(func, context, self.marks, self.plan), **kwargs)
+        return super().map(die_once, tasks, context=(func, context, self.marks, self.plan, os.getpid()), **kwargs)

@@ -75,6 +75,16 @@ class MmodNetwork:
     def convs(self) -> list[Conv]:
         return [layer for layer in self.layers if isinstance(layer, Conv)]
 
+    def output_size(self, rows: int, cols: int) -> tuple[int, int]:
+        """(rows, columns) of the score map of a tiled image of ``rows`` x ``cols`` (< 1: too small)."""
+        for conv in self.convs():
+            (sy, sx), (py, px) = conv.stride, conv.padding
+            kh, kw = conv.weight.shape[2:]
+            if rows + 2 * py < kh or cols + 2 * px < kw:
+                return 0, 0
+            rows, cols = (rows + 2 * py - kh) // sy + 1, (cols + 2 * px - kw) // sx + 1
+        return rows, cols
+
     def output_to_input(self, x, y):
         """Map a score-map position (column x, row y; numbers or arrays) to the tiled input
         image, through every convolution from the top down (dlib's ``map_output_to_input``:

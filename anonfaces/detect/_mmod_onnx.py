@@ -25,6 +25,7 @@ checked against dlib before use (`anonfaces.utils.onnx_cache`, `self_check`).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -59,7 +60,7 @@ def upsampled_size(h: int, w: int) -> tuple[int, int]:
 
 def _lround(v: float) -> int:
     """C's lround: halves away from zero."""
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+    return math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -217,6 +218,8 @@ def tiled_rects(h: int, w: int, down: int = dat.PYRAMID_DOWN, padding: int = 10,
         rects.append(rect)
         y -= sh + padding
         i += 1
+    # images of a few pixels: dlib places levels outside its tiled image (and fails); none are kept here
+    rects = [r for r in rects if r[0] >= 0 and r[1] >= 0 and r[2] < out_nc and r[3] < out_nr]
     return tuple(rects), out_nr, out_nc
 
 
@@ -235,7 +238,7 @@ def tiled_pyramid(images: np.ndarray, net: dat.MmodNetwork) -> tuple[np.ndarray,
     l0, t0, r0, b0 = rects[0]
     mean = np.asarray(net.mean_rgb, np.float32).reshape(1, 3, 1, 1)
     data[:, :, t0 : b0 + 1, l0 : r0 + 1] = (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / np.float32(256)
-    for prev, cur in zip(rects, rects[1:]):
+    for prev, cur in itertools.pairwise(rects):
         src = data[:, :, prev[1] : prev[3] + 1, prev[0] : prev[2] + 1]
         data[:, :, cur[1] : cur[3] + 1, cur[0] : cur[2] + 1] = _bilinear(src, cur[3] - cur[1] + 1, cur[2] - cur[0] + 1,
                                                                          to_uint8=False)
@@ -381,6 +384,7 @@ def model_path(dat_path: str | os.PathLike | None = None) -> Path:
         build=lambda: build_model(net).SerializeToString(),
         check=lambda data: self_check(data, dat_path),
         what="dlib's CNN face detector",
+        on_build=lambda: _session_for.cache_clear(),
     )
 
 
@@ -411,20 +415,20 @@ class MmodDetector:
                  threads: int | None = None):
         self.dat_path = str(dat_path or _default_dat())
         self.net = load_network(self.dat_path)
-        self._model = model
+        # built and checked now (once per cache), so that a detector that exists is one that works
+        self._model = model if model is not None else str(model_path(self.dat_path))
         self.threads = threads
 
     def _session(self):
         threads = int(self.threads or default_threads())
         if isinstance(self._model, bytes):
             return onnx_cache.make_session(self._model, threads)
-        path = str(self._model) if self._model is not None else str(model_path(self.dat_path))
-        return _session_for(path, threads, os.getpid())
+        return _session_for(str(self._model), threads, os.getpid())
 
     def scores(self, images: np.ndarray):
         """Score maps (N, windows, h, w) and the level rectangles of uint8 images (N, H, W, 3) of one size."""
         data, rects = tiled_pyramid(images, self.net)
-        if not rects:
+        if not rects or min(self.net.output_size(*data.shape[2:])) < 1:  # too small for the network: no faces
             return np.zeros((len(images), len(self.net.windows), 0, 0), np.float32), rects
         return self._session().run(["scores"], {"pyramid": data})[0], rects
 
@@ -457,7 +461,7 @@ class MmodDetector:
 class Detection:
     """One face: ``rect`` (``dlib.rectangle``) and ``confidence``, as dlib's ``mmod_rectangle``."""
 
-    __slots__ = ("rect", "confidence")
+    __slots__ = ("confidence", "rect")
 
     def __init__(self, rect, confidence: float):
         self.rect = rect

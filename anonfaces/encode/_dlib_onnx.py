@@ -230,14 +230,9 @@ def model_path(dat_path: str | os.PathLike | None = None) -> Path:
         build=lambda: build_model(dat.parse_dat(dat_path)).SerializeToString(),
         check=lambda data: self_check(data, dat_path),
         what="dlib's ResNet",
+        on_build=lambda: _session_for.cache_clear(),
     )
-    if str(path) not in _BUILT:  # a model built (or rebuilt) in this process: no session of an older file
-        _BUILT.add(str(path))
-        _session_for.cache_clear()
     return path
-
-
-_BUILT: set[str] = set()
 
 
 # --- the self-check -------------------------------------------------------------------------

@@ -85,10 +85,11 @@ _BUILD_LOCK = threading.Lock()
 
 
 def cached_model(stem: str, dat_path: str, graph_version: int, build: Callable[[], bytes],
-                 check: Callable[[bytes], dict], what: str) -> Path:
+                 check: Callable[[bytes], dict], what: str, on_build: Callable[[], None] | None = None) -> Path:
     """Path of the checked ONNX model ``stem`` of ``dat_path``, calling ``build`` (the serialised
     model) and ``check`` (raises when it differs from dlib; returns its figures) first when the
-    cache holds no intact copy. ``what`` names the model in logs and errors."""
+    cache holds no intact copy, then ``on_build`` (e.g. to drop sessions of an older file).
+    ``what`` names the model in logs and errors."""
     key = sha256_of(dat_path)
     folder = cache_dir()
     path = folder / f"{stem}-{key[:16]}-g{graph_version}.onnx"
@@ -115,4 +116,6 @@ def cached_model(stem: str, dat_path: str, graph_version: int, build: Callable[[
         except OSError as exc:
             raise AnonfacesError(f"cannot write the ONNX model cache {folder} ({exc}); set {CACHE_ENV} to a writable folder") from None
         file_sha256.cache_clear()
+        if on_build is not None:
+            on_build()
         return path

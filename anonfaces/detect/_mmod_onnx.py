@@ -117,24 +117,25 @@ def _rows(in_h: int, out_h: int):
 def _bilinear(src: np.ndarray, out_h: int, out_w: int, *, to_uint8: bool) -> np.ndarray:
     """dlib's ``resize_image`` (bilinear, corners aligned) of ``src`` (..., H, W): float32
     arithmetic in the SIMD part, the tail columns in double; uint8 results truncated."""
+    lead = src.shape[:-2]
     in_h, in_w = src.shape[-2:]
     top, bottom, tb = _rows(in_h, out_h)
     sl, sr, sf, sinv, tlft, trgt, tf = _columns(in_w, out_w)
-    f = src.astype(np.float32, copy=False)
-    out = np.empty(src.shape[:-2] + (out_h, out_w), np.float32 if not to_uint8 else np.uint8)
+    f = src.reshape((-1, in_h, in_w))
+    out = np.empty((f.shape[0], out_h, out_w), np.uint8 if to_uint8 else np.float32)
     ns = len(sl)
+    ft, fb = np.take(f, top, axis=1), np.take(f, bottom, axis=1)  # (n, out_h, in_w): the rows above and below
     if ns:
         tbf = tb.astype(np.float32)[:, None]
         inv_tbf = (1.0 - tb).astype(np.float32)[:, None]
-        tlf, trf = inv_tbf * sinv[None, :], inv_tbf * sf[None, :]
-        blf, brf = tbf * sinv[None, :], tbf * sf[None, :]
-        ft, fb = f[..., top, :], f[..., bottom, :]
-        v = tlf * ft[..., sl] + trf * ft[..., sr]
-        v = v + blf * fb[..., sl]
-        v = v + brf * fb[..., sr]
+        # ((tlf * tl + trf * tr) + blf * bl) + brf * br, each product and sum in float32, as dlib's SIMD loop
+        v = np.multiply(inv_tbf * sinv[None, :], np.take(ft, sl, axis=2), dtype=np.float32)
+        v += (inv_tbf * sf[None, :]) * np.take(ft, sr, axis=2)
+        v += (tbf * sinv[None, :]) * np.take(fb, sl, axis=2)
+        v += (tbf * sf[None, :]) * np.take(fb, sr, axis=2)
         out[..., :ns] = np.trunc(v) if to_uint8 else v
     if len(tlft):
-        ft, fb = f[..., top, :], f[..., bottom, :]
+        ft, fb = ft.astype(np.float32, copy=False), fb.astype(np.float32, copy=False)
         tbd = tb[:, None]
         if to_uint8:  # dlib's tail for RGB pixels: double arithmetic, truncated
             lr = tf[None, :]
@@ -146,7 +147,7 @@ def _bilinear(src: np.ndarray, out_h: int, out_w: int, *, to_uint8: bool) -> np.
             upper = inv * ft[..., tlft] + lr * ft[..., trgt]
             lower = inv * fb[..., tlft] + lr * fb[..., trgt]
             out[..., ns:] = ((1 - tbd) * upper + tbd * lower).astype(np.float32)
-    return out
+    return out.reshape(lead + (out_h, out_w))
 
 
 def upsample_image(image: np.ndarray, times: int = 1) -> np.ndarray:

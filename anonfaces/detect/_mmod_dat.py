@@ -159,9 +159,8 @@ def parse_mmod_bytes(data: bytes, *, source: str = "<bytes>") -> MmodNetwork:
         versions.append(version)
         if len(versions) > 64:
             r.fail("too many layers")
-        start = r.pos
-        if r.peek() == 0x01 and r.data[start + 1] >= 16:  # a string's length: the input layer's name
-            break
+        if r.data[r.pos : r.pos + 1] == b"\x01" and r.data[r.pos + 1 : r.pos + 2] >= b"\x10":
+            break  # a one-byte integer of 16 or more (not a layer version): the input layer's name's length
     name = r.string()
     if name not in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
         r.fail(f"input layer {name!r} is not input_rgb_image_pyramid")

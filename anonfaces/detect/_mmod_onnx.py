@@ -83,7 +83,8 @@ def _columns(in_w: int, out_w: int):
         lefts.append(left)
         fracs.append((pos - left.astype(np.float32)).astype(np.float32))
         c += 4
-    c = min(c, out_w)  # (a last group past the row's end would write beyond it in dlib; it never happens here)
+    # a group reaching past the row's end has its last position past the last column, so dlib breaks there
+    c = min(c, out_w)
     simd_left = np.concatenate(lefts)[:c] if lefts else np.empty(0, np.int64)
     simd_frac = np.concatenate(fracs)[:c] if fracs else np.empty(0, np.float32)
     tail_x = -xs + c * xs

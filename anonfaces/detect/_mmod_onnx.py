@@ -398,8 +398,11 @@ def _session_for(path: str, threads: int, pid: int):
 
 def default_threads() -> int:
     """Threads of a detector session: ``$ANONFACES_DETECT_THREADS``, else the worker pool's share of the cores."""
-    if os.environ.get("ANONFACES_DETECT_THREADS"):
-        return max(1, int(os.environ["ANONFACES_DETECT_THREADS"]))
+    value = os.environ.get("ANONFACES_DETECT_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise BadInputError(f"ANONFACES_DETECT_THREADS={value!r} must be an integer >= 1")
+        return int(value)
     from anonfaces.utils.parallel import worker_threads
 
     return max(1, worker_threads())

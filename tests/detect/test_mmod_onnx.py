@@ -92,7 +92,7 @@ def test_truncated_or_altered_file_is_refused(cut, dat_path):
 
 def test_every_cut_through_the_header_is_refused(dat_path):
     data = Path(dat_path).read_bytes()
-    for cut in range(0, 300):  # loss options, layer versions, the input layer, the first layer's start
+    for cut in range(300):  # loss options, layer versions, the input layer, the first layer's start
         with pytest.raises(BadInputError, match="not dlib's MMOD face detector"):
             _mmod_dat.parse_mmod_bytes(data[:cut])
 

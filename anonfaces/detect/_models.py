@@ -1,13 +1,35 @@
 """dlib's models from the `face-recognition-models` package, loaded lazily and
-once per process (worker processes load their own copy on first use)."""
+once per process (worker processes load their own copy on first use).
+
+dlib's CNN face detector runs on one of two engines, chosen by ``$ANONFACES_CNN_ENGINE``
+(`CNN_ENGINE_ENV`) or `set_cnn_engine`:
+
+* ``auto`` (default): ``onnx`` when its build passes the self-check against dlib
+  (`anonfaces.detect._mmod_onnx`: the same boxes, confidences within 1e-3), else ``dlib``
+  (the reason is logged as a warning);
+* ``onnx``: the ONNX Runtime build, or an error when it cannot be used;
+* ``dlib``: ``dlib.cnn_face_detection_model_v1`` itself.
+
+Both are called the same way (``detector(image, upsample)``, ``detector(images, upsample,
+batch_size=...)``) and return objects with ``.rect`` (a ``dlib.rectangle``) and ``.confidence``.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
+import os
 from pathlib import Path
 
-from anonfaces.errors import AnonfacesError
+from anonfaces.errors import AnonfacesError, BadInputError
+
+log = logging.getLogger(__name__)
+
+#: Environment variable choosing the CNN detector's engine: ``auto`` (default), ``onnx`` or ``dlib``.
+CNN_ENGINE_ENV = "ANONFACES_CNN_ENGINE"
+CNN_ENGINES = ("auto", "onnx", "dlib")
+_ENGINE = {"name": None}  # set_cnn_engine's choice; None: the environment's
 
 _FILES = {
     "shape5": "shape_predictor_5_face_landmarks.dat",
@@ -39,8 +61,46 @@ def hog_detector():
     return dlib.get_frontal_face_detector()
 
 
-@functools.cache
+def set_cnn_engine(name: str | None) -> None:
+    """Choose the CNN detector's engine in this process (``auto``, ``onnx``, ``dlib``; None: ``$ANONFACES_CNN_ENGINE``)."""
+    if name is not None and name not in CNN_ENGINES:
+        raise BadInputError(f"CNN engine {name!r} must be one of {', '.join(CNN_ENGINES)}")
+    _ENGINE["name"] = name
+
+
+def cnn_engine() -> str:
+    """The engine asked for (``auto``, ``onnx`` or ``dlib``): `set_cnn_engine`'s, else ``$ANONFACES_CNN_ENGINE``, else ``auto``."""
+    name = _ENGINE["name"] or os.environ.get(CNN_ENGINE_ENV, "").strip().lower() or "auto"
+    if name not in CNN_ENGINES:
+        raise BadInputError(f"{CNN_ENGINE_ENV}={name!r} must be one of {', '.join(CNN_ENGINES)}")
+    return name
+
+
 def cnn_detector():
+    """dlib's CNN face detector on the chosen engine (see the module docstring), loaded once per process."""
+    return _cnn_detector(cnn_engine())
+
+
+@functools.cache
+def _cnn_detector(engine: str):
+    if engine in ("onnx", "auto"):
+        try:
+            from anonfaces.detect._mmod_onnx import MmodDetector
+
+            detector = MmodDetector(_paths()["mmod"])
+            log.info("dlib's CNN face detector runs on ONNX Runtime")
+            return detector
+        except (ImportError, AnonfacesError) as exc:
+            if engine == "onnx":
+                if isinstance(exc, ImportError):
+                    raise AnonfacesError(f"the onnx CNN engine needs onnx and onnxruntime ({exc})") from None
+                raise
+            log.warning("dlib's CNN face detector runs on dlib (slower): the ONNX build cannot be used: %s", exc)
+    return _dlib_cnn_detector()
+
+
+@functools.cache
+def _dlib_cnn_detector():
     import dlib
 
     return dlib.cnn_face_detection_model_v1(_paths()["mmod"])

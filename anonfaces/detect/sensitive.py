@@ -4,9 +4,11 @@ The fast HOG detector misses faces that are turned, tilted, small or partly
 hidden (about 5% of celebrity photos give it no face). Before a photo is treated
 as faceless, and on every output photo before it is released, `SensitiveDetector`
 looks again with dlib's CNN (MMOD) detector on an upsampled image and, where
-asked, adds what HOG finds at the same scale. It is several times slower than
-HOG (about 1-2 s for a 250 x 250 LFW photo at ``upsample=1`` on one core), so it
-runs only where the first pass found nothing, and on outputs.
+asked, adds what HOG finds at the same scale. The CNN runs on ONNX Runtime with
+dlib's own detections (`anonfaces.detect._mmod_onnx`; ``ANONFACES_CNN_ENGINE=dlib`` runs
+dlib itself, several times slower: about 1.4 CPU s for a 250 x 250 LFW photo at
+``upsample=1``). It is still slower than HOG, so it runs only where the first pass found
+nothing, and on outputs.
 
 Large photos are scaled down before upsampling so that the work image never
 exceeds ``max_pixels``; boxes are mapped back and the landmarks are fitted on the

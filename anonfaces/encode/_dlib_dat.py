@@ -2,18 +2,8 @@
 into a plain description of its layers, for any engine to build.
 
 The file is dlib's ``serialize()`` of the ``anet_type`` network of
-``dnn_face_recognition_ex.cpp``. Its encoding:
-
-* integers: one control byte (low 4 bits: how many bytes follow; 0x80: negative),
-  then the magnitude, little-endian;
-* floats: a 64-bit mantissa and a 16-bit exponent, both such integers
-  (value = mantissa * 2**exponent);
-* strings: a length (integer) and the bytes; booleans: the character ``0`` or ``1``;
-* tensors: version 2, four dimensions (samples, channels, rows, columns), then raw
-  little-endian float32; "alias tensors" (views into a layer's parameter tensor):
-  version 1 and four dimensions.
-
-The network nests: the loss layer, then one version integer per layer from the
+``dnn_face_recognition_ex.cpp``. The byte encoding (numbers, strings, tensors) and the
+layers dlib's networks share are read by `anonfaces.utils.dlib_serial`. The network nests: the loss layer, then one version integer per layer from the
 output down to the input (2 for a layer with parameters or computation, 1 for a
 *tag* or *skip* marker), then the input layer, then each layer's details from the
 input up. The markers carry no id in the file (the ids live in the C++ type), so
@@ -40,6 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.errors import BadInputError
+from anonfaces.utils.dlib_serial import Affine, Conv, Reader, Relu
+from anonfaces.utils.dlib_serial import read_affine as _read_affine
+from anonfaces.utils.dlib_serial import read_conv as _read_conv
+from anonfaces.utils.dlib_serial import skip_layer_state as _skip_layer_state
+
+#: How a refused file is described ("<file>: not dlib's face-recognition ResNet (...)").
+WHAT = "dlib's face-recognition ResNet"
 
 
 # --- the layer description -----------------------------------------------------------------
@@ -49,29 +46,6 @@ class InputRGB:
 
     mean_rgb: tuple[float, float, float]
     size: int
-
-
-@dataclass(frozen=True)
-class Conv:
-    """Convolution (cross-correlation). weight: ndarray of shape (out, in, kh, kw); bias: (out,)."""
-
-    weight: np.ndarray = field(repr=False)
-    bias: np.ndarray | None = field(repr=False)
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Affine:
-    """Per-channel ``gamma * x + beta`` (dlib's batch norm, folded at the end of training). Shapes (C,)."""
-
-    gamma: np.ndarray = field(repr=False)
-    beta: np.ndarray = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Relu:
-    pass
 
 
 @dataclass(frozen=True)
@@ -173,114 +147,13 @@ EXPECTED_COUNTS = {
 }
 
 
-# --- the byte reader -----------------------------------------------------------------------
-class _Reader:
-    def __init__(self, data: bytes, source: str):
-        self.data = data
-        self.pos = 0
-        self.source = source
-
-    def fail(self, what: str):
-        raise BadInputError(f"{self.source}: not dlib's face-recognition ResNet ({what} at byte {self.pos})")
-
-    def _take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            self.fail("file ends early")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def peek(self) -> int:
-        if self.pos >= len(self.data):
-            self.fail("file ends early")
-        return self.data[self.pos]
-
-    def int(self) -> int:
-        control = self._take(1)[0]
-        size = control & 0x0F
-        if size > 8 or control & 0x70:
-            self.fail(f"bad integer control byte {control:#x}")
-        value = int.from_bytes(self._take(size), "little") if size else 0
-        return -value if control & 0x80 else value
-
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
-        if exponent >= 32000:  # dlib's codes for inf, -inf and nan
-            self.fail("non-finite float")
-        return float(np.ldexp(float(mantissa), exponent))
-
-    def string(self) -> str:
-        n = self.int()
-        if not 0 <= n < 1 << 16:
-            self.fail(f"bad string length {n}")
-        try:
-            return self._take(n).decode("ascii")
-        except UnicodeDecodeError:
-            self.fail("bad string")
-
-    def bool(self) -> bool:
-        ch = self._take(1)
-        if ch not in (b"0", b"1"):
-            self.fail(f"bad boolean {ch!r}")
-        return ch == b"1"
-
-    def tensor(self) -> np.ndarray:
-        if self.int() != 2:
-            self.fail("bad tensor version")
-        shape = tuple(self.int() for _ in range(4))
-        if any(d < 0 for d in shape):
-            self.fail(f"bad tensor shape {shape}")
-        n = int(np.prod(shape))
-        return np.frombuffer(self._take(4 * n), dtype="<f4").astype(np.float32).reshape(shape)
-
-    def alias(self) -> tuple[int, int, int, int]:
-        if self.int() != 1:
-            self.fail("bad alias tensor version")
-        return tuple(self.int() for _ in range(4))
-
-
 # --- layer details -------------------------------------------------------------------------
-def _read_conv(r: _Reader, version: str) -> Conv:
-    params = r.tensor().reshape(-1)
-    num_filters = r.int()
-    nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
-    filters = r.alias()
-    biases = r.alias()
-    for _ in range(4):  # learning-rate and weight-decay multipliers
-        r.float()
-    use_bias = r.bool() if version in ("con_5", "con_6") else True
-    if version == "con_6":
-        r.bool()  # use_relu: a training-time fusion flag
-    n_w = int(np.prod(filters))
-    if filters[0] != num_filters or filters[2:] != (nr, nc) or params.size < n_w:
-        r.fail(f"inconsistent convolution {filters}")
-    weight = params[:n_w].reshape(filters)
-    bias = params[n_w : n_w + num_filters].copy() if use_bias and biases[1] == num_filters else None
-    if use_bias and bias is None:
-        r.fail("convolution bias missing")
-    return Conv(weight=weight.copy(), bias=bias, stride=(sy, sx), padding=(py, px))
-
-
-def _read_affine(r: _Reader, version: str) -> Affine:
-    params = r.tensor().reshape(-1)
-    g = r.alias()
-    b = r.alias()
-    r.int()  # mode: per channel (convolutional) or per element
-    if version == "affine_2":
-        r.bool()  # disabled
-    ng, nb = int(np.prod(g)), int(np.prod(b))
-    if ng != nb or params.size != ng + nb:
-        r.fail("inconsistent affine layer")
-    return Affine(gamma=params[:ng].copy(), beta=params[ng:].copy())
-
-
-def _read_pool(r: _Reader, kind: str) -> Pool:
+def _read_pool(r: Reader, kind: str) -> Pool:
     nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
     return Pool(kind=kind, size=(nr, nc), stride=(sy, sx), padding=(py, px))
 
 
-def _read_fc(r: _Reader, version: str) -> Dense:
+def _read_fc(r: Reader, version: str) -> Dense:
     num_outputs = r.int()
     num_inputs = r.int()
     params = r.tensor().reshape(-1)
@@ -299,7 +172,7 @@ def _read_fc(r: _Reader, version: str) -> Dense:
     return Dense(weight=weight, bias=bias)
 
 
-def _read_details(r: _Reader):
+def _read_details(r: Reader):
     name = r.string()
     if name in ("con_4", "con_5", "con_6"):
         return _read_conv(r, name)
@@ -320,15 +193,6 @@ def _read_details(r: _Reader):
     r.fail(f"unsupported layer {name!r}")
 
 
-def _skip_layer_state(r: _Reader, version: int) -> None:
-    # add_layer's training state after the details: three flags, then gradient and
-    # output buffers (tensors, empty in a saved model)
-    for _ in range(3):
-        r.bool()
-    for _ in range(3 if version == 2 else 2):
-        r.tensor()
-
-
 # --- the whole file ------------------------------------------------------------------------
 def parse_dat(path: str | Path) -> DlibNetwork:
     """The layers of dlib's face-recognition ResNet stored at ``path``.
@@ -345,7 +209,7 @@ def parse_dat(path: str | Path) -> DlibNetwork:
 
 
 def parse_dat_bytes(data: bytes, *, source: str = "<bytes>") -> DlibNetwork:
-    r = _Reader(data, source)
+    r = Reader(data, source, WHAT)
     if r.int() != 1:
         r.fail("bad loss layer version")
     loss = r.string()
@@ -401,7 +265,7 @@ def parse_dat_bytes(data: bytes, *, source: str = "<bytes>") -> DlibNetwork:
     return net
 
 
-def _starts_input(r: _Reader) -> bool:
+def _starts_input(r: Reader) -> bool:
     """Whether the input layer's name follows (the innermost add_layer's version came last)."""
     name = b"input_rgb_image_sized"
     start = r.pos
@@ -414,7 +278,7 @@ def _starts_input(r: _Reader) -> bool:
         r.pos = start
 
 
-def _label_markers(layers: list, r: _Reader) -> list:
+def _label_markers(layers: list, r: Reader) -> list:
     """Give the tag/skip markers and add_prev layers their ids (see the module docstring)."""
     out: list = []
     i = 0

@@ -19,18 +19,17 @@ returns) -> float32 descriptors of shape (N, 128), not normalised, as dlib's.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from anonfaces.encode import _dlib_dat as dat
 from anonfaces.errors import AnonfacesError
-from anonfaces.utils.atomic import atomic_write_bytes, atomic_write_text
+from anonfaces.utils import onnx_cache
+from anonfaces.utils.onnx_cache import CACHE_ENV, cache_dir, sha256_of  # noqa: F401  (this module's cache, shared)
+from anonfaces.utils.onnx_cache import file_sha256 as _file_sha256  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ GRAPH_VERSION = 1
 OPSET = 17
 #: Largest difference to dlib's descriptor the self-check accepts.
 SELF_CHECK_TOLERANCE = 1e-4
-CACHE_ENV = "ANONFACES_CACHE_DIR"
 #: Threads of each ONNX Runtime session in this process (see `set_threads`); None: the worker pool's share
 #: (`anonfaces.utils.parallel.worker_threads`, ``cores // jobs`` in a pool's worker).
 _THREADS = {"n": int(os.environ["ANONFACES_EMBED_THREADS"]) if os.environ.get("ANONFACES_EMBED_THREADS") else None}
@@ -191,16 +189,7 @@ def get_threads() -> int:
 
 def make_session(model: str | bytes, threads: int | None = None):
     """An ONNX Runtime CPU session for ``model`` (a path or the serialised bytes)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or get_threads())
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=options,
-                                providers=["CPUExecutionProvider"])
+    return onnx_cache.make_session(model, int(threads or get_threads()))
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,82 +214,25 @@ def run(sess, chips: np.ndarray) -> np.ndarray:
 
 
 # --- the cache ------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """Where built models are kept (see the module docstring)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "anonfaces"
-
-
 def _default_dat() -> str:
     from anonfaces.detect import _models
 
     return _models._paths()["resnet"]
 
 
-@functools.lru_cache(maxsize=8)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    st = os.stat(path)
-    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
-
-
-_BUILD_LOCK = threading.Lock()
-
-
 def model_path(dat_path: str | os.PathLike | None = None) -> Path:
     """Path of the checked ONNX model of ``dat_path``, building it first when the cache
-    holds no intact copy. Raises `SelfCheckError` when a new build differs from dlib."""
+    holds no intact copy (`anonfaces.utils.onnx_cache`). Raises `SelfCheckError` when a
+    new build differs from dlib."""
     dat_path = str(dat_path or _default_dat())
-    key = sha256_of(dat_path)
-    folder = cache_dir()
-    path = folder / f"dlib_resnet-{key[:16]}-g{GRAPH_VERSION}.onnx"
-    meta_path = path.with_name(path.name + ".json")
-    with _BUILD_LOCK:
-        if _intact(path, meta_path, key):
-            return path
-        if path.exists() or meta_path.exists():
-            log.warning("cached dlib ONNX model %s is missing, corrupt or unchecked: rebuilding", path)
-        else:
-            log.info("building dlib's ResNet for ONNX Runtime (once; cached in %s)", folder)
-        data = build_model(dat.parse_dat(dat_path)).SerializeToString()
-        report = self_check(data, dat_path)
-        meta = {
-            "dat_path": dat_path,
-            "dat_sha256": key,
-            "graph_version": GRAPH_VERSION,
-            "onnx_sha256": hashlib.sha256(data).hexdigest(),
-            "self_check": report,
-        }
-        try:
-            atomic_write_bytes(path, data)
-            atomic_write_text(meta_path, json.dumps(meta, indent=1))  # written last: marks a checked model
-        except OSError as exc:
-            raise AnonfacesError(f"cannot write the dlib ONNX model cache {folder} ({exc}); set {CACHE_ENV} to a writable folder") from None
-        _file_sha256.cache_clear()
-        _session_for.cache_clear()
-        return path
-
-
-def _intact(path: Path, meta_path: Path, key: str) -> bool:
-    try:
-        meta = json.loads(meta_path.read_text())
-        return (
-            meta.get("dat_sha256") == key
-            and meta.get("graph_version") == GRAPH_VERSION
-            and meta.get("self_check", {}).get("passed") is True
-            and sha256_of(path) == meta.get("onnx_sha256")
-        )
-    except (OSError, ValueError, AttributeError):
-        return False
+    path = onnx_cache.cached_model(
+        "dlib_resnet", dat_path, GRAPH_VERSION,
+        build=lambda: build_model(dat.parse_dat(dat_path)).SerializeToString(),
+        check=lambda data: self_check(data, dat_path),
+        what="dlib's ResNet",
+        on_build=lambda: _session_for.cache_clear(),
+    )
+    return path
 
 
 # --- the self-check -------------------------------------------------------------------------

@@ -23,7 +23,16 @@ def header(kind: str, *, command: str | None = None) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
         "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        # the engine asked for dlib's CNN face detector (auto: ONNX Runtime when its self-check passes, else dlib;
+        # both give the same boxes, see docs/algorithms.md)
+        "cnn_detector_engine": _cnn_engine(),
     }
+
+
+def _cnn_engine() -> str:
+    from anonfaces.detect._models import cnn_engine
+
+    return cnn_engine()
 
 
 def write_record(path, record: dict) -> Path:

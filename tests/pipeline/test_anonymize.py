@@ -95,6 +95,7 @@ def test_output_tree_mapping_and_run_record(small, ksame_run):
     run = json.loads(report.run_path.read_text())
     assert run["settings"]["k"] == 3 and run["settings"]["synth"]["name"] == "morph" and run["settings"]["size"] >= 128
     assert run["settings"]["algo"] == "fixed-kmeans" and run["counts"]["faces"] == len(enc)
+    assert run["cnn_detector_engine"] in ("auto", "onnx", "dlib")  # which CNN engine the safety net asked for
     assert [r["path"] for r in run["no_face"]] == ["scenery/noise.png"] == [p for p, _ in report.no_face]
 
 

@@ -721,9 +721,10 @@ def anonymize_dataset(
         A video file, or a folder holding videos, is handed to `anonymize_with_videos`
         (``include_videos=False``: only the photos): its videos are encoded at ``fps``
         sampled frames a second (None: every frame) with the detector on frames scaled
-        by ``detect_scale`` and run on every ``detect_every``-th of them (the faces followed
-        by the landmark predictor in between), and written with landmarks smoothed over
-        ``smooth`` frames.
+        by ``detect_scale`` and run on the whole of every ``detect_every``-th of them (near
+        the faces being followed in between), and written with landmarks smoothed over
+        ``smooth`` frames; ``privacy_check`` etc. check each video track as photos are
+        checked face by face (`anonfaces.video.privacy`).
 
     Returns
     -------

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Frames of a track the check looks at (spread over the track).
 SAMPLES = 4
+#: The check renders each sampled face on the frame's part around it: the face's box grown by this many face widths.
+CROP_MARGIN = 1.0
 TRACK_PRIVACY_COLUMNS = ("video", "track", "cluster", "frames", "sampled", "leak_before", "evenness_before",
                          "nearest_own_before", "leak_after", "evenness_after", "nearest_own_after", "step", "outcome")
 
@@ -97,6 +99,18 @@ def sample_frames(src, frames: set[int], *, max_pixels: int | None = None) -> di
         if frame_no >= last:
             break
     return out
+
+
+def _around(image: np.ndarray, landmarks68: np.ndarray, *, margin: float = CROP_MARGIN):
+    """(the part of ``image`` around the face, the landmarks in it): the landmarks' box grown by ``margin`` face
+    widths on each side, which holds everything the blend, the fallbacks and the face chip read."""
+    lm = np.asarray(landmarks68, np.float64)
+    h, w = image.shape[:2]
+    size = float(max(np.ptp(lm[:, 0]), np.ptp(lm[:, 1])))
+    x0, y0 = (np.floor(lm.min(0) - margin * size)).astype(int)
+    x1, y1 = (np.ceil(lm.max(0) + margin * size)).astype(int)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    return np.ascontiguousarray(image[y0:y1, x0:x1]), (lm - [x0, y0]).astype(np.float32)
 
 
 def _worst(scores: list) -> tuple[float, float, float]:
@@ -189,7 +203,7 @@ def check_tracks(pool: WorkerPool, src, rel: str, plan, rows: dict, *, everyone:
         for f, lm in chosen:
             at = mine[frames[mine] == f]
             if f in images and len(at):
-                sampled.append((images[f], lm, emb[at[0]]))  # the frame's own original face
+                sampled.append((*_around(images[f], lm), emb[at[0]]))  # the frame's own original face
         record.sampled = len(sampled)
         info = None
         if sampled:

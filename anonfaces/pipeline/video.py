@@ -134,6 +134,7 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
     options = AnonymizeOptions(method=p["method"], k=p["k"], synth=p["synth"], synth_params=p["synth_params"] or {},
                                method_params=p["method_params"] or {}, blend=blend, privacy_check=p["privacy_check"],
                                privacy_margin=p["privacy_margin"], own_photos=p["own_photos"], on_leak=p["on_leak"],
+                               safety_net=p["safety_net"], match_threshold=p["match_threshold"],
                                names=p["names"], keep_folders=p["keep_folders"], no_face=p["no_face"],
                                allow_small_clusters=p["allow_small_clusters"], size=p["size"], quality=p["quality"],
                                max_pixels=p["max_pixels"], random_state=p["random_state"])
@@ -174,6 +175,7 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
     from anonfaces.synthesize.mapping import Mapping
     from anonfaces.synthesize.surrogates import auto_crop_size, make_surrogates
     from anonfaces.video.anonymize import VideoOutput, frame_plan, write_video
+    from anonfaces.video.privacy import NET_FPS, safety_net
 
     seconds = {}
     t = time.perf_counter()
@@ -209,9 +211,12 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
     bad = dict(skipped)
     held_back = []
     checking = _checks_privacy(options, enc) and units is not None
-    privacy_records, seconds["privacy"] = [], 0.0
-    if checking:
-        persons = np.unique(units, return_inverse=True)[1].astype(np.int64)
+    netting = options.safety_net and _dlib_encodings(enc)
+    privacy_records, seconds["privacy"], seconds["safety_net"], net = [], 0.0, 0.0, {}
+    if units is None:  # no clustering (a baseline): the person is the identity if known, else the track
+        units = enc.identities.astype(str) if enc.has_identities else enc.track_units()
+    persons = np.unique(units, return_inverse=True)[1].astype(np.int64) if len(enc) else np.zeros(0, np.int64)
+    if checking or netting:
         check = _check_context(options, enc)
     for rel in videos:
         if rel in bad and bad[rel] != "no face found":
@@ -243,8 +248,33 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         if result.error is not None:
             log.warning("video %s not written: %s", rel, result.error)
             result.output = ""
+        elif netting and len(mine):
+            tn = time.perf_counter()
+            written = layout.public / names[rel]
+            findings = safety_net(pool, written, rel, plan, {"tracks": enc.tracks[mine], "persons": persons[mine]},
+                                  everyone={"embeddings": enc.embeddings, "persons": persons},
+                                  make_embed=check["make_embed"], detector=encode_options.detector,
+                                  upsample=encode_options.upsample, scale=detect_scale,
+                                  threshold=options.match_threshold, max_pixels=options.max_pixels)
+            net[rel] = {"findings": findings, "action": None}
+            if findings:
+                log.warning("safety net: %s: %d faces on %d sampled frames still match their person (< %.2f) or were "
+                            "not anonymized; no_face=%s", rel, len(findings), len({f["frame"] for f in findings}),
+                            options.match_threshold, options.no_face)
+                if options.no_face == "skip":
+                    written.unlink()
+                    result.output = ""
+                    held_back.append((rel, "a face left unprotected"))
+                    net[rel]["action"] = "held back"
+                elif options.no_face == "blur":
+                    result = write_video(pool, Path(root) / rel, written, plan, blur_all=True, max_pixels=options.max_pixels,
+                                         progress=progress, rel=rel, output=names[rel])
+                    net[rel]["action"] = "blurred whole"
+                else:
+                    net[rel]["action"] = "written (no_face=copy)"
+            seconds["safety_net"] += time.perf_counter() - tn
         outputs.append(result)
-    seconds["write"] = time.perf_counter() - t - seconds["privacy"]
+    seconds["write"] = time.perf_counter() - t - seconds["privacy"] - seconds["safety_net"]
     privacy_counts = {}
     if checking:
         from anonfaces.video.privacy import track_privacy_summary, write_track_privacy
@@ -268,6 +298,7 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         "held_back": [{"path": p, "reason": r} for p, r in held_back],
         "privacy_check": checking, "privacy_margin": options.privacy_margin, "own_photos": options.own_photos,
         "on_leak": options.on_leak, "privacy": privacy_counts,
+        "safety_net": {"on": bool(netting), "threshold": options.match_threshold, "fps": NET_FPS, "videos": net},
         "seconds": seconds,
     }
     write_record(layout.run_record, record)
@@ -276,12 +307,17 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
 
 def _checks_privacy(options: AnonymizeOptions, enc) -> bool:
     """Whether the videos' tracks are checked: asked for, ksame, faces, and dlib encodings (as for photos)."""
-    if not (options.privacy_check and options.is_ksame and len(enc)):
+    return bool(options.privacy_check and options.is_ksame and len(enc)) and _dlib_encodings(enc)
+
+
+def _dlib_encodings(enc) -> bool:
+    """Whether the encodings are dlib's (the privacy check and the safety net compare dlib descriptors)."""
+    if not len(enc):
         return False
     encoder = enc.meta.get("encoder") or {}
     name = encoder.get("name", "dlib") if isinstance(encoder, dict) else str(encoder)
     if name != "dlib":
-        log.warning("video privacy check skipped: it needs dlib encodings (these are %s)", encoder)
+        log.warning("video privacy check and safety net skipped: they need dlib encodings (these are %s)", encoder)
         return False
     return True
 

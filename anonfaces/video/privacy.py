@@ -244,3 +244,81 @@ def track_privacy_summary(records: list[TrackPrivacy]) -> dict:
     for r in records:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     return {"tracks": len(records), **counts}
+
+
+# --- the safety net: the written video looked at again ---------------------------------------------------------------
+#: Frames a second of a written video the safety net looks at.
+NET_FPS = 1.0
+
+
+def _net_task(run: dict, task):
+    """One frame of a written video: the faces a fresh detector finds there and the replaced faces at their planned
+    landmarks, each as (box ltrb, embedding, track or -1)."""
+    from anonfaces.detect import face_chip, make_detector
+    from anonfaces.video.encode import detect_frame
+
+    frame_no, image, known = task
+    held = worker_local("video.net", run["token"])
+    if "embed" not in held:
+        held["embed"] = run["make_embed"]()
+        held["detector"] = make_detector(run["detector"], upsample=run["upsample"])
+    faces = detect_frame(held["detector"], image, scale=run["scale"])
+    items = [(f.box_ltrb, f.landmarks68, -1) for f in faces]
+    items += [(np.r_[lm.min(0), lm.max(0)], lm, t) for lm, t in known]
+    if not items:
+        return frame_no, []
+    chips = np.stack([face_chip(image, np.asarray(lm, np.float64), size=150) for _, lm, _ in items])
+    emb = np.asarray(held["embed"](chips), np.float32)
+    return frame_no, [(np.asarray(box, np.float32), e, int(t)) for (box, _, t), e in zip(items, emb)]
+
+
+def safety_net(pool: WorkerPool, written, rel: str, plan, rows: dict, *, everyone: dict, make_embed, fps: float = NET_FPS,
+               detector: str = "hog", upsample: int = 1, scale: float = 1.0, threshold: float | None = None,
+               max_pixels: int | None = None) -> list[dict]:
+    """The faces of the written video ``written`` left unprotected, on ``fps`` frames a second (the photos' safety net,
+    `anonfaces.release.nofaces.find_unprotected`, on video): every replaced face, embedded from the output at its
+    planned landmarks, and every face a fresh detector (``detector`` at ``upsample``, on frames scaled by ``scale``: the
+    run's own full-frame pass) finds there. A face is a ``match`` when it lies within ``threshold`` (`UNPROTECTED`,
+    0.5) of an original face of its person (``rows``' and ``everyone``'s ``persons``, as in `check_tracks`), and
+    ``unanonymized`` when the detector finds it away from every replaced face (IoU <= 0.3): someone the encoding missed.
+    Returns one dict per finding (frame, kind, box, distance, track)."""
+    from anonfaces.utils.distances import UNPROTECTED
+    from anonfaces.video.io import probe, sample_step
+    from anonfaces.video.track import box_iou
+
+    threshold = UNPROTECTED if threshold is None else float(threshold)
+    step = sample_step(float(probe(written).fps), fps)
+    tracks, persons = np.asarray(rows["tracks"]), np.asarray(rows["persons"])
+    person_of = {int(t): int(np.bincount(persons[tracks == t]).argmax()) for t in np.unique(tracks).tolist()}
+    all_emb, all_persons = np.asarray(everyone["embeddings"], np.float64), np.asarray(everyone["persons"])
+    run = {"token": uuid.uuid4().hex, "make_embed": make_embed, "detector": detector, "upsample": int(upsample),
+           "scale": float(scale)}
+    findings = []
+    for frame_no, items in _scan(pool, run, written, plan, step, max_pixels):
+        planned = [(box, t) for box, _, t in items if t >= 0]
+        for box, e, t in items:
+            if t < 0:
+                iou = box_iou(box[None], np.stack([b for b, _ in planned])).ravel() if planned else np.zeros(0)
+                if not iou.size or iou.max() <= 0.3:
+                    findings.append({"frame": int(frame_no), "kind": "unanonymized", "box": [float(v) for v in box],
+                                     "distance": float("nan"), "track": -1})
+                    continue
+                t = planned[int(iou.argmax())][1]
+            own = all_emb[all_persons == person_of.get(int(t), -1)]
+            d = float(np.linalg.norm(own - np.asarray(e, np.float64)[None], axis=1).min()) if len(own) else float("inf")
+            if d < threshold:
+                findings.append({"frame": int(frame_no), "kind": "match", "box": [float(v) for v in box],
+                                 "distance": d, "track": int(t)})
+    return findings
+
+
+def _scan(pool: WorkerPool, run: dict, written, plan, step: int, max_pixels):
+    """`_net_task` on every ``step``-th frame of ``written``, a few frames in memory at a time."""
+    batch = []
+    for frame_no, _, image in read_frames(written, step=step, max_pixels=max_pixels):
+        batch.append((frame_no, image, [(lm, t) for lm, _, t, _ in plan.faces.get(frame_no, [])]))
+        if len(batch) >= 8:
+            yield from pool.map(_net_task, batch, context=run, chunksize=1, leave=False)
+            batch = []
+    if batch:
+        yield from pool.map(_net_task, batch, context=run, chunksize=1, leave=False)

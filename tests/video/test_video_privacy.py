@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -100,3 +101,45 @@ def test_a_track_made_to_leak_is_escalated_then_falls_back_and_is_written_so(ano
                 expected = blur_face(a, lm)[y0:y1, x0:x1].astype(int)
                 assert np.abs(expected - b[y0:y1, x0:x1]).mean() < 4  # H.264 noise only
                 assert np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1]).mean() > 4  # and changed
+
+
+def test_the_safety_net_finds_a_face_still_its_persons_and_a_face_never_replaced(anonymized, clip, tmp_path):
+    from anonfaces.pipeline.anonymize import dlib_embedder
+    from anonfaces.utils.parallel import WorkerPool
+    from anonfaces.video.anonymize import write_video
+    from anonfaces.video.privacy import safety_net
+
+    run, _ = anonymized
+    folder, _ = clip
+    net = json.loads((run.private / "videos" / "run.json").read_text())["safety_net"]
+    assert net["on"] and net["videos"]["clip.mp4"] == {"findings": [], "action": None}  # the session's run: nothing left
+    enc, plan, rows, everyone, sur_lm = _leaking_setup(anonymized, clip, tmp_path)
+    # track 0 gets its own face as surrogate (no check); track 2 (Kate Hudson, after the cut) is not replaced at all
+    for f in list(plan.faces):
+        plan.faces[f] = [face for face in plan.faces[f] if face[2] != 2]
+    with WorkerPool(1, progress=False) as pool:
+        result = write_video(pool, folder / "clip.mp4", tmp_path / "out.mp4", plan, surrogates=tmp_path / "sur",
+                             sur_landmarks=sur_lm, blend={}, progress=False)
+        assert result.error is None
+        findings = safety_net(pool, tmp_path / "out.mp4", "clip.mp4", plan, rows, everyone=everyone,
+                              make_embed=functools.partial(dlib_embedder, 1), fps=4)
+    kinds = {(f["kind"], f["track"]) for f in findings}
+    assert ("match", 0) in kinds and ("unanonymized", -1) in kinds
+    assert all(f["distance"] < 0.5 for f in findings if f["kind"] == "match")
+    assert {f["frame"] for f in findings if f["kind"] == "unanonymized"} <= set(range(18, 36))  # only after the cut
+    assert not any(f["track"] == 1 for f in findings)  # Bill Gates, replaced by another person's face: protected
+
+
+def test_a_video_with_a_face_left_is_held_back_by_the_safety_net(anonymized, clip, tmp_path):
+    """A blur too weak to hide anyone (sigma 0.001 of the face: half a pixel): every face is still its person's, the
+    safety net finds them, and with --no-face skip (the default) the video is held back, not written."""
+    from anonfaces.pipeline import anonymize_dataset
+
+    run, _ = anonymized
+    folder, _ = clip
+    weak = anonymize_dataset(folder / "clip.mp4", tmp_path / "out", method="blur", method_params={"sigma": 0.001},
+                             encodings=run.private / "videos" / "encodings.npz", jobs=1, progress=False)
+    assert ("clip.mp4", "a face left unprotected") in weak.held_back
+    assert not list((tmp_path / "out").glob("*.mp4"))
+    net = json.loads((weak.private / "videos" / "run.json").read_text())["safety_net"]["videos"]["clip.mp4"]
+    assert net["action"] == "held back" and {f["kind"] for f in net["findings"]} == {"match"}

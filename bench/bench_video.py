@@ -14,7 +14,7 @@ per detector setting, each in its own process:
 - ``scale0.5-up0``: on every frame, downscaled by 2, without upsampling (faces >= ~160 px);
 - ``<setting>-exact``: the same with the photo blend (`blend_surrogate`) in place of
   the video one (`anonfaces.video.fastblend.fast_blend`, the default for videos); ``<setting>-nocheck``
-  without the per-track privacy check (`anonfaces.video.privacy`).
+  without the per-track privacy check and the safety net (`anonfaces.video.privacy`).
 
 ``--compare-blend N``: instead, on N frames of the clip, each face replaced by both
 blends (a surrogate made from another LFW photo): milliseconds per face of each
@@ -54,8 +54,8 @@ CONFIGS.update({f"full-roi{n}": {"detect_scale": 1.0, "detect_every": n} for n i
 # the same settings with the photo blend (`blend_surrogate`) in place of the video one (`fast_blend`), or without the
 # per-track privacy check
 CONFIGS.update({f"{name}-exact": {**value, "fast_blend": False} for name, value in list(CONFIGS.items())})
-CONFIGS.update({f"{name}-nocheck": {**value, "privacy_check": False} for name, value in list(CONFIGS.items())
-                if not name.endswith("-exact")})
+CONFIGS.update({f"{name}-nocheck": {**value, "privacy_check": False, "safety_net": False}
+                for name, value in list(CONFIGS.items()) if not name.endswith("-exact")})
 
 
 def _photos():
@@ -93,12 +93,13 @@ def worker(video: str, out: str, config: str) -> dict:
     t = time.perf_counter()
     run = anonymize_dataset(video, out, k=2, jobs=2, progress=False, detect_scale=settings.get("detect_scale", 1.0),
                             detect_every=settings.get("detect_every", 1), upsample=settings.get("upsample", 1),
-                            privacy_check=settings.get("privacy_check", True))
+                            privacy_check=settings.get("privacy_check", True), safety_net=settings.get("safety_net", True))
     wall = time.perf_counter() - t
     record = json.loads(run.video_record.read_text())
     [v] = run.videos
     return {"config": config, "frames": v.frames, "faces": v.faces, "filled": v.filled, "tracks": v.tracks,
-            "inner_wall": wall, "stages": record["seconds"], "write_parts": v.seconds, "privacy": record.get("privacy") or {}}
+            "inner_wall": wall, "stages": record["seconds"], "write_parts": v.seconds, "privacy": record.get("privacy") or {},
+            "net_findings": sum(len(n["findings"]) for n in record["safety_net"]["videos"].values())}
 
 
 def recall(out: Path, truth) -> dict:
@@ -201,9 +202,9 @@ def main() -> None:
         print(f"# bench_video {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; 1280x720 25 fps, {args.frames} frames, photos from {source}")
         print("| setting | frames | faces (filled) | face-frames found (missed; latest entry, frames) | wall s | frames/s | "
-              "CPU s | CPU s/frame | ideal 2-core fps | encode | cluster | synthesize | privacy check | "
-              "write (decode/replace/encode) | tracks passed/escalated/fell back |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "CPU s | CPU s/frame | ideal 2-core fps | encode | cluster | synthesize | privacy check | safety net | "
+              "write (decode/replace/encode) | tracks passed/escalated/fell back | safety-net findings |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         scored = []
         for config in args.configs.split(","):
             out = tmp / f"out-{config}"
@@ -213,7 +214,7 @@ def main() -> None:
                 continue
             stages, parts = r["stages"], r["write_parts"]
             total = sum(stages.values())
-            share = {k: stages.get(k, 0.0) / total for k in ("encode", "cluster", "synthesize", "privacy", "write")}
+            share = {k: stages.get(k, 0.0) / total for k in ("encode", "cluster", "synthesize", "privacy", "safety_net", "write")}
             rec = recall(out, truth)
             p = r.get("privacy") or {}
             w = stages.get("write", 0.0) or 1.0
@@ -222,8 +223,10 @@ def main() -> None:
                   f"{rec['entry_delay']}) | {r['wall_s']:.1f} | "
                   f"{r['frames'] / r['wall_s']:.2f} | {r['cpu_s']:.1f} | {cpu_per:.3f} | {2 / cpu_per:.1f} | "
                   f"{share['encode']:.0%} | {share['cluster']:.0%} | {share['synthesize']:.0%} | {share['privacy']:.0%} | "
+                  f"{share['safety_net']:.0%} | "
                   f"{share['write']:.0%} ({parts['decode'] / w:.0%}/{parts['replace'] / w:.0%}/{parts['encode'] / w:.0%}) | "
-                  f"{p.get('passed', '-')}/{p.get('escalated', '-')}/{p.get('blurred', 0) + p.get('surrogate', 0) if p else '-'} |",
+                  f"{p.get('passed', '-')}/{p.get('escalated', '-')}/{p.get('blurred', 0) + p.get('surrogate', 0) if p else '-'} | "
+                  f"{r.get('net_findings', '-')} |",
                   flush=True)
             if args.evaluate:
                 from anonfaces.pipeline.video import evaluate_video_run

@@ -117,7 +117,8 @@ def _fast_surrogate(run: dict, cluster: int):
 
 def treatment_of(run: dict, track: int) -> dict:
     """How a track's faces are put in: ``{"mode": "blend", "blend": BlendSettings fields}`` (the run's blend unless
-    the privacy check escalated the track), or ``{"mode": "blur"}`` / ``{"mode": "surrogate"}`` (its fallback)."""
+    the privacy check escalated the track), or ``{"mode": "blur", "sigma": s}`` / ``{"mode": "surrogate"}`` (its
+    fallback)."""
     return run.get("treatment", {}).get(int(track)) or {"mode": "blend", "blend": run["blend"]}
 
 
@@ -130,9 +131,12 @@ def render_face(run: dict, image: np.ndarray, landmarks68: np.ndarray, cluster: 
 
     mode = treatment["mode"]
     if mode == "blur":
-        from anonfaces.synthesize.privacy import blur_face
+        from anonfaces.synthesize.baselines import apply_baseline
+        from anonfaces.synthesize.blend import REGIONS
 
-        image[...] = blur_face(image, landmarks68)
+        # the photos' fallback (`blur_face`: the largest region, sigma 0.15 of the face), or stronger (``sigma``)
+        image[...] = apply_baseline(image, "blur", [np.asarray(landmarks68, np.float64)], forehead=max(REGIONS.values())[0],
+                                    sigma=float(treatment.get("sigma", 0.15)))
         return image
     if mode == "surrogate":
         from anonfaces.synthesize.privacy import paste_surrogate

@@ -17,8 +17,10 @@ from frame to frame, so the check decides **per track**, not per frame:
    cluster shape, largest region, cluster colours, softened) -- one setting for the
    whole track, so the face stays stable in time;
 4. when no step passes, ``on_leak`` decides for the whole track: ``blur`` its face
-   region on every frame, paste the bare ``surrogate`` crop over the head, or ``keep``
-   the last step (recorded as ``kept-above-margin``).
+   region on every frame (the photos' blur, sigma 0.15 of the face size, made stronger,
+   `BLUR_SIGMAS`, until the track passes; the strongest if none does), paste the bare
+   ``surrogate`` crop over the head, or ``keep`` the last step (recorded as
+   ``kept-above-margin``).
 
 The person is the clustering's unit (`Clustering.units`): a known identity, or the
 track itself (``"<video>#t<track>"``) where none is known. Each track's outcome is a
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 SAMPLES = 4
 #: The check renders each sampled face on the frame's part around it: the face's box grown by this many face widths.
 CROP_MARGIN = 1.0
+#: ``on_leak="blur"``: the blur's sigma (share of the face size) -- the photos' fallback (0.15), then stronger until the
+#: track passes (dlib still finds its person in a face of ~100 px blurred at 0.15: the tests' clip).
+BLUR_SIGMAS = (0.15, 0.3, 0.6)
 TRACK_PRIVACY_COLUMNS = ("video", "track", "cluster", "frames", "sampled", "leak_before", "evenness_before",
                          "nearest_own_before", "leak_after", "evenness_after", "nearest_own_after", "step", "outcome")
 
@@ -169,10 +174,15 @@ def _check_track(run: dict, task):
     if check.on_leak == "keep":
         record.outcome, record.treatment = "kept-above-margin", last
         return record
-    record.treatment = {"mode": check.on_leak}
     record.outcome = "blurred" if check.on_leak == "blur" else "surrogate"
-    record.step = f"on_leak={check.on_leak}"
-    record.leak_after, record.evenness_after, record.nearest_own_after = scores(record.treatment)
+    fallbacks = [(f"on_leak=blur-{s:g}" if i else "on_leak=blur", {"mode": "blur", "sigma": s})
+                 for i, s in enumerate(BLUR_SIGMAS)] if check.on_leak == "blur" else \
+        [("on_leak=surrogate", {"mode": "surrogate"})]
+    for record.step, record.treatment in fallbacks:  # the blur made stronger until it passes (the strongest if none)
+        worst = scores(record.treatment)
+        record.leak_after, record.evenness_after, record.nearest_own_after = worst
+        if check.passes(worst):
+            break
     return record
 
 

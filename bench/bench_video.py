@@ -99,7 +99,18 @@ def worker(video: str, out: str, config: str) -> dict:
     [v] = run.videos
     return {"config": config, "frames": v.frames, "faces": v.faces, "filled": v.filled, "tracks": v.tracks,
             "inner_wall": wall, "stages": record["seconds"], "write_parts": v.seconds, "privacy": record.get("privacy") or {},
-            "net_findings": sum(len(n["findings"]) for n in record["safety_net"]["videos"].values())}
+            "net_findings": sum(len(n["findings"]) for n in record["safety_net"]["videos"].values()),
+            "nearest_own": _nearest_own(run.private / "videos" / "privacy.csv")}
+
+
+def _nearest_own(path: Path) -> float:
+    """The smallest ``nearest_own_after`` of the privacy check's tracks (NaN without the check)."""
+    import csv
+
+    if not path.is_file():
+        return float("nan")
+    with open(path, newline="") as fh:
+        return min((float(r["nearest_own_after"]) for r in csv.DictReader(fh)), default=float("nan"))
 
 
 def recall(out: Path, truth) -> dict:
@@ -203,7 +214,7 @@ def main() -> None:
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; 1280x720 25 fps, {args.frames} frames, photos from {source}")
         print("| setting | frames | faces (filled) | face-frames found (missed; latest entry, frames) | wall s | frames/s | "
               "CPU s | CPU s/frame | ideal 2-core fps | encode | cluster | synthesize | privacy check | safety net | "
-              "write (decode/replace/encode) | tracks passed/escalated/fell back | safety-net findings |")
+              "write (decode/replace/encode) | tracks passed/escalated/fell back (nearest own face) | safety-net findings |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         scored = []
         for config in args.configs.split(","):
@@ -225,7 +236,8 @@ def main() -> None:
                   f"{share['encode']:.0%} | {share['cluster']:.0%} | {share['synthesize']:.0%} | {share['privacy']:.0%} | "
                   f"{share['safety_net']:.0%} | "
                   f"{share['write']:.0%} ({parts['decode'] / w:.0%}/{parts['replace'] / w:.0%}/{parts['encode'] / w:.0%}) | "
-                  f"{p.get('passed', '-')}/{p.get('escalated', '-')}/{p.get('blurred', 0) + p.get('surrogate', 0) if p else '-'} | "
+                  f"{p.get('passed', '-')}/{p.get('escalated', '-')}/{p.get('blurred', 0) + p.get('surrogate', 0) if p else '-'} "
+                  f"({r.get('nearest_own', float('nan')):.3f}) | "
                   f"{r.get('net_findings', '-')} |",
                   flush=True)
             if args.evaluate:

@@ -88,6 +88,8 @@ def worker(video: str, out: str, config: str) -> dict:
     from anonfaces.pipeline import anonymize_dataset
 
     settings = CONFIGS[config]
+    for folder in (Path(out), Path(out + ".private")):  # a new run each time (the worker may be timed run after run)
+        shutil.rmtree(folder, ignore_errors=True)
     # the pipeline has no option for it (yet): the default of anonymize_videos' keyword, in this process only
     pipeline_video.anonymize_videos.__kwdefaults__["fast_blend"] = settings.get("fast_blend", True)
     t = time.perf_counter()
@@ -195,10 +197,16 @@ def main() -> None:
                     help="compare the video blend with the photo blend on N frames (no pipeline run)")
     ap.add_argument("--evaluate", action="store_true",
                     help="also score each output (anonfaces.video.evaluate, 5 frames/s; not timed): faces left, flicker")
-    ap.add_argument("--worker", nargs=3, metavar=("VIDEO", "OUT", "CONFIG"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=3, metavar=("VIDEO", "OUT", "CONFIG"),
+                    help="run one setting on VIDEO into OUT (replaced) and print its record as JSON: to time one "
+                         "setting as a whole process, e.g. two settings in turn on the clip of --make-clip")
+    ap.add_argument("--make-clip", metavar="PATH", help="only write the clip (--frames frames) to PATH")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
+        return
+    if args.make_clip:
+        make_clip(Path(args.make_clip), args.frames)
         return
     from bench_cluster_common import run_measured
 

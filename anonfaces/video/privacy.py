@@ -34,6 +34,7 @@ import csv
 import logging
 import uuid
 from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from anonfaces.utils.atomic import atomic_open

@@ -66,7 +66,7 @@ def test_a_track_made_to_leak_is_escalated_then_falls_back_and_is_written_so(ano
     from anonfaces.video.privacy import check_tracks, write_track_privacy
 
     folder, _ = clip
-    enc, plan, rows, everyone, sur_lm = _leaking_setup(anonymized, clip, tmp_path)
+    _, plan, rows, everyone, sur_lm = _leaking_setup(anonymized, clip, tmp_path)
     check = {"make_embed": functools.partial(dlib_embedder, 1), "margin": 0.05, "on_leak": on_leak,
              "own_distance": 0.5, "own_photos": "person"}
     with WorkerPool(1, progress=False) as pool:
@@ -116,7 +116,7 @@ def test_the_safety_net_finds_a_face_still_its_persons_and_a_face_never_replaced
     folder, _ = clip
     net = json.loads((run.private / "videos" / "run.json").read_text())["safety_net"]
     assert net["on"] and net["videos"]["clip.mp4"] == {"findings": [], "action": None}  # the session's run: nothing left
-    enc, plan, rows, everyone, sur_lm = _leaking_setup(anonymized, clip, tmp_path)
+    _, plan, rows, everyone, sur_lm = _leaking_setup(anonymized, clip, tmp_path)
     # track 0 gets its own face as surrogate (no check); track 2 (Kate Hudson, after the cut) is not replaced at all
     for f in list(plan.faces):
         plan.faces[f] = [face for face in plan.faces[f] if face[2] != 2]

@@ -37,8 +37,9 @@ load_optional_synthesizers()
 @click.option("--detect-scale", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
               help="Videos: look for faces on frames scaled by this (faster on large frames; landmarks at full size).")
 @click.option("--detect-every", type=click.IntRange(1, 50), default=1, show_default=True,
-              help="Videos: run the detector on every N-th encoded frame and follow the faces in between with the "
-                   "landmark predictor (faster; a face entering between two detections waits for the next).")
+              help="Videos: search the whole frame on every N-th encoded frame (and at scene cuts), and in between "
+                   "only near the faces being followed (faster; a face entering in between is found at the next "
+                   "full-frame pass and followed back to where it entered).")
 @click.option("--smooth", type=click.FloatRange(0, 10), default=1.0, show_default=True,
               help="Videos: landmarks smoothed over time (Gaussian sigma in frames; 0: off).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,

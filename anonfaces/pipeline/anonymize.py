@@ -83,6 +83,7 @@ class AnonymizeRun:
     no_face_policy: str = "copy"  # what was done with photos without a face (and with faces left unprotected)
     videos: list = field(default_factory=list)  # `anonfaces.video.anonymize.VideoOutput` of every video
     video_record: Path | None = None  # the videos' run.json (PRIVATE/videos/run.json)
+    video_privacy: dict = field(default_factory=dict)  # the videos' privacy check: tracks by outcome (PRIVATE/videos/privacy.csv)
 
     @property
     def private(self) -> Path:
@@ -122,6 +123,10 @@ class AnonymizeRun:
             videos = (f"{len(ok)} of {len(self.videos)} videos written ({sum(v.frames for v in ok)} frames, "
                       f"{sum(v.faces for v in ok)} face-frames replaced, {sum(v.filled for v in ok)} of them interpolated, "
                       f"{sum(v.tracks for v in ok)} tracks; record: {self.video_record})")
+            if self.video_privacy:
+                from anonfaces.pipeline.video import privacy_line
+
+                videos += f"; video privacy check: {privacy_line(self.video_privacy)}"
             if not self.n_images:
                 return f"{videos} -> {self.out} (private: {self.private})"
             return f"{videos}; photos: " + self._photo_summary(what, check, handled)
@@ -716,9 +721,10 @@ def anonymize_dataset(
         A video file, or a folder holding videos, is handed to `anonymize_with_videos`
         (``include_videos=False``: only the photos): its videos are encoded at ``fps``
         sampled frames a second (None: every frame) with the detector on frames scaled
-        by ``detect_scale`` and run on every ``detect_every``-th of them (the faces followed
-        by the landmark predictor in between), and written with landmarks smoothed over
-        ``smooth`` frames.
+        by ``detect_scale`` and run on the whole of every ``detect_every``-th of them (near
+        the faces being followed in between), and written with landmarks smoothed over
+        ``smooth`` frames; ``privacy_check`` etc. check each video track as photos are
+        checked face by face (`anonfaces.video.privacy`).
 
     Returns
     -------

@@ -132,7 +132,9 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
         "blend": p["blend"], "color": p["color"], "forehead": None if p["forehead"] is None else float(p["forehead"]),
         "feather": float(p["feather"]), "shape": p["shape"], "region": p["region"]}
     options = AnonymizeOptions(method=p["method"], k=p["k"], synth=p["synth"], synth_params=p["synth_params"] or {},
-                               method_params=p["method_params"] or {}, blend=blend, privacy_check=False,
+                               method_params=p["method_params"] or {}, blend=blend, privacy_check=p["privacy_check"],
+                               privacy_margin=p["privacy_margin"], own_photos=p["own_photos"], on_leak=p["on_leak"],
+                               safety_net=p["safety_net"], match_threshold=p["match_threshold"],
                                names=p["names"], keep_folders=p["keep_folders"], no_face=p["no_face"],
                                allow_small_clusters=p["allow_small_clusters"], size=p["size"], quality=p["quality"],
                                max_pixels=p["max_pixels"], random_state=p["random_state"])
@@ -153,6 +155,7 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
                                     n_faces=0, n_clusters=0, dataset=root, layout=layout, no_face_policy=options.no_face)
     run.videos = outputs
     run.video_record = vlayout.run_record
+    run.video_privacy = info.get("privacy") or {}
     run.held_back = sorted(run.held_back + [(h["path"], h["reason"]) for h in info["held_back"]])
     for v in outputs:
         if v.error is not None:
@@ -165,13 +168,14 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
 def anonymize_videos(root, videos: list[str], layout: RunLayout, options: AnonymizeOptions, cluster_options: ClusterOptions | None,
                      encode_options: EncodeOptions, *, pool: WorkerPool, encodings=None, clusters=None, fps=None,
                      detect_scale: float = 1.0, smooth: float = 1.0, progress: bool = True, command: str | None = None,
-                     detect_every: int = 1):
+                     detect_every: int = 1, fast_blend: bool = True):
     """Encode, cluster and write every video of ``videos``; returns ([`VideoOutput`], run record)."""
     from anonfaces.pipeline.anonymize import _labels, cluster_faces
     from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
     from anonfaces.synthesize.mapping import Mapping
     from anonfaces.synthesize.surrogates import auto_crop_size, make_surrogates
     from anonfaces.video.anonymize import VideoOutput, frame_plan, write_video
+    from anonfaces.video.privacy import NET_FPS, safety_net
 
     seconds = {}
     t = time.perf_counter()
@@ -190,13 +194,13 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
             clustering = cluster_faces(enc, cluster_options)
     labels, cluster_info = _labels(enc, clustering, options)
     seconds["cluster"] = time.perf_counter() - t
-    sur_landmarks, synth_record = {}, None
+    sur_landmarks, synth_record, units = {}, None, None
     if options.is_ksame and len(enc):
         t = time.perf_counter()
         synthesizer = make_synthesizer(options.synth, **options.synth_params)
         size = options.size if options.size is not None else auto_crop_size(enc.landmarks68)
         rows, crops, points = surrogate_crops(root, enc, size=size, max_pixels=options.max_pixels)
-        units = clustering.aligned_to(enc.paths, enc.face_index).units
+        units = np.asarray(clustering.aligned_to(enc.paths, enc.face_index).units).astype(str)
         sur_landmarks = make_surrogates(pool, synthesizer, crops, points, enc.embeddings[rows], np.asarray(units)[rows],
                                         labels[rows], layout.surrogates)
         synth_record = synthesizer_settings(synthesizer)
@@ -206,6 +210,14 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
     outputs = []
     bad = dict(skipped)
     held_back = []
+    checking = _checks_privacy(options, enc) and units is not None
+    netting = options.safety_net and _dlib_encodings(enc)
+    privacy_records, seconds["privacy"], seconds["safety_net"], net = [], 0.0, 0.0, {}
+    if units is None:  # no clustering (a baseline): the person is the identity if known, else the track
+        units = enc.identities.astype(str) if enc.has_identities else enc.track_units()
+    persons = np.unique(units, return_inverse=True)[1].astype(np.int64) if len(enc) else np.zeros(0, np.int64)
+    if checking or netting:
+        check = _check_context(options, enc)
     for rel in videos:
         if rel in bad and bad[rel] != "no face found":
             outputs.append(VideoOutput(rel, "", error=bad[rel]))
@@ -217,16 +229,59 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         cuts = (infos.get(rel) or {}).get("scene_cuts", enc.meta.get("video_scene_cuts", {}).get(rel, []))
         plan = frame_plan(enc.frames[mine], enc.tracks[mine], enc.landmarks68[mine], labels[mine], cuts=cuts, smooth=smooth,
                           max_fill=_max_fill(infos.get(rel), enc, mine))
+        if checking and len(mine):
+            from anonfaces.video.privacy import check_tracks
+
+            tc = time.perf_counter()
+            rows = {"frames": enc.frames[mine], "tracks": enc.tracks[mine], "embeddings": enc.embeddings[mine],
+                    "persons": persons[mine]}
+            privacy_records += check_tracks(pool, Path(root) / rel, rel, plan, rows,
+                                            everyone={"embeddings": enc.embeddings, "persons": persons, "labels": labels},
+                                            check=check, surrogates=layout.surrogates, sur_landmarks=sur_landmarks,
+                                            blend=options.blend, fast_blend=fast_blend, max_pixels=options.max_pixels)
+            seconds["privacy"] += time.perf_counter() - tc
         result = write_video(pool, Path(root) / rel, layout.public / names[rel], plan, method=options.method,
                              surrogates=layout.surrogates, sur_landmarks=sur_landmarks, blend=options.blend,
                              method_params=options.method_params, seed=options.random_state, forehead=options.baseline_forehead,
                              max_pixels=options.max_pixels, progress=progress, rel=rel, output=names[rel],
-                             blur_all=rel in bad and options.no_face == "blur")
+                             blur_all=rel in bad and options.no_face == "blur", fast_blend=fast_blend)
         if result.error is not None:
             log.warning("video %s not written: %s", rel, result.error)
             result.output = ""
+        elif netting and len(mine):
+            tn = time.perf_counter()
+            written = layout.public / names[rel]
+            findings = safety_net(pool, written, rel, plan, {"tracks": enc.tracks[mine], "persons": persons[mine]},
+                                  everyone={"embeddings": enc.embeddings, "persons": persons},
+                                  make_embed=check["make_embed"], detector=encode_options.detector,
+                                  upsample=encode_options.upsample, scale=detect_scale,
+                                  threshold=options.match_threshold, max_pixels=options.max_pixels)
+            net[rel] = {"findings": findings, "action": None}
+            if findings:
+                log.warning("safety net: %s: %d faces on %d sampled frames still match their person (< %.2f) or were "
+                            "not anonymized; no_face=%s", rel, len(findings), len({f["frame"] for f in findings}),
+                            options.match_threshold, options.no_face)
+                if options.no_face == "skip":
+                    written.unlink()
+                    result.output = ""
+                    held_back.append((rel, "a face left unprotected"))
+                    net[rel]["action"] = "held back"
+                elif options.no_face == "blur":
+                    result = write_video(pool, Path(root) / rel, written, plan, blur_all=True, max_pixels=options.max_pixels,
+                                         progress=progress, rel=rel, output=names[rel])
+                    net[rel]["action"] = "blurred whole"
+                else:
+                    net[rel]["action"] = "written (no_face=copy)"
+            seconds["safety_net"] += time.perf_counter() - tn
         outputs.append(result)
-    seconds["write"] = time.perf_counter() - t
+    seconds["write"] = time.perf_counter() - t - seconds["privacy"] - seconds["safety_net"]
+    privacy_counts = {}
+    if checking:
+        from anonfaces.video.privacy import track_privacy_summary, write_track_privacy
+
+        write_track_privacy(layout.privacy, privacy_records)
+        privacy_counts = track_privacy_summary(privacy_records)
+        log.info("video privacy check: %s", privacy_line(privacy_counts))
     written = {v.rel: v.output for v in outputs if v.error is None}
     Mapping(enc.paths, enc.face_index, labels, enc.boxes_ltrb, [written.get(p, "") for p in enc.paths.tolist()]).save(layout.mapping)
     record = {
@@ -241,10 +296,53 @@ def anonymize_videos(root, videos: list[str], layout: RunLayout, options: Anonym
         "videos": [{**v.as_dict(), "input": infos.get(v.rel)} for v in outputs],
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
         "held_back": [{"path": p, "reason": r} for p, r in held_back],
+        "privacy_check": checking, "privacy_margin": options.privacy_margin, "own_photos": options.own_photos,
+        "on_leak": options.on_leak, "privacy": privacy_counts,
+        "safety_net": {"on": bool(netting), "threshold": options.match_threshold, "fps": NET_FPS, "videos": net},
         "seconds": seconds,
     }
     write_record(layout.run_record, record)
     return outputs, record
+
+
+def _checks_privacy(options: AnonymizeOptions, enc) -> bool:
+    """Whether the videos' tracks are checked: asked for, ksame, faces, and dlib encodings (as for photos)."""
+    return bool(options.privacy_check and options.is_ksame and len(enc)) and _dlib_encodings(enc)
+
+
+def _dlib_encodings(enc) -> bool:
+    """Whether the encodings are dlib's (the privacy check and the safety net compare dlib descriptors)."""
+    if not len(enc):
+        return False
+    encoder = enc.meta.get("encoder") or {}
+    name = encoder.get("name", "dlib") if isinstance(encoder, dict) else str(encoder)
+    if name != "dlib":
+        log.warning("video privacy check and safety net skipped: they need dlib encodings (these are %s)", encoder)
+        return False
+    return True
+
+
+def _check_context(options: AnonymizeOptions, enc) -> dict:
+    """The ``check`` of `anonfaces.video.privacy.check_tracks` (the photo run's settings: margin, own-photo term,
+    on_leak; the embedder made once per worker)."""
+    import functools
+
+    from anonfaces.pipeline.anonymize import dlib_embedder
+    from anonfaces.synthesize.privacy import OWN_DISTANCE
+
+    encoder = enc.meta.get("encoder") or {}
+    num_jitters = int(encoder.get("num_jitters", 1)) if isinstance(encoder, dict) else 1
+    own = options.own_photos != "off"
+    return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
+            "own_distance": OWN_DISTANCE if own else None, "own_photos": options.own_photos if own else "person",
+            "on_leak": options.on_leak}
+
+
+def privacy_line(counts: dict) -> str:
+    """The video privacy check's counts as one line (the run's summary)."""
+    fell = counts.get("blurred", 0) + counts.get("surrogate", 0)
+    return (f"{counts.get('tracks', 0)} tracks: {counts.get('passed', 0)} passed, {counts.get('escalated', 0)} "
+            f"escalated, {fell} fell back, {counts.get('kept-above-margin', 0)} kept above the margin")
 
 
 def _max_fill(info: dict | None, enc, rows) -> int:

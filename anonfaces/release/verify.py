@@ -264,7 +264,7 @@ def check_videos(out: Path, private: Path, record: dict, *, faces: bool = True, 
         elif s.faces_unreplaced:
             findings.append(Finding("face", s.output, f"{s.faces_unreplaced} of {s.faces_seen} faces found in "
                                                      f"{s.sampled_frames} sampled frames of the original are left "
-                                                     "unreplaced (same person to dlib, or pixels unchanged)"))
+                                                     "unreplaced (within 0.5 of the original face to dlib, or pixels unchanged)"))
     return findings
 
 

@@ -43,6 +43,8 @@ class FramePlan:
     faces: dict[int, list[tuple[np.ndarray, int, int, bool]]]
     track_clusters: dict[int, int]
     filled: int  # face-frames interpolated where the detector missed
+    #: Per track, how its faces are put in when not the run's blend (`treatment_of`; set by the privacy check).
+    treatment: dict[int, dict] = field(default_factory=dict)
 
     @property
     def n_faces(self) -> int:
@@ -113,6 +115,44 @@ def _fast_surrogate(run: dict, cluster: int):
     return cache[cluster]
 
 
+def treatment_of(run: dict, track: int) -> dict:
+    """How a track's faces are put in: ``{"mode": "blend", "blend": BlendSettings fields}`` (the run's blend unless
+    the privacy check escalated the track), or ``{"mode": "blur", "sigma": s}`` / ``{"mode": "surrogate"}`` (its
+    fallback)."""
+    return run.get("treatment", {}).get(int(track)) or {"mode": "blend", "blend": run["blend"]}
+
+
+def render_face(run: dict, image: np.ndarray, landmarks68: np.ndarray, cluster: int, treatment: dict) -> np.ndarray:
+    """``image`` (modified in place and returned) with one face replaced as ``treatment`` says (`treatment_of`): the
+    video blend (`fast_blend`, or the photo blend with ``run["fast_blend"]`` False), the blur of the face's largest
+    region, or the bare surrogate pasted over the head. The writer and the privacy check both use it, so the check
+    scores exactly what is written."""
+    from anonfaces.synthesize.blend import BlendSettings
+
+    mode = treatment["mode"]
+    if mode == "blur":
+        from anonfaces.synthesize.baselines import apply_baseline
+        from anonfaces.synthesize.blend import REGIONS
+
+        # the photos' fallback (`blur_face`: the largest region, sigma 0.15 of the face), or stronger (``sigma``)
+        image[...] = apply_baseline(image, "blur", [np.asarray(landmarks68, np.float64)], forehead=max(REGIONS.values())[0],
+                                    sigma=float(treatment.get("sigma", 0.15)))
+        return image
+    if mode == "surrogate":
+        from anonfaces.synthesize.privacy import paste_surrogate
+
+        image[...] = paste_surrogate(image, _surrogate(run, cluster), landmarks68)
+        return image
+    settings = BlendSettings(**treatment["blend"])
+    if run.get("fast_blend", True):
+        from anonfaces.video.fastblend import fast_blend
+
+        return fast_blend(image, _fast_surrogate(run, cluster), landmarks68, settings=settings, out=image)
+    from anonfaces.synthesize.blend import blend_surrogate
+
+    return blend_surrogate(image, _surrogate(run, cluster), landmarks68, settings=settings, out=image)
+
+
 def _replace_frame(run: dict, task):
     """One frame with its faces replaced: (frame number, RGB frame)."""
     frame_no, image, faces = task
@@ -122,20 +162,10 @@ def _replace_frame(run: dict, task):
         return frame_no, blur_all(image)
     if not faces:
         return frame_no, image
-    if run["method"] == "ksame" and run.get("fast_blend", True):
-        from anonfaces.synthesize.blend import BlendSettings
-        from anonfaces.video.fastblend import fast_blend
-
-        settings, image = BlendSettings(**run["blend"]), image.copy()
-        for lm, cluster, _, _ in faces:
-            fast_blend(image, _fast_surrogate(run, cluster), lm, settings=settings, out=image)
-        return frame_no, image
     if run["method"] == "ksame":
-        from anonfaces.synthesize.blend import BlendSettings
-        from anonfaces.synthesize.privacy import FaceJob, replace_faces
-
-        jobs = [FaceJob(lm, _surrogate(run, cluster), cluster=cluster, face=i) for i, (lm, cluster, _, _) in enumerate(faces)]
-        image, _ = replace_faces(image, jobs, settings=BlendSettings(**run["blend"]))
+        image = image.copy()
+        for lm, cluster, track, _ in faces:
+            render_face(run, image, lm, cluster, treatment_of(run, track))
         return frame_no, image
     from anonfaces.synthesize.baselines import apply_baseline
 
@@ -190,7 +220,7 @@ def write_video(pool: WorkerPool, src, dst, plan: FramePlan, *, method: str = "k
            "sur_landmarks": {int(c): np.asarray(v, np.float32) for c, v in (sur_landmarks or {}).items()},
            "blend": dict(blend or {}), "method_params": dict(method_params or {}), "seed": int(seed),
            "forehead": float(forehead), "token": uuid.uuid4().hex, "blur_all": bool(blur_all),
-           "fast_blend": bool(fast_blend)}
+           "fast_blend": bool(fast_blend), "treatment": dict(plan.treatment)}
     saved, pool.progress = pool.progress, False
     timing = {"decode": 0.0, "replace": 0.0, "encode": 0.0}
     bar = tqdm(total=info.frames or None, desc=f"anonymize {Path(result.rel).name}", unit="frame", disable=not progress)

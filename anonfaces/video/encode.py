@@ -94,40 +94,110 @@ def _frame_task(context, task):
     return frame, seconds, frame_histogram(image), rows, emb
 
 
-def _segment_task(context, task):
-    """Consecutive sampled frames: faces detected on the first, then followed on the others by predicting the
-    landmarks inside each face's box moved with its landmarks (no detector, no new embedding: the first frame's);
-    a frame that starts a new shot (`scene_cuts`' test against the previous frame) is detected afresh.
-    Returns the `_frame_task` result of every frame."""
-    detector, encoder = _models_for(context)
-    frame, seconds, image = task[0]
-    faces = detect_frame(detector, image, scale=context["scale"])
-    emb = encoder.encode(image, faces) if faces else None
-    out = [(frame, seconds, frame_histogram(image), [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb)]
+#: Search window around a tracked face: the predicted box grown by this share of its width on each side.
+ROI_MARGIN = 0.5
+#: Inside the window, the face is scaled to this width (pixels) and HOG runs at upsample 0 (it finds faces from about
+#: 80 px): a face that shrinks by a third between frames is still found, at a fraction of a full-frame pass's cost.
+ROI_FACE = 120.0
+
+
+def _rows(faces):
+    return [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces]
+
+
+def roi_detect(detector, image: np.ndarray, box, *, taken=()) -> FaceDetection | None:
+    """The face near ``box`` (ltrb, the face's predicted place): HOG on a window of the frame around it, scaled so the
+    face is about `ROI_FACE` pixels wide, at upsample 0; the box that overlaps ``box`` most (IoU >= 0.2) and none of
+    ``taken`` (boxes already found on this frame) by more than half, with landmarks predicted on the full frame.
+    None when no face is there."""
+    import cv2
+    import dlib
+
+    from anonfaces.video.track import box_iou
+
     h, w = image.shape[:2]
-    previous = out[0][2]
-    for frame, seconds, image in task[1:]:
-        hist = frame_histogram(image)
-        if 0.5 * float(np.abs(hist - previous).sum()) > context["cut_threshold"]:  # a scene cut: look again
-            faces = detect_frame(detector, image, scale=context["scale"])
-            emb = encoder.encode(image, faces) if faces else None
-            out.append((frame, seconds, hist, [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb))
-            previous = hist
+    box = np.asarray(box, np.float64)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    if bw < 4 or bh < 4:
+        return None
+    x0, y0 = int(max(0, box[0] - ROI_MARGIN * bw)), int(max(0, box[1] - ROI_MARGIN * bh))
+    x1, y1 = int(min(w, box[2] + ROI_MARGIN * bw)), int(min(h, box[3] + ROI_MARGIN * bh))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    r = ROI_FACE / bw
+    crop = cv2.resize(image[y0:y1, x0:x1], (max(1, int(round((x1 - x0) * r))), max(1, int(round((y1 - y0) * r)))),
+                      interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+    model = detector._model()
+    if hasattr(model, "run"):  # HOG
+        rects, scores, _ = model.run(np.ascontiguousarray(crop), 0, 0.0)
+    else:  # CNN (MMOD)
+        dets = model(np.ascontiguousarray(crop), 0)
+        rects, scores = [d.rect for d in dets], [d.confidence for d in dets]
+    if not len(rects):
+        return None
+    found = np.array([[x0 + q.left() / r, y0 + q.top() / r, x0 + q.right() / r, y0 + q.bottom() / r] for q in rects])
+    iou = box_iou(box[None], found)[0]
+    if len(taken):
+        iou[box_iou(np.asarray(taken, np.float64).reshape(-1, 4), found).max(0) > 0.5] = 0.0
+    best = int(np.argmax(iou))
+    if iou[best] < 0.2:
+        return None
+    l, t, rr, b = found[best]
+    return landmarks_in_box(image, dlib.rectangle(int(round(l)), int(round(t)), int(round(rr)), int(round(b))),
+                            score=float(scores[best]))
+
+
+def _roi_task(context, task):
+    """One segment between two full-frame passes: the faces of the pass at its first frame looked for on each next
+    frame near where they were (`roi_detect`, the box moved at the face's last speed); a frame that starts a new shot
+    is searched whole. Then, backwards from the next pass's faces that no forward search holds (a face that entered
+    during the segment), each is looked for near its place on the frames before, until it is not found. Returns the
+    `_frame_task` result of every frame of the segment (its first: the full pass's, given)."""
+    start, frames, end = task  # start: the full pass's result; frames: the others (frame, seconds, image); end: next pass
+    detector, encoder = _models_for(context)
+    found = [list(_faces_of(start))] + [[] for _ in frames]
+    hists = [start[2]] + [frame_histogram(image) for _, _, image in frames]
+    full = [True] + [False] * len(frames)
+    cut_at = 0  # the last frame searched whole (the backward search stops after it)
+    active = [[f.box_ltrb.astype(np.float64), np.zeros(4)] for f in found[0]]  # [box, speed per frame]
+    for j, (_, _, image) in enumerate(frames, start=1):
+        if 0.5 * float(np.abs(hists[j] - hists[j - 1]).sum()) > context["cut_threshold"]:
+            found[j] = detect_frame(detector, image, scale=context["scale"])
+            full[j], cut_at = True, j
+            active = [[f.box_ltrb.astype(np.float64), np.zeros(4)] for f in found[j]]
             continue
-        previous = hist
-        moved = []
-        for f in faces:
-            g = landmarks_in_box(image, f.box_ltrb, index=f.index, score=f.score)
-            shift = g.landmarks68.mean(0) - f.landmarks68.mean(0)
-            box = f.box_ltrb + np.tile(shift, 2)
-            if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
-                continue  # left the frame
-            moved.append(FaceDetection(f.index, box.astype(np.float32), f.score, g.landmarks5, g.landmarks68))
-        keep = [i for i, f in enumerate(faces) if any(m.index == f.index for m in moved)]
-        emb = emb[keep] if emb is not None and keep else None
-        faces = moved
-        out.append((frame, seconds, hist, [(f.box_ltrb, f.score, f.landmarks5, f.landmarks68) for f in faces], emb))
+        for tr in active:
+            face = roi_detect(detector, image, tr[0] + tr[1], taken=[f.box_ltrb for f in found[j]])
+            if face is not None:
+                tr[1] = face.box_ltrb - tr[0]
+                tr[0] = face.box_ltrb.astype(np.float64)
+                found[j].append(face)
+    if end is not None and 0.5 * float(np.abs(end[2] - hists[-1]).sum()) <= context["cut_threshold"]:
+        from anonfaces.video.track import box_iou
+
+        for box, *_ in end[3]:
+            box, speed = np.asarray(box, np.float64), np.zeros(4)
+            for j in range(len(found) - 1, cut_at, -1):
+                held = [f.box_ltrb for f in found[j]]
+                if held and box_iou(np.asarray(held, np.float64).reshape(-1, 4), (box + speed)[None]).max() >= 0.3:
+                    break  # the forward search holds it
+                face = roi_detect(detector, frames[j - 1][2], box + speed, taken=held)
+                if face is None:
+                    break  # not there yet: it entered here
+                speed = face.box_ltrb - box
+                box = face.box_ltrb.astype(np.float64)
+                found[j].append(face)
+    out = [start]
+    for j, (frame, seconds, image) in enumerate(frames, start=1):
+        faces = found[j]
+        out.append((frame, seconds, hists[j], _rows(faces), encoder.encode(image, faces) if faces else None))
     return out
+
+
+def _faces_of(result):
+    """The `FaceDetection` of a `_frame_task` result's rows."""
+    return [FaceDetection(i, np.asarray(box, np.float32), float(score), np.asarray(l5), np.asarray(l68))
+            for i, (box, score, l5, l68) in enumerate(result[3])]
 
 
 # --- main side ----------------------------------------------------------------------------------
@@ -147,9 +217,10 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     """Every face of the video ``root/rel`` at about ``fps`` sampled frames a second (None: every frame).
 
     ``detector`` and ``encoder`` are their ``settings()`` dicts (with ``name``); the encoder must need no
-    fitting (dlib, onnx). ``track`` overrides `TRACK_DEFAULTS`. ``detect_every`` > 1: the detector runs on every
-    ``detect_every``-th sampled frame only, and the faces are followed in between by dlib's landmark predictor
-    (faster; a face that enters between two detections is found at the next one). An unreadable or truncated
+    fitting (dlib, onnx). ``track`` overrides `TRACK_DEFAULTS`. ``detect_every`` > 1: the detector searches the
+    whole frame on every ``detect_every``-th sampled frame (and on every frame that starts a new shot) and, on the
+    frames in between, only near the faces it is following (`roi_detect`); a face that enters between two
+    full-frame passes is found at the next and followed back to where it entered (`_roi_task`). An unreadable or truncated
     video gives a `VideoEncoding` with ``error`` set (never an exception).
     """
     t0 = time.perf_counter()
@@ -168,15 +239,20 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     bar = tqdm(total=info.frames or None, desc=f"encode {Path(rel).name}", unit="frame", disable=not progress)
     frames = prefetch(read_frames(path, step=step, max_pixels=max_pixels), depth=BATCH_FRAMES)
     try:
-        batch = []
+        batch, carried, size = [], None, every * max(2, BATCH_FRAMES // every)
         for item in frames:
             batch.append(item)
-            if len(batch) >= every * max(1, BATCH_FRAMES // every):
-                results.extend(_run(pool, batch, context, every))
+            if every == 1 and len(batch) >= size:
+                results.extend(_run(pool, batch, context))
                 bar.update(len(batch) * step)
                 batch = []
+            elif every > 1 and len(batch) > size:  # whole segments, and the next one's first frame to look ahead
+                done, carried = _run(pool, batch[:size], context, every, lookahead=batch[size], first=carried)
+                results.extend(done)
+                bar.update(size * step)
+                batch = batch[size:]
         if batch:
-            results.extend(_run(pool, batch, context, every))
+            results.extend(_run(pool, batch, context) if every == 1 else _run(pool, batch, context, every, first=carried)[0])
             bar.update(len(batch) * step)
     except VideoReadError as exc:
         bar.close()
@@ -195,14 +271,23 @@ def encode_video(pool: WorkerPool, root, rel: str, *, detector: dict, encoder: d
     return VideoEncoding(rel, enc, meta)
 
 
-def _run(pool: WorkerPool, batch, context, every: int = 1):
+def _run(pool: WorkerPool, batch, context, every: int = 1, *, lookahead=None, first=None):
+    """The `_frame_task` results of ``batch`` (sampled frames in order). ``every`` > 1: ``batch`` is whole segments
+    of ``every`` frames (the last may be shorter); the full-frame passes (each segment's first frame, but ``first``
+    when given: the pass made on it as the previous batch's look-ahead; and ``lookahead``, the next batch's first
+    frame, or None at the end) run first, then the segments (`_roi_task`); returns (results, the look-ahead's pass)."""
     # chunks of 2 frames: the tasks are large (frames), the per-chunk overhead small
     progress, pool.progress = pool.progress, False  # one bar in frames for the whole video, not one per batch
     try:
         if every == 1:
             return list(pool.map(_frame_task, batch, context=context, chunksize=2, leave=False, desc="frames", unit="frame"))
         segments = [batch[i:i + every] for i in range(0, len(batch), every)]
-        return [r for seg in pool.map(_segment_task, segments, context=context, chunksize=1, leave=False) for r in seg]
+        firsts = [seg[0] for seg in segments[1 if first is not None else 0:]] + ([lookahead] if lookahead is not None else [])
+        passes = ([first] if first is not None else []) + list(pool.map(_frame_task, firsts, context=context, chunksize=1,
+                                                                         leave=False))
+        tasks = [(passes[i], seg[1:], passes[i + 1] if i + 1 < len(passes) else None) for i, seg in enumerate(segments)]
+        out = [r for seg in pool.map(_roi_task, tasks, context=context, chunksize=1, leave=False) for r in seg]
+        return out, (passes[-1] if lookahead is not None else None)
     finally:
         pool.progress = progress
 

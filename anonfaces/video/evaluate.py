@@ -6,12 +6,16 @@ step, and measures
 - **unreplaced**: on every ``step``-th frame, the faces a *fresh* detector finds in
   the original (dlib HOG at ``upsample``, independent of the faces the run
   encoded) are compared with the same place in the output. A face is *left
-  unreplaced* when the output's face there is still the same person to dlib
-  (descriptor distance < ``same_person`` = 0.6, computed at the original
-  landmarks) **or** its pixels barely changed (mean absolute difference inside the
-  box < ``unchanged`` grey levels). ``frames_with_unreplaced`` is the share of
-  frames with a visible face in which at least one face was left unreplaced: the
-  failure users fear most.
+  unreplaced* when the output's face there is still its original's (descriptor
+  distance < ``unprotected`` = `UNPROTECTED` 0.5, computed at the original
+  landmarks: the photos' unprotected face, the one definition the safety net, the
+  photo evaluation and the privacy check's own-photo term share) **or** its pixels
+  barely changed (mean absolute difference inside the box < ``unchanged`` grey
+  levels). ``frames_with_unreplaced`` is the share of frames with a visible face
+  in which at least one face was left unreplaced: the failure users fear most.
+  Beside it, ``faces_same_person`` counts the faces whose output is still within
+  dlib's looser same-person threshold (0.6) of the original: a k-same surrogate of
+  a small cast can stand there without being the person's face.
 - **re-identification per track**: each encoded track's output faces (at the
   original landmarks, sampled frames) are averaged into one descriptor and
   matched against the original tracks' mean descriptors of every video scored
@@ -33,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from anonfaces.detect.types import FaceDetection
-from anonfaces.utils.distances import SAME_PERSON
+from anonfaces.utils.distances import SAME_PERSON, UNPROTECTED
 from anonfaces.video.io import VideoReadError, read_frames
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class VideoScore:
     frames_with_unreplaced: int = 0
     faces_seen: int = 0
     faces_unreplaced: int = 0
+    faces_same_person: int = 0
     flicker_output: float = float("nan")
     flicker_original: float = float("nan")
     track_embeddings: dict = field(default_factory=dict)  # track -> (original mean, output mean)
@@ -74,8 +79,8 @@ def _box_of(landmarks68: np.ndarray, shape) -> tuple[int, int, int, int]:
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
 
 
-def score_video(original, anonymized, rows: dict, *, step: int = 6, upsample: int = 1, same_person: float = SAME_PERSON,
-                unchanged: float = UNCHANGED, rel: str = "", output: str = "") -> VideoScore:
+def score_video(original, anonymized, rows: dict, *, step: int = 6, upsample: int = 1, unprotected: float = UNPROTECTED,
+                unchanged: float = UNCHANGED, rel: str = "", output: str = "", same_person: float = SAME_PERSON) -> VideoScore:
     """Measure one video (see the module docstring).
 
     ``rows``: the run's encoded faces of this video: ``frames`` (n,), ``tracks`` (n,), ``landmarks68`` (n, 68, 2),
@@ -131,7 +136,9 @@ def score_video(original, anonymized, rows: dict, *, step: int = 6, upsample: in
             for f, e0, e1 in zip(faces, before, after):
                 x0, y0, x1, y1 = _box_of(f.landmarks68, a.shape)
                 diff = np.abs(a[y0:y1, x0:x1].astype(np.int16) - b[y0:y1, x0:x1]).mean() if x1 > x0 and y1 > y0 else 0.0
-                left += bool(np.linalg.norm(e0 - e1) < same_person or diff < unchanged)
+                d = float(np.linalg.norm(e0 - e1))
+                left += bool(d < unprotected or diff < unchanged)
+                score.faces_same_person += bool(d < same_person or diff < unchanged)
             score.faces_seen += len(faces)
             score.faces_unreplaced += left
             score.frames_with_unreplaced += left > 0
@@ -192,6 +199,7 @@ def score_run_videos(root, out, records: list[dict], encodings, *, fps: float = 
         "frames_with_faces": with_faces,
         "unreplaced_frame_share": sum(s.frames_with_unreplaced for s in ok) / with_faces if with_faces else 0.0,
         "unreplaced_face_share": (sum(s.faces_unreplaced for s in ok) / max(1, sum(s.faces_seen for s in ok))),
+        "same_person_face_share": (sum(s.faces_same_person for s in ok) / max(1, sum(s.faces_seen for s in ok))),
         "flicker_ratio": float(np.mean(ratios)) if ratios else float("nan"),
         **{f"track_{k}": v for k, v in reidentify_tracks(ok).items()},
     }
@@ -199,7 +207,7 @@ def score_run_videos(root, out, records: list[dict], encodings, *, fps: float = 
 
 
 METRIC_COLUMNS = ("video", "output", "frames", "sampled_frames", "frames_with_faces", "frames_with_unreplaced",
-                  "unreplaced_frame_share", "faces_seen", "faces_unreplaced", "flicker_output", "flicker_original",
+                  "unreplaced_frame_share", "faces_seen", "faces_unreplaced", "faces_same_person", "flicker_output", "flicker_original",
                   "flicker_ratio", "error")
 
 
@@ -214,5 +222,5 @@ def write_video_metrics(path, scores: list[VideoScore]) -> None:
         w.writerow(METRIC_COLUMNS)
         for s in scores:
             w.writerow([s.path, s.output, s.frames, s.sampled_frames, s.frames_with_faces, s.frames_with_unreplaced,
-                        f"{s.unreplaced_frame_share:.4f}", s.faces_seen, s.faces_unreplaced, f"{s.flicker_output:.3f}",
+                        f"{s.unreplaced_frame_share:.4f}", s.faces_seen, s.faces_unreplaced, s.faces_same_person, f"{s.flicker_output:.3f}",
                         f"{s.flicker_original:.3f}", f"{s.flicker_ratio:.3f}", s.error or ""])

@@ -45,6 +45,8 @@ from anonfaces.errors import BadInputError
 from anonfaces.utils.atomic import atomic_write_bytes
 
 MODELS = ("inversion", "d2gan")
+#: where the network's face goes: the whole face region, or only the inner face (`inner_face_mask`)
+REGIONS = ("face", "inner")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FORMAT = "anonfaces-deid/1"
 #: torch threads while a face goes through a network: a 64 px face is too small to share out
@@ -52,7 +54,7 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch", "landmark_heatmap", "load_weights",
+__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "REGIONS", "deidentify_patch", "inner_face_mask", "landmark_heatmap", "load_weights",
            "make_input", "save_weights", "shipped_weights"]
 
 
@@ -149,7 +151,8 @@ class Deidentifier:
                 torch.set_num_threads(prev)
         return ((y.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
 
-    def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False) -> np.ndarray:
+    def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False,
+                 region: str = "face", contrast: bool = False, sharpen: float = 0.0) -> np.ndarray:
         h, w = patch.shape[:2]
         s = self.size
         small = cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA)
@@ -161,7 +164,34 @@ class Deidentifier:
             big = patch.astype(np.float32) + delta
         else:
             big = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-        return np.clip(np.rint(big), 0, 255).astype(np.uint8)
+        if sharpen > 0:  # unsharp mask at the scale of one network pixel
+            sigma = max(0.5, max(w, h) / s)
+            big = big + sharpen * (big - cv2.GaussianBlur(big, (0, 0), sigmaX=sigma))
+        big = np.clip(np.rint(big), 0, 255).astype(np.uint8)
+        if contrast:  # the face's mean and spread of every Lab channel made the original's
+            from anonfaces.synthesize.blend import match_colors
+
+            big = match_colors(big, patch, mask, mode="lab")
+        if region == "inner":  # only the inner face changes; the original's outline (cheeks, jaw) is kept
+            alpha = inner_face_mask((h, w), landmarks)[..., None]
+            big = np.clip(np.rint(alpha * big + (1 - alpha) * patch), 0, 255).astype(np.uint8)
+        return big
+
+
+def inner_face_mask(shape_hw, landmarks: np.ndarray, *, grow: float = 1.25, feather: float = 0.08) -> np.ndarray:
+    """float32 (h, w) in 0..1: the hull of the eyebrows, eyes, nose and mouth (landmarks 17-67), grown by ``grow``
+    about its centre, its edge feathered over ``feather`` x the face size (1 well inside, 0 outside the grown hull)."""
+    lm = np.asarray(landmarks, np.float64)[17:68]
+    centre = lm.mean(0)
+    hull = cv2.convexHull(((lm - centre) * grow + centre).astype(np.float32)).reshape(-1, 2)
+    hard = np.zeros(shape_hw, np.uint8)
+    cv2.fillConvexPoly(hard, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    size = float(np.linalg.norm(np.asarray(landmarks, np.float64)[8] - np.asarray(landmarks, np.float64)[27]))
+    width = max(1.0, feather * size)
+    radius = int(np.ceil(width))
+    inner = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    soft = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigmaX=width / 2.0)
+    return np.minimum(soft, hard.astype(np.float32) / 255.0)
 
 
 _CACHE: dict = {}
@@ -176,14 +206,22 @@ def _deidentifier(weights) -> Deidentifier:
         return _CACHE[key]
 
 
-def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool = False) -> np.ndarray:
+def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool = False, region: str = "face",
+                     contrast: bool = False, sharpen: float = 0.0) -> np.ndarray:
     """``patch`` (uint8 RGB, a face's region of interest) with its face replaced by ``model``.
 
     ``mask`` (bool, the face region), ``landmarks`` (68, 2) in patch pixels; ``weights``:
-    a checkpoint path (None: the shipped one). Pixels outside ``mask`` are for the caller to keep.
+    a checkpoint path (None: the shipped one). ``region``: ``face`` (the whole face region)
+    or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
+    and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
+    to the original face's; ``sharpen``: unsharp-mask amount at the network's pixel scale.
+    Pixels outside ``mask`` are for the caller to keep.
     """
+    if region not in REGIONS:
+        raise BadInputError(f"region={region!r} must be one of {', '.join(REGIONS)}")
     path = shipped_weights(model) if weights is None else Path(weights)
     deid = _deidentifier(path)
     if deid.model != model:
         raise BadInputError(f"{path} holds a {deid.model!r} model, not {model!r}")
-    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=detail)
+    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=detail, region=region, contrast=bool(contrast),
+                sharpen=float(sharpen))

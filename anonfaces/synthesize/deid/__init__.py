@@ -152,7 +152,8 @@ class Deidentifier:
         return ((y.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
 
     def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False,
-                 region: str = "face", contrast: bool = False, sharpen: float = 0.0) -> np.ndarray:
+                 region: str = "face", contrast: bool = False, sharpen: float = 0.0,
+                 sharpen_radius: float = 1.0) -> np.ndarray:
         h, w = patch.shape[:2]
         s = self.size
         small = cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA)
@@ -164,8 +165,8 @@ class Deidentifier:
             big = patch.astype(np.float32) + delta
         else:
             big = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-        if sharpen > 0:  # unsharp mask at the scale of one network pixel
-            sigma = max(0.5, max(w, h) / s)
+        if sharpen > 0:  # unsharp mask at the scale of ``sharpen_radius`` network pixels
+            sigma = max(0.5, sharpen_radius * max(w, h) / s)
             big = big + sharpen * (big - cv2.GaussianBlur(big, (0, 0), sigmaX=sigma))
         big = np.clip(np.rint(big), 0, 255).astype(np.uint8)
         if contrast:  # the face's mean and spread of every Lab channel made the original's
@@ -207,14 +208,14 @@ def _deidentifier(weights) -> Deidentifier:
 
 
 def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool = False, region: str = "face",
-                     contrast: bool = False, sharpen: float = 0.0) -> np.ndarray:
+                     contrast: bool = False, sharpen: float = 0.0, sharpen_radius: float = 1.0) -> np.ndarray:
     """``patch`` (uint8 RGB, a face's region of interest) with its face replaced by ``model``.
 
     ``mask`` (bool, the face region), ``landmarks`` (68, 2) in patch pixels; ``weights``:
     a checkpoint path (None: the shipped one). ``region``: ``face`` (the whole face region)
     or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
     and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
-    to the original face's; ``sharpen``: unsharp-mask amount at the network's pixel scale.
+    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels.
     Pixels outside ``mask`` are for the caller to keep.
     """
     if region not in REGIONS:
@@ -224,4 +225,4 @@ def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail
     if deid.model != model:
         raise BadInputError(f"{path} holds a {deid.model!r} model, not {model!r}")
     return deid(np.ascontiguousarray(patch), mask, landmarks, detail=detail, region=region, contrast=bool(contrast),
-                sharpen=float(sharpen))
+                sharpen=float(sharpen), sharpen_radius=float(sharpen_radius))

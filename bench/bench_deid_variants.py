@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--min-photos", type=int, default=10)
     ap.add_argument("--detector", default="hog", help="the re-detection detector (hog as the sweep; cnn: dlib's MMOD CNN, "
                                                      "a second opinion the structure term was not modelled on)")
+    ap.add_argument("--upsample", type=int, default=1, help="the re-detection's upsampling (1 as the sweep)")
     ap.add_argument("--variants", nargs="+", required=True, help='METHOD or METHOD:{"param": value, ...}')
     args = ap.parse_args()
 
@@ -97,9 +98,9 @@ def main() -> None:
     fisher.fit(crops, ids[order])
     gallery = {"dlib": np.asarray(enc.embeddings, np.float32)[order], "fisherfaces": fisher.embed(crops)}
     g_ids, g_keys = ids[order], enc.paths[order]
-    detector = make_detector(args.detector, upsample=1)
+    detector = make_detector(args.detector, upsample=args.upsample)
     print(json.dumps({"photos": len(photos), "faces": len(enc), "probe_photos": len(probe_photos),
-                      "detector": args.detector, "load_avg_1min": os.getloadavg()[0]}), flush=True)
+                      "detector": args.detector, "upsample": args.upsample, "load_avg_1min": os.getloadavg()[0]}), flush=True)
 
     table = []
     for text, method, params in map(parse_variant, args.variants):

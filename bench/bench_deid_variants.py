@@ -10,7 +10,10 @@ them, on a smaller scale so that many settings fit in a few minutes:
 * ``dlib`` / ``fisherfaces``: identity-level re-identification (the anonymized face's nearest
   face among the *other* original photos of all the subset's people shows the same person);
   Fisherfaces fitted on the originals, as the sweep fits it;
-* ``ssim``: whole-photo SSIM against the original.
+* ``ssim``: whole-photo SSIM against the original;
+* ``tone``: the mean lightness (CIE L, 0..100) of the face region, anonymized minus original, as
+  a mean absolute shift and the share of faces shifted by more than 10 (a skin tone made lighter
+  or darker, which no identity or quality figure above shows).
 
 The probes are the first ``--photos-per-person`` photos of every person with at least
 ``--min-photos`` faces; the gallery is every face of the encodings. Without ``--encodings``
@@ -61,7 +64,10 @@ def main() -> None:
     from anonfaces.evaluate.measure import faces_of
     from anonfaces.evaluate.protocols import identity_reid_hits
     from anonfaces.evaluate.recognizers import make_recognizer
+    import cv2
+
     from anonfaces.synthesize.baselines import apply_baseline
+    from anonfaces.synthesize.blend import face_mask
     from anonfaces.utils.images import read_image
 
     root = Path(args.dataset)
@@ -105,7 +111,7 @@ def main() -> None:
     table = []
     for text, method, params in map(parse_variant, args.variants):
         t0 = time.perf_counter()
-        det, feats, p_ids, p_keys, ssims = [], {"dlib": [], "fisherfaces": []}, [], [], []
+        det, feats, p_ids, p_keys, ssims, tone = [], {"dlib": [], "fisherfaces": []}, [], [], [], []
         for p in probe_photos:
             rows = np.flatnonzero(enc.paths == p)
             image = images[p]
@@ -119,19 +125,26 @@ def main() -> None:
             feats["fisherfaces"].append(fisher.embed(fisher.prepare(out, faces)))
             p_ids.extend(ids[rows]), p_keys.extend(enc.paths[rows])
             ssims.append(quality.ssim(image, out))
+            light = [cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0] for x in (image, out)]
+            for lm in enc.landmarks68[rows]:
+                m = face_mask(image.shape[:2], lm, feather=0) > 0
+                tone.append(float(light[1][m].mean() - light[0][m].mean()) if m.any() else 0.0)
         row = {"setting": text, "faces": len(det), "detected": round(float(np.mean(det)), 3)}
         for name in ("dlib", "fisherfaces"):
             hits = identity_reid_hits(np.concatenate(feats[name]), np.array(p_ids), gallery[name], g_ids,
                                       probe_keys=np.array(p_keys), gallery_keys=g_keys)
             row[name] = round(float(np.nanmean(hits)), 3)
         row["ssim"] = round(float(np.mean(ssims)), 3)
+        row["tone_shift"] = round(float(np.mean(np.abs(tone))), 2)
+        row["tone_over_10"] = round(float(np.mean(np.abs(tone) > 10)), 3)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(row), flush=True)
         table.append(row)
-    print("| setting | faces | detected | dlib | fisherfaces | SSIM |")
-    print("|---|---|---|---|---|---|")
+    print("| setting | faces | detected | dlib | fisherfaces | SSIM | tone shift (share > 10) |")
+    print("|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| `{r['setting']}` | {r['faces']} | {r['detected']:.3f} | {r['dlib']:.3f} | {r['fisherfaces']:.3f} | {r['ssim']:.3f} |")
+        print(f"| `{r['setting']}` | {r['faces']} | {r['detected']:.3f} | {r['dlib']:.3f} | {r['fisherfaces']:.3f} | {r['ssim']:.3f} | "
+              f"{r['tone_shift']:.1f} ({r['tone_over_10']:.3f}) |")
 
 
 if __name__ == "__main__":

@@ -353,7 +353,12 @@ def _init_from_run(path, model: str) -> tuple[dict, dict]:
         raise BadInputError(f"--init {path} is not a training checkpoint: {exc}") from None
     if record.get("model") != model:
         raise BadInputError(f"--init {path} holds a {record.get('model')!r} run, not {model!r}")
-    return {"file": path.name, "steps": int(st["step"]), "init": record.get("init")}, state
+    earlier = None  # what that run itself started from: its inference checkpoint records it
+    if (path.parent / f"{model}.npz").is_file():
+        from anonfaces.synthesize.deid import load_weights
+
+        earlier = load_weights(path.parent / f"{model}.npz")[1].get("init")
+    return {"file": path.name, "steps": int(st["step"]), "init": earlier}, state
 
 
 def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float | None = None, save_every: int = 100,

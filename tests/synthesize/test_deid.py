@@ -189,6 +189,6 @@ def test_init_from_a_runs_checkpoint_takes_the_generator_and_the_discriminators(
                 torch.testing.assert_close(b["state"][part][k], v, msg=f"{part}.{k}")
     assert b["history"][0]["orient"] > 0
     _net, meta = load_weights(tmp_path / "ft" / "d2gan.npz")
-    assert meta["init"] == {"file": "checkpoint.pt", "steps": 2, "init": None}
+    assert meta["init"] == {"file": "checkpoint.pt", "steps": 2, "init": None}  # "first" started from nothing
     with pytest.raises(BadInputError, match="holds a 'd2gan' run"):
         train("inversion", tiny_faces, tmp_path / "inv", steps=1, init=tmp_path / "first" / "checkpoint.pt", **TINY)

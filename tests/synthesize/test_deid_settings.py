@@ -13,7 +13,14 @@ from anonfaces.evaluate import DatasetSubset, read_table
 from anonfaces.pipeline.options import AnonymizeOptions, parse_methods
 from anonfaces.synthesize.baselines import apply_baseline
 from anonfaces.synthesize.blend import face_mask
-from anonfaces.synthesize.deid import inner_face_mask
+from anonfaces.synthesize.deid import (
+    INFERENCE_DEFAULTS,
+    inference_settings,
+    inner_face_mask,
+    load_weights,
+    shipped_weights,
+    with_inference_settings,
+)
 from anonfaces.utils.images import read_image
 
 
@@ -44,13 +51,13 @@ def test_contrast_matches_the_face_statistics_and_sharpen_adds_detail(sample_dir
 
     image, lms = _face(sample_dir, sample_encodings, 3)
     mask = face_mask(image.shape[:2], lms[0], feather=0) > 0
-    plain = apply_baseline(image, "d2gan", lms[:1])
-    matched = apply_baseline(image, "d2gan", lms[:1], contrast=True)
+    plain = apply_baseline(image, "d2gan", lms[:1], contrast=False, sharpen=0.0)
+    matched = apply_baseline(image, "d2gan", lms[:1], contrast=True, sharpen=0.0)
     lab = [cv2.cvtColor(x, cv2.COLOR_RGB2LAB)[mask].astype(float) for x in (image, plain, matched)]
     spread = [x[:, 0].std() for x in lab]
     assert abs(spread[2] - spread[0]) < abs(spread[1] - spread[0]), spread  # the lightness spread moved to the original's
     assert abs(lab[2][:, 0].mean() - lab[0][:, 0].mean()) < 3
-    sharp = apply_baseline(image, "d2gan", lms[:1], sharpen=2.0)
+    sharp = apply_baseline(image, "d2gan", lms[:1], contrast=False, sharpen=2.0)
     lap = [np.abs(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_64F))[mask].mean() for x in (plain, sharp)]
     assert lap[1] > 1.2 * lap[0], lap
 
@@ -107,3 +114,19 @@ def test_orientation_field_tells_horizontal_from_vertical_edges():
     assert fh.shape == (1, 3, 4, 4)
     assert (fh[:, 1] < -0.5 * fh[:, 0]).all() and (fv[:, 1] > 0.5 * fv[:, 0]).all()  # cos 2t: -1 across, +1 along
     assert fh[:, 2].abs().max() < 1e-3 and fv[:, 2].abs().max() < 1e-3
+
+
+def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_them(sample_dir, sample_encodings, tmp_path):
+    assert inference_settings(shipped_weights("inversion")) == INFERENCE_DEFAULTS
+    shipped = inference_settings(shipped_weights("d2gan"))
+    assert shipped["contrast"] is True and shipped["sharpen"] == 1.0  # the settings the d2gan targets were measured with
+    copy = tmp_path / "d2gan.npz"
+    assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0}
+    net, meta = load_weights(copy)
+    assert meta["steps"] == load_weights(shipped_weights("d2gan"))[1]["steps"]
+    image, lms = _face(sample_dir, sample_encodings, 3)
+    by_default = apply_baseline(image, "d2gan", lms, weights=str(copy))
+    np.testing.assert_array_equal(by_default, apply_baseline(image, "d2gan", lms, contrast=True, sharpen=0.0))
+    assert np.abs(by_default.astype(int) - apply_baseline(image, "d2gan", lms, weights=str(copy), contrast=False)).max() > 10
+    with pytest.raises(BadInputError, match="unknown inference setting"):
+        with_inference_settings(shipped_weights("d2gan"), tmp_path / "x.npz", blur=1)

@@ -47,6 +47,8 @@ from anonfaces.utils.atomic import atomic_write_bytes
 MODELS = ("inversion", "d2gan")
 #: where the network's face goes: the whole face region, or only the inner face (`inner_face_mask`)
 REGIONS = ("face", "inner")
+#: inference settings when neither the caller nor the checkpoint's ``inference`` record gives one
+INFERENCE_DEFAULTS = {"detail": False, "region": "face", "contrast": False, "sharpen": 0.0, "sharpen_radius": 1.0}
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FORMAT = "anonfaces-deid/1"
 #: torch threads while a face goes through a network: a 64 px face is too small to share out
@@ -54,8 +56,8 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "REGIONS", "deidentify_patch", "inner_face_mask", "landmark_heatmap", "load_weights",
-           "make_input", "save_weights", "shipped_weights"]
+__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "REGIONS", "deidentify_patch", "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights",
+           "make_input", "save_weights", "shipped_weights", "with_inference_settings"]
 
 
 def shipped_weights(model: str) -> Path:
@@ -133,6 +135,8 @@ class Deidentifier:
         self.net, self.settings = load_weights(weights)
         self.model = self.settings["model"]
         self.size = int(self.settings["size"])
+        self.inference = {**INFERENCE_DEFAULTS, **{k: v for k, v in self.settings.get("inference", {}).items()
+                                                   if k in INFERENCE_DEFAULTS}}
 
     def crops(self, patches, masks, landmarks):
         """Network outputs (N, S, S, 3) float 0..255 for uint8 patches already resized to S (for tests/benches)."""
@@ -207,8 +211,9 @@ def _deidentifier(weights) -> Deidentifier:
         return _CACHE[key]
 
 
-def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool = False, region: str = "face",
-                     contrast: bool = False, sharpen: float = 0.0, sharpen_radius: float = 1.0) -> np.ndarray:
+def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool | None = None,
+                     region: str | None = None, contrast: bool | None = None, sharpen: float | None = None,
+                     sharpen_radius: float | None = None) -> np.ndarray:
     """``patch`` (uint8 RGB, a face's region of interest) with its face replaced by ``model``.
 
     ``mask`` (bool, the face region), ``landmarks`` (68, 2) in patch pixels; ``weights``:
@@ -216,13 +221,34 @@ def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail
     or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
     and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
     to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels.
+    A setting left None takes the checkpoint's own default (`inference_settings`).
     Pixels outside ``mask`` are for the caller to keep.
     """
-    if region not in REGIONS:
-        raise BadInputError(f"region={region!r} must be one of {', '.join(REGIONS)}")
     path = shipped_weights(model) if weights is None else Path(weights)
     deid = _deidentifier(path)
     if deid.model != model:
         raise BadInputError(f"{path} holds a {deid.model!r} model, not {model!r}")
-    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=detail, region=region, contrast=bool(contrast),
-                sharpen=float(sharpen), sharpen_radius=float(sharpen_radius))
+    given = {"detail": detail, "region": region, "contrast": contrast, "sharpen": sharpen, "sharpen_radius": sharpen_radius}
+    st = {**deid.inference, **{k: v for k, v in given.items() if v is not None}}
+    if st["region"] not in REGIONS:
+        raise BadInputError(f"region={st['region']!r} must be one of {', '.join(REGIONS)}")
+    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=bool(st["detail"]), region=st["region"],
+                contrast=bool(st["contrast"]), sharpen=float(st["sharpen"]), sharpen_radius=float(st["sharpen_radius"]))
+
+
+def inference_settings(weights) -> dict:
+    """The inference settings a checkpoint uses when the caller gives none: `INFERENCE_DEFAULTS` updated by
+    the checkpoint's own ``inference`` record (see `with_inference_settings`)."""
+    return dict(_deidentifier(Path(weights)).inference)
+
+
+def with_inference_settings(src, dest, **settings) -> dict:
+    """Copy checkpoint ``src`` to ``dest`` with ``settings`` (names of `INFERENCE_DEFAULTS`) as its own defaults."""
+    unknown = sorted(set(settings) - set(INFERENCE_DEFAULTS))
+    if unknown:
+        raise BadInputError(f"unknown inference setting(s) {', '.join(unknown)}; valid: {', '.join(INFERENCE_DEFAULTS)}")
+    net, meta = load_weights(src)
+    meta = {k: v for k, v in meta.items() if k != "format"}
+    meta["inference"] = {**meta.get("inference", {}), **settings}
+    save_weights(dest, net, meta)
+    return meta["inference"]

@@ -19,7 +19,11 @@ checkpoints); the network's output is resized back and put into the photo
 inside the face region only (with ``detail=True`` the photo's own detail finer
 than the network's resolution is kept instead: the network's low-resolution
 change is added to the original pixels; measured on LFW it keeps more identity,
-so the default is False). Pixels outside the face region never change.
+so the default is False). Further inference settings: ``region`` (``inner``: only the
+eyebrows-eyes-nose-mouth hull changes), ``contrast`` (the face's Lab mean and spread made
+the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask). A checkpoint may carry
+its own defaults for them (``settings["inference"]``, `with_inference_settings`; the
+shipped d2gan: ``contrast=True, sharpen=1.0``). Pixels outside the face region never change.
 
 Checkpoints (``weights/<model>.npz``): the tensors as plain arrays plus the
 settings as a JSON string, read with ``numpy.load(allow_pickle=False)`` (no pickled

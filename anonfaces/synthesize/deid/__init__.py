@@ -23,7 +23,7 @@ so the default is False). Further inference settings: ``region`` (``inner``: onl
 eyebrows-eyes-nose-mouth hull changes), ``contrast`` (the face's Lab mean and spread made
 the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask). A checkpoint may carry
 its own defaults for them (``settings["inference"]``, `with_inference_settings`; the
-shipped d2gan: ``contrast=True, sharpen=1.0``). Pixels outside the face region never change.
+shipped d2gan: ``contrast=True, sharpen=1.25``). Pixels outside the face region never change.
 
 Checkpoints (``weights/<model>.npz``): the tensors as plain arrays plus the
 settings as a JSON string, read with ``numpy.load(allow_pickle=False)`` (no pickled

@@ -60,8 +60,9 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "REGIONS", "deidentify_patch", "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights",
-           "make_input", "save_weights", "shipped_weights", "with_inference_settings"]
+__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
+           "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights", "make_input", "save_weights",
+           "shipped_weights", "with_inference_settings"]
 
 
 def shipped_weights(model: str) -> Path:
@@ -255,4 +256,6 @@ def with_inference_settings(src, dest, **settings) -> dict:
     meta = {k: v for k, v in meta.items() if k != "format"}
     meta["inference"] = {**meta.get("inference", {}), **settings}
     save_weights(dest, net, meta)
+    with _LOCK:  # a model loaded from ``dest`` before is stale now
+        _CACHE.pop(str(Path(dest).resolve()), None)
     return meta["inference"]

@@ -58,14 +58,14 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", required=True, help='METHOD or METHOD:{"param": value, ...}')
     args = ap.parse_args()
 
+    import cv2
+
     from anonfaces.detect import make_detector
     from anonfaces.encode.encodings import Encodings
     from anonfaces.evaluate import detectability, quality
     from anonfaces.evaluate.measure import faces_of
     from anonfaces.evaluate.protocols import identity_reid_hits
     from anonfaces.evaluate.recognizers import make_recognizer
-    import cv2
-
     from anonfaces.synthesize.baselines import apply_baseline
     from anonfaces.synthesize.blend import face_mask
     from anonfaces.utils.images import read_image

@@ -122,7 +122,7 @@ def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_th
     assert shipped["contrast"] is True and shipped["sharpen"] == 1.25  # the settings the d2gan targets were measured with
     copy = tmp_path / "d2gan.npz"
     assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0}
-    net, meta = load_weights(copy)
+    _net, meta = load_weights(copy)
     assert meta["steps"] == load_weights(shipped_weights("d2gan"))[1]["steps"]
     image, lms = _face(sample_dir, sample_encodings, 3)
     by_default = apply_baseline(image, "d2gan", lms, weights=str(copy))

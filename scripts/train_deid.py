@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop (checkpointed) after this much wall time")
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: share the machine)")
-    ap.add_argument("--init", default=None, help="start from this inference checkpoint (<model>.npz of an earlier run)")
+    ap.add_argument("--init", default=None,
+                    help="start from this inference checkpoint (<model>.npz of an earlier run) or an earlier run's "
+                         "checkpoint.pt (generator and discriminators)")
     ap.add_argument("--encoder", choices=["mobilenetv2", "resnet"], default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

@@ -66,7 +66,8 @@ def _methods(ctx, param, value):
 @click.option("--methods", default="ksame:morph,ksame:pixel,blur,pixelate,closing,blocking", show_default=True,
               callback=_methods,
               help="Sweep: comma-separated ksame:<synth> and one-face-per-face methods (blur, pixelate, mask, closing, blocking, "
-                   "and the learned inversion, d2gan); "
+                   "and the learned inversion, d2gan), a method's settings after its name (d2gan:detail=true:sharpen=1.5: "
+                   "one sweep can compare settings); "
                    "'none' (the originals) is always added.")
 @k_option(many=True, default="2,3,5,10,20", help="Sweep: comma-separated k values (integers >= 2) for the ksame methods.")
 @click.option("--recognizers", default="dlib,eigenfaces,fisherfaces,lbp", show_default=True,

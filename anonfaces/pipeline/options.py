@@ -86,13 +86,34 @@ def _check_int(name: str, value, low: int, *, optional: bool = False) -> None:
         raise BadInputError(f"{name}={value!r} must be {'None or ' if optional else ''}an integer >= {low}")
 
 
+def parse_value(text: str):
+    """A setting's value written on a command line: int, float, true/false, none, else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text.strip())
+        except ValueError:
+            pass
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method of the sweep: ``ksame:<synth>`` (uses k), a baseline name, or ``none``."""
+    """A method of the sweep: ``ksame:<synth>`` (uses k), a baseline name, or ``none``.
+
+    A baseline may carry settings (``params``, name-value pairs), written
+    ``d2gan:detail=true:region=inner``; the whole spec is then its name (the
+    ``method`` column of metrics.csv), so one sweep compares settings of a method.
+    """
 
     name: str
     method: str
     synth: str | None = None
+    params: tuple = ()
 
     @property
     def uses_k(self) -> bool:
@@ -104,7 +125,11 @@ class MethodSpec:
 
 
 def parse_methods(specs) -> list[MethodSpec]:
-    """``["ksame:morph", "blur", ...]`` (or one comma-separated string) -> `MethodSpec` list, validated."""
+    """``["ksame:morph", "blur", "d2gan:detail=true", ...]`` (or one comma-separated string) -> `MethodSpec` list, validated.
+
+    A baseline's settings follow its name, each ``:NAME=VALUE`` (values as `parse_value` reads them);
+    they are checked with the method's own checks when the sweep builds its options.
+    """
     from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
     from anonfaces.synthesize.baselines import BASELINES
 
@@ -118,8 +143,16 @@ def parse_methods(specs) -> list[MethodSpec]:
                 load_optional_synthesizers()
             SYNTHESIZERS.get(synth)  # refuses unknown names with the valid ones
             out.append(MethodSpec(f"{KSAME}:{synth}", KSAME, synth))
-        elif spec in BASELINES:
-            out.append(MethodSpec(spec, spec))
+        elif spec.partition(":")[0] in BASELINES:
+            method, _, rest = spec.partition(":")
+            params = {}
+            for item in filter(None, rest.split(":")):
+                key, sep, value = item.partition("=")
+                if not sep or not key.strip():
+                    raise BadInputError(f"method {spec!r}: {item!r} is not a setting NAME=VALUE (write {method}:NAME=VALUE:NAME=VALUE)")
+                params[key.strip()] = parse_value(value)
+            name = ":".join([method, *(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items())])
+            out.append(MethodSpec(name, method, params=tuple(params.items())))
         else:
             valid = [f"{KSAME}:<synth>", *BASELINES.names(), NONE]
             raise BadInputError(f"unknown method {spec!r}; valid: {', '.join(valid)} (synthesizers: {', '.join(SYNTHESIZERS.names())})")

@@ -59,6 +59,13 @@ from anonfaces.utils.parallel import WorkerPool, pool_for
 log = logging.getLogger(__name__)
 
 
+def _with_spec_params(params: dict, spec: MethodSpec) -> dict:
+    """The anonymization settings of one sweep method: its own settings (``d2gan:detail=true``) over ``method_params``."""
+    if not spec.params:
+        return params
+    return {**params, "method_params": {**dict(params.get("method_params") or {}), **dict(spec.params)}}
+
+
 def cached_encodings(dataset, cache_dir, *, encodings=None, detector="hog", upsample=1, jobs=None, progress=True,
                      pool: WorkerPool | None = None):
     """The dataset's dlib encodings: ``encodings`` if given, else ``cache_dir/encodings.npz`` (made when stale)."""
@@ -136,7 +143,8 @@ def evaluate_dataset(
         run.json and names the dataset in metrics.csv (``lfw[people=60,...]``).
     methods : list of str or str
         ``ksame:<synth>`` (``ksame:morph``, ``ksame:pixel``, ...), baselines
-        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``, ``inversion``, ``d2gan``) and ``none``
+        (``blur``, ``pixelate``, ``mask``, ``closing``, ``blocking``, ``inversion``, ``d2gan``; a baseline's
+        settings after its name, ``d2gan:detail=true:region=inner``, override ``method_params``) and ``none``
         (the originals, the reference; always added).
     ks : list of int or str
         k values for the ksame methods (baselines have no k and run once).
@@ -185,7 +193,7 @@ def evaluate_dataset(
     # faces the encodings do not hold) and no safety net (the attacks measure what it would catch)
     params = {"names": "keep", "no_face": "copy", "second_pass": False, "safety_net": False, **dict(anonymize_params or {})}
     run_options = {(s.name, k): AnonymizeOptions.from_flat(method=s.method, k=k, synth=s.synth or "morph", random_state=random_state,
-                                                          **params)
+                                                          **_with_spec_params(params, s))
                    for s in specs if s.name != NONE for k in (k_values if s.uses_k else [None])}
     cluster_options = {k: ClusterOptions(algo=algo, k=k, unit=unit, random_state=random_state) for k in k_values}
     if isinstance(subset, dict):

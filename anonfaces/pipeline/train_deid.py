@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "encoder": "mobilenetv2", "width": 0.5, "decoder_channels": [48, 32, 24, 16], "size": 64,
     "batch": 16, "lr": 2e-3, "lr_d": 1e-3, "margin": 0.1, "w_low": 10.0, "w_mid": 2.0, "w_ctx": 1.0, "w_id": 2.0,
-    "w_adv": 0.05, "w_grad": 5.0, "critic_blur": 1.0, "w_hf": 0.0, "hf_blur": 1.5, "w_chroma": 0.0, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
+    "w_adv": 0.05, "w_grad": 5.0, "critic_blur": 1.0, "w_hf": 0.0, "hf_blur": 1.5, "w_chroma": 0.0,
+    "w_orient": 0.0, "orient_cell": 4, "alpha": 0.2, "beta": 0.1, "forehead": 0.15, "roi_margin": 0.3,
 }
 SETTING_NAMES = sorted(DEFAULTS)
 
@@ -155,6 +156,28 @@ def _gradient_energy(x):
     return (dx + dy).sum(1, keepdim=True)
 
 
+def _orientation_field(x, cell: int):
+    """Where the edges run, per ``cell`` x ``cell`` px cell: (N, 3, S/cell, S/cell).
+
+    The grey image's Sobel gradient (gx, gy) as the doubled-angle vector
+    (gx^2 - gy^2, 2 gx gy) / |g| = |g| (cos 2t, sin 2t) (an edge and its opposite
+    count the same, as in an unsigned orientation histogram) beside |g|, averaged
+    over each cell: the coarse oriented-edge layout a HOG face detector looks at
+    (eyes and mouth as horizontal edges, the nose and the cheeks' outline as vertical
+    ones), without the pixel values.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    g = x.mean(1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype).view(1, 1, 3, 3) / 8
+    gp = F.pad(g, (1, 1, 1, 1), mode="replicate")
+    gx, gy = F.conv2d(gp, kx), F.conv2d(gp, kx.transpose(2, 3))
+    mag = torch.sqrt(gx * gx + gy * gy + 1e-6)
+    field = torch.cat([mag, (gx * gx - gy * gy) / mag, 2 * gx * gy / mag], 1)
+    return F.avg_pool2d(field, int(cell))
+
+
 def _chroma(x):
     """The two colour-difference channels (R - G, B - G) of (N, 3, S, S)."""
     import torch
@@ -255,6 +278,8 @@ class _Run:
         hf = F.l1_loss(out - _blur(out, s["hf_blur"]), x - _blur(x, s["hf_blur"])) if s["w_hf"] else out.new_zeros(())
         chroma = (F.l1_loss(F.avg_pool2d(_chroma(out), 4), F.avg_pool2d(_chroma(x), 4)) if s["w_chroma"]
                   else out.new_zeros(()))
+        orient = (F.l1_loss(_orientation_field(out, s["orient_cell"]), _orientation_field(x, s["orient_cell"]))
+                  if s["w_orient"] else out.new_zeros(()))
         if s["critic_blur"] > 0:  # the critic sees both faces blurred: no gain from fine adversarial patterns
             with torch.no_grad():
                 target = self.critic(_to_critic(_blur(x, s["critic_blur"])))
@@ -264,14 +289,14 @@ class _Run:
         dist = torch.linalg.vector_norm(self.critic(_to_critic(seen)) - target, dim=1)
         ident = F.relu(0.6 + s["margin"] - dist).mean()
         total = s["w_low"] * low + s["w_mid"] * mid + s["w_ctx"] * ctx + s["w_grad"] * grad + s["w_id"] * ident
-        total = total + s["w_hf"] * hf + s["w_chroma"] * chroma
+        total = total + s["w_hf"] * hf + s["w_chroma"] * chroma + s["w_orient"] * orient
         if self.discs:
             total = total + s["w_adv"] * adv
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
         losses.update({k: float(v.detach()) for k, v in (("total", total), ("low", low), ("mid", mid), ("ctx", ctx), ("grad", grad),
-                                                         ("hf", hf), ("chroma", chroma),
+                                                         ("hf", hf), ("chroma", chroma), ("orient", orient),
                                                          ("id", ident), ("dist", dist.mean()))})
         losses["passed"] = float((dist.detach() > 0.6).float().mean())
         return losses
@@ -295,7 +320,7 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("total", "low", "mid", "ctx", "grad", "hf", "chroma", "id", "adv", "d", "passed")
+    keys = [k for k in ("total", "low", "mid", "ctx", "grad", "hf", "chroma", "orient", "id", "adv", "d", "passed")
             if any(r.get(k) for r in history)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     steps = np.array([r["step"] for r in history])
@@ -314,6 +339,28 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _init_from_run(path, model: str) -> tuple[dict, dict]:
+    """``(provenance, model state)`` of an earlier run's ``checkpoint.pt`` (read with ``weights_only=True``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"--init {path} not found")
+    try:
+        st = torch.load(path, weights_only=True)
+        record, state = st["record"], st["state"]
+    except (RuntimeError, KeyError, TypeError, OSError) as exc:
+        raise BadInputError(f"--init {path} is not a training checkpoint: {exc}") from None
+    if record.get("model") != model:
+        raise BadInputError(f"--init {path} holds a {record.get('model')!r} run, not {model!r}")
+    earlier = None  # what that run itself started from: its inference checkpoint records it
+    if (path.parent / f"{model}.npz").is_file():
+        from anonfaces.synthesize.deid import load_weights
+
+        earlier = load_weights(path.parent / f"{model}.npz")[1].get("init")
+    return {"file": path.name, "steps": int(st["step"]), "init": earlier}, state
+
+
 def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float | None = None, save_every: int = 100,
           threads: int = 1, progress: bool = True, init=None, **settings) -> dict:
     """Train (or resume) ``model`` (inversion | d2gan) on prepared faces; returns a summary.
@@ -321,7 +368,8 @@ def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float |
     ``out`` holds the run (settings.json, checkpoint.pt, losses.csv, losses.png, <model>.npz).
     A run in ``out`` with a checkpoint is resumed up to ``steps`` (its settings must match).
     ``minutes`` stops early (checkpointed) after that much wall time. ``init``: an inference
-    checkpoint (``<model>.npz`` of an earlier run) to start the generator from (fine-tuning).
+    checkpoint (``<model>.npz`` of an earlier run) to start the generator from (fine-tuning), or an earlier
+    run's ``checkpoint.pt`` (generator and discriminators; the optimisers start afresh).
     """
     import torch
     from tqdm import tqdm
@@ -358,14 +406,21 @@ def train(model: str, faces, out, *, steps: int, seed: int = 0, minutes: float |
         log.info("resuming %s at step %d", out, start)
     init_meta = None
     if init:
-        from anonfaces.synthesize.deid import load_weights
+        if Path(init).suffix == ".pt":  # an earlier run's training checkpoint: the generator and the discriminators
+            init_meta, state = _init_from_run(init, model)
+            if not start:
+                run.net.load_state_dict(state["net"])
+                for name, disc in zip(("d1", "d2"), run.discs):
+                    disc.load_state_dict(state[name])
+        else:
+            from anonfaces.synthesize.deid import load_weights
 
-        net, meta = load_weights(init)
-        if meta["model"] != model:
-            raise BadInputError(f"--init {init} holds a {meta['model']!r} model, not {model!r}")
-        init_meta = {"file": Path(init).name, "steps": meta["steps"], "init": meta.get("init")}
-        if not start:
-            run.net.load_state_dict(net.state_dict())
+            net, meta = load_weights(init)
+            if meta["model"] != model:
+                raise BadInputError(f"--init {init} holds a {meta['model']!r} model, not {model!r}")
+            init_meta = {"file": Path(init).name, "steps": meta["steps"], "init": meta.get("init")}
+            if not start:
+                run.net.load_state_dict(net.state_dict())
     atomic_write_text(out / "settings.json", json.dumps({**record, "steps": steps}, indent=2, sort_keys=True) + "\n")
     t0 = time.monotonic()
     n = len(data["crops"])

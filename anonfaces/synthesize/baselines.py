@@ -21,8 +21,10 @@ blocking     blocking & merging: square blocks of ``block`` (x face size) are
              the original pixels at up to ``orb_features`` ORB keypoints
              (disks of ``keypoint_radius`` px) are put back
 inversion    CNN feature inversion (`anonfaces.synthesize.deid`): ``weights``
-             (a checkpoint; default the shipped one), ``detail`` (default
-             false; true keeps the photo's detail finer than 64 px)
+             (a checkpoint; default the shipped one), ``detail`` (true keeps
+             the photo's detail finer than 64 px), ``region`` (face | inner),
+             ``contrast``, ``sharpen``, ``sharpen_radius``; unset: the
+             checkpoint's own defaults (docs/deid.md)
 d2gan        the D2GAN generator (`anonfaces.synthesize.deid`), same settings
 ============ ===================================================================
 
@@ -136,16 +138,25 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
 
 
 def _deid(model):
-    def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail: bool = False):
+    def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail=None, region=None, contrast=None,
+               sharpen=None, sharpen_radius=None):
         from anonfaces.synthesize.deid import deidentify_patch
 
-        if not isinstance(detail, (bool, np.bool_)):
-            raise BadInputError(f"detail={detail!r} must be true or false")
+        for name, value in (("detail", detail), ("contrast", contrast)):
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise BadInputError(f"{name}={value!r} must be true or false")
+        if sharpen is not None and (isinstance(sharpen, bool) or not isinstance(sharpen, (int, float, np.number))
+                                    or not 0 <= sharpen <= 5):
+            raise BadInputError(f"sharpen={sharpen!r} must be a number in [0, 5]")
+        if sharpen_radius is not None and (isinstance(sharpen_radius, bool) or not isinstance(sharpen_radius, (int, float, np.number))
+                                           or not 0.25 <= sharpen_radius <= 8):
+            raise BadInputError(f"sharpen_radius={sharpen_radius!r} must be a number in [0.25, 8] (network pixels)")
         if weights is not None and not isinstance(weights, str):
             raise BadInputError(f"weights={weights!r} must be a checkpoint path")
         if landmarks is None:
             raise BadInputError(f"the {model} method needs the face's landmarks")
-        return deidentify_patch(model, patch, mask, landmarks, weights=weights, detail=bool(detail))
+        return deidentify_patch(model, patch, mask, landmarks, weights=weights, detail=detail, region=region,
+                                contrast=contrast, sharpen=sharpen, sharpen_radius=sharpen_radius)
 
     method.__name__ = model
     method.__doc__ = f"The learned {model} de-identifier (`anonfaces.synthesize.deid`), one new face per face."

@@ -172,3 +172,23 @@ def test_real_faces_change_inside_the_face_only_and_move_past_dlibs_threshold(sa
             moved.append(float(np.linalg.norm(before - after)))
     assert found >= 10, f"{model}: a face is found in only {found} of 12 de-identified photos"
     assert np.median(moved) > 0.5, f"{model}: dlib distances to the original {np.round(moved, 2)}"
+
+
+def test_init_from_a_runs_checkpoint_takes_the_generator_and_the_discriminators(tiny_faces, tmp_path):
+    from anonfaces.pipeline.train_deid import train
+
+    train("d2gan", tiny_faces, tmp_path / "first", steps=2, seed=0, save_every=2, progress=False, **TINY)
+    # learning rates 0: the fine-tuning run's weights stay the ones it started from; w_orient exercises the structure term
+    train("d2gan", tiny_faces, tmp_path / "ft", steps=1, seed=1, progress=False, init=tmp_path / "first" / "checkpoint.pt",
+          lr=0.0, lr_d=0.0, w_orient=10.0, **TINY)
+    a = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=True)
+    for part in ("net", "d1", "d2"):
+        for k, v in a["state"][part].items():
+            if v.is_floating_point() and "running" not in k and not k.endswith(("_u", "_v")):  # statistics, power iteration
+                torch.testing.assert_close(b["state"][part][k], v, msg=f"{part}.{k}")
+    assert b["history"][0]["orient"] > 0
+    _net, meta = load_weights(tmp_path / "ft" / "d2gan.npz")
+    assert meta["init"] == {"file": "checkpoint.pt", "steps": 2, "init": None}  # "first" started from nothing
+    with pytest.raises(BadInputError, match="holds a 'd2gan' run"):
+        train("inversion", tiny_faces, tmp_path / "inv", steps=1, init=tmp_path / "first" / "checkpoint.pt", **TINY)

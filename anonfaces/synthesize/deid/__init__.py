@@ -19,7 +19,11 @@ checkpoints); the network's output is resized back and put into the photo
 inside the face region only (with ``detail=True`` the photo's own detail finer
 than the network's resolution is kept instead: the network's low-resolution
 change is added to the original pixels; measured on LFW it keeps more identity,
-so the default is False). Pixels outside the face region never change.
+so the default is False). Further inference settings: ``region`` (``inner``: only the
+eyebrows-eyes-nose-mouth hull changes), ``contrast`` (the face's Lab mean and spread made
+the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask). A checkpoint may carry
+its own defaults for them (``settings["inference"]``, `with_inference_settings`; the
+shipped d2gan: ``contrast=True, sharpen=1.25``). Pixels outside the face region never change.
 
 Checkpoints (``weights/<model>.npz``): the tensors as plain arrays plus the
 settings as a JSON string, read with ``numpy.load(allow_pickle=False)`` (no pickled
@@ -45,6 +49,10 @@ from anonfaces.errors import BadInputError
 from anonfaces.utils.atomic import atomic_write_bytes
 
 MODELS = ("inversion", "d2gan")
+#: where the network's face goes: the whole face region, or only the inner face (`inner_face_mask`)
+REGIONS = ("face", "inner")
+#: inference settings when neither the caller nor the checkpoint's ``inference`` record gives one
+INFERENCE_DEFAULTS = {"detail": False, "region": "face", "contrast": False, "sharpen": 0.0, "sharpen_radius": 1.0}
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FORMAT = "anonfaces-deid/1"
 #: torch threads while a face goes through a network: a 64 px face is too small to share out
@@ -52,8 +60,9 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["MODELS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch", "landmark_heatmap", "load_weights",
-           "make_input", "save_weights", "shipped_weights"]
+__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
+           "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights", "make_input", "save_weights",
+           "shipped_weights", "with_inference_settings"]
 
 
 def shipped_weights(model: str) -> Path:
@@ -131,6 +140,8 @@ class Deidentifier:
         self.net, self.settings = load_weights(weights)
         self.model = self.settings["model"]
         self.size = int(self.settings["size"])
+        self.inference = {**INFERENCE_DEFAULTS, **{k: v for k, v in self.settings.get("inference", {}).items()
+                                                   if k in INFERENCE_DEFAULTS}}
 
     def crops(self, patches, masks, landmarks):
         """Network outputs (N, S, S, 3) float 0..255 for uint8 patches already resized to S (for tests/benches)."""
@@ -149,7 +160,9 @@ class Deidentifier:
                 torch.set_num_threads(prev)
         return ((y.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
 
-    def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False) -> np.ndarray:
+    def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False,
+                 region: str = "face", contrast: bool = False, sharpen: float = 0.0,
+                 sharpen_radius: float = 1.0) -> np.ndarray:
         h, w = patch.shape[:2]
         s = self.size
         small = cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA)
@@ -161,7 +174,34 @@ class Deidentifier:
             big = patch.astype(np.float32) + delta
         else:
             big = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-        return np.clip(np.rint(big), 0, 255).astype(np.uint8)
+        if sharpen > 0:  # unsharp mask at the scale of ``sharpen_radius`` network pixels
+            sigma = max(0.5, sharpen_radius * max(w, h) / s)
+            big = big + sharpen * (big - cv2.GaussianBlur(big, (0, 0), sigmaX=sigma))
+        big = np.clip(np.rint(big), 0, 255).astype(np.uint8)
+        if contrast:  # the face's mean and spread of every Lab channel made the original's
+            from anonfaces.synthesize.blend import match_colors
+
+            big = match_colors(big, patch, mask, mode="lab")
+        if region == "inner":  # only the inner face changes; the original's outline (cheeks, jaw) is kept
+            alpha = inner_face_mask((h, w), landmarks)[..., None]
+            big = np.clip(np.rint(alpha * big + (1 - alpha) * patch), 0, 255).astype(np.uint8)
+        return big
+
+
+def inner_face_mask(shape_hw, landmarks: np.ndarray, *, grow: float = 1.25, feather: float = 0.08) -> np.ndarray:
+    """float32 (h, w) in 0..1: the hull of the eyebrows, eyes, nose and mouth (landmarks 17-67), grown by ``grow``
+    about its centre, its edge feathered over ``feather`` x the face size (1 well inside, 0 outside the grown hull)."""
+    lm = np.asarray(landmarks, np.float64)[17:68]
+    centre = lm.mean(0)
+    hull = cv2.convexHull(((lm - centre) * grow + centre).astype(np.float32)).reshape(-1, 2)
+    hard = np.zeros(shape_hw, np.uint8)
+    cv2.fillConvexPoly(hard, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    size = float(np.linalg.norm(np.asarray(landmarks, np.float64)[8] - np.asarray(landmarks, np.float64)[27]))
+    width = max(1.0, feather * size)
+    radius = int(np.ceil(width))
+    inner = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    soft = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigmaX=width / 2.0)
+    return np.minimum(soft, hard.astype(np.float32) / 255.0)
 
 
 _CACHE: dict = {}
@@ -176,14 +216,46 @@ def _deidentifier(weights) -> Deidentifier:
         return _CACHE[key]
 
 
-def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool = False) -> np.ndarray:
+def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool | None = None,
+                     region: str | None = None, contrast: bool | None = None, sharpen: float | None = None,
+                     sharpen_radius: float | None = None) -> np.ndarray:
     """``patch`` (uint8 RGB, a face's region of interest) with its face replaced by ``model``.
 
     ``mask`` (bool, the face region), ``landmarks`` (68, 2) in patch pixels; ``weights``:
-    a checkpoint path (None: the shipped one). Pixels outside ``mask`` are for the caller to keep.
+    a checkpoint path (None: the shipped one). ``region``: ``face`` (the whole face region)
+    or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
+    and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
+    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels.
+    A setting left None takes the checkpoint's own default (`inference_settings`).
+    Pixels outside ``mask`` are for the caller to keep.
     """
     path = shipped_weights(model) if weights is None else Path(weights)
     deid = _deidentifier(path)
     if deid.model != model:
         raise BadInputError(f"{path} holds a {deid.model!r} model, not {model!r}")
-    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=detail)
+    given = {"detail": detail, "region": region, "contrast": contrast, "sharpen": sharpen, "sharpen_radius": sharpen_radius}
+    st = {**deid.inference, **{k: v for k, v in given.items() if v is not None}}
+    if st["region"] not in REGIONS:
+        raise BadInputError(f"region={st['region']!r} must be one of {', '.join(REGIONS)}")
+    return deid(np.ascontiguousarray(patch), mask, landmarks, detail=bool(st["detail"]), region=st["region"],
+                contrast=bool(st["contrast"]), sharpen=float(st["sharpen"]), sharpen_radius=float(st["sharpen_radius"]))
+
+
+def inference_settings(weights) -> dict:
+    """The inference settings a checkpoint uses when the caller gives none: `INFERENCE_DEFAULTS` updated by
+    the checkpoint's own ``inference`` record (see `with_inference_settings`)."""
+    return dict(_deidentifier(Path(weights)).inference)
+
+
+def with_inference_settings(src, dest, **settings) -> dict:
+    """Copy checkpoint ``src`` to ``dest`` with ``settings`` (names of `INFERENCE_DEFAULTS`) as its own defaults."""
+    unknown = sorted(set(settings) - set(INFERENCE_DEFAULTS))
+    if unknown:
+        raise BadInputError(f"unknown inference setting(s) {', '.join(unknown)}; valid: {', '.join(INFERENCE_DEFAULTS)}")
+    net, meta = load_weights(src)
+    meta = {k: v for k, v in meta.items() if k != "format"}
+    meta["inference"] = {**meta.get("inference", {}), **settings}
+    save_weights(dest, net, meta)
+    with _LOCK:  # a model loaded from ``dest`` before is stale now
+        _CACHE.pop(str(Path(dest).resolve()), None)
+    return meta["inference"]

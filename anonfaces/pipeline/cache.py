@@ -53,6 +53,29 @@ def encodings_digest(enc) -> str:
     return h.hexdigest()
 
 
+def model_files_digest(options) -> str:
+    """A digest of the model files an anonymization reads (their bytes), for its cache key.
+
+    Every existing file named by a value of ``options.method_params`` or ``options.synth_params``
+    (a StyleGAN pickle, a user checkpoint), and the shipped checkpoint of a learned de-identifier
+    used without ``weights``: retraining a model, or replacing the file under the same name,
+    changes the key, so a sweep never scores photos made with other weights.
+    """
+    from anonfaces.synthesize.deid import MODELS, shipped_weights
+
+    files = set()
+    for params in (options.method_params, options.synth_params):
+        for value in (params or {}).values():
+            if isinstance(value, (str, Path)) and str(value) and Path(value).is_file():
+                files.add(Path(value).resolve())
+    if options.method in MODELS and not (options.method_params or {}).get("weights"):
+        files.add(shipped_weights(options.method).resolve())
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def _key_file(entry: Path) -> Path:
     return entry.with_name(entry.name + ".key")
 

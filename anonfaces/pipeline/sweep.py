@@ -33,7 +33,7 @@ import numpy as np
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.pipeline.anonymize import align_once, anonymize, cluster_faces
-from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest
+from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest, model_files_digest
 from anonfaces.pipeline.evaluate import Evaluation, EvaluationReport, finish, n_people
 from anonfaces.pipeline.layout import RunLayout
 from anonfaces.pipeline.options import (
@@ -250,7 +250,7 @@ def evaluate_dataset(
                 t_stage = time.perf_counter()
                 opts = run_options[(spec.name, k)]
                 key = content_key("anonymization", images_digest, enc_digest, as_record(opts),
-                                  as_record(cluster_options[k]) if spec.uses_k else None)
+                                  as_record(cluster_options[k]) if spec.uses_k else None, model_files_digest(opts))
 
                 def make(folder, opts=opts, clustering=clustering, k=k):
                     shutil.rmtree(folder, ignore_errors=True)  # nothing of a stale run is left in it

@@ -125,3 +125,21 @@ def test_layout_names_every_output(tmp_path):
     assert "Sharon" not in name and "/" not in name
     assert layout.run("ksame-morph", 5) == layout.private / "runs" / "ksame-morph" / "k5"
     assert layout.run("blur", None).name == "all"
+
+
+def test_the_cache_key_follows_the_model_files_bytes(tmp_path):
+    """A checkpoint replaced under the same name changes the key (a sweep never scores photos of other weights)."""
+    from anonfaces.pipeline.cache import model_files_digest
+    from anonfaces.pipeline.options import AnonymizeOptions
+    from anonfaces.synthesize.deid import shipped_weights
+
+    weights = tmp_path / "g.npz"
+    weights.write_bytes(shipped_weights("d2gan").read_bytes())
+    opts = AnonymizeOptions(method="d2gan", k=None, method_params={"weights": str(weights)})
+    before = model_files_digest(opts)
+    assert model_files_digest(opts) == before
+    weights.write_bytes(shipped_weights("inversion").read_bytes())  # retrained / replaced under the same name
+    assert model_files_digest(opts) != before
+    shipped = model_files_digest(AnonymizeOptions(method="d2gan", k=None))
+    assert shipped == before != model_files_digest(opts)  # the shipped file by default, the given one's bytes else
+    assert model_files_digest(AnonymizeOptions()) == model_files_digest(AnonymizeOptions(k=10))  # morph: no model file

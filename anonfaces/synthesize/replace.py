@@ -22,12 +22,15 @@ from anonfaces.utils.parallel import WorkerPool, worker_local
 KSAME = "ksame"
 
 
-def _surrogate(run: dict, cluster: int, landmarks: np.ndarray) -> Surrogate:
+def _surrogate(run: dict, cluster: int, landmarks: np.ndarray, variant: int = 0) -> Surrogate:
+    from anonfaces.synthesize.surrogates import variant_name
+
     cache = worker_local("synthesize.surrogates", run["token"])
-    if cluster not in cache:
-        image = read_image(Path(run["surrogates"]) / f"{cluster}.png")
-        cache[cluster] = Surrogate(image, landmarks)
-    return cache[cluster]
+    key = (cluster, int(variant))
+    if key not in cache:
+        image = read_image(Path(run["surrogates"]) / f"{variant_name(cluster, variant)}.png")
+        cache[key] = Surrogate(image, landmarks)
+    return cache[key]
 
 
 def _privacy_check(run: dict):
@@ -52,7 +55,8 @@ def _face_job(run: dict, face):
     those of the cluster's other people (``others``), from the rows of ``check["embeddings"]``."""
     from anonfaces.synthesize.privacy import FaceJob
 
-    lm, cluster, sur_lm, face_index, row = face
+    lm, cluster, sur_lm, face_index, row, *rest = face
+    variant = int(rest[0]) if rest else 0
     context = {}
     check = run["check"]
     if check is not None and row is not None:
@@ -60,7 +64,7 @@ def _face_job(run: dict, face):
         own = persons == persons[row]
         context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own],
                    "original": emb[row]}
-    return FaceJob(lm, _surrogate(run, cluster, sur_lm), cluster=cluster, face=face_index, **context)
+    return FaceJob(lm, _surrogate(run, cluster, sur_lm, variant), cluster=cluster, face=face_index, **context)
 
 
 def _replace_task(run: dict, task):
@@ -109,8 +113,8 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     unchanged (re-encoded, no metadata) or ``blur``-red whole.
 
     ``photos``: (relative path in the dataset, name under ``out``, faces) with one
-    ``(landmarks68, cluster, surrogate landmarks, face index, row)`` per face (an empty
-    list: copied unchanged). ``method`` is ``ksame`` (surrogates read from
+    ``(landmarks68, cluster, surrogate landmarks, face index, row[, variant])`` per face (an empty
+    list: copied unchanged; ``variant`` j > 0 reads ``surrogates/<cluster>.v<j>.png``). ``method`` is ``ksame`` (surrogates read from
     ``surrogates/<cluster>.png``, put in with the `BlendSettings` fields in ``blend``) or a
     baseline (``apply_baseline(**method_params)``, seeded per photo from ``seed``, its
     region lifted by ``forehead``).

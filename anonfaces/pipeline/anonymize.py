@@ -258,7 +258,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                                              method_params=options.method_params, seed=options.random_state,
                                              quality=options.quality, max_pixels=options.max_pixels,
                                              surrogates=layout.surrogates, forehead=options.baseline_forehead, check=check,
-                                             no_face=options.no_face):
+                                             no_face=options.no_face, variants=variant_landmarks):
         if error is not None:
             unreadable.append((rel, error))
             continue

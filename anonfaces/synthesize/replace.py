@@ -64,6 +64,9 @@ def _face_job(run: dict, face):
         own = persons == persons[row]
         context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own],
                    "original": emb[row]}
+    if check is not None and variant:
+        others = sorted(j for (c, j) in run["variants"] if c == cluster and j != variant)
+        context["alternatives"] = tuple(_surrogate(run, cluster, run["variants"][(cluster, j)], j) for j in others)
     return FaceJob(lm, _surrogate(run, cluster, sur_lm, variant), cluster=cluster, face=face_index, **context)
 
 
@@ -106,7 +109,7 @@ def _replace_task(run: dict, task):
 
 def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list]], *, method: str, blend: dict,
                   method_params: dict, seed: int, quality: int, max_pixels: int, surrogates=None, forehead: float = 0.15,
-                  check: dict | None = None, no_face: str = "copy"):
+                  check: dict | None = None, no_face: str = "copy", variants: dict | None = None):
     """Write every photo of ``photos`` under ``out``; yields (rel, n_faces, error or None, privacy records, written).
 
     ``no_face``: photos without a face are ``skip``-ped (not written), ``copy``-ed
@@ -124,8 +127,13 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
     "persons" (n_rows,) int, "labels" (n_rows,) int, optionally "own_distance" (the own-photo term's distance,
     None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`) and "own_photos" (``person`` or ``this``)}``; ``row`` of each face indexes those arrays.
+
+    ``variants``: ``{(cluster, j): landmarks}`` of the surrogate variants
+    (`anonfaces.synthesize.surrogates.make_variants`); with the check, a face of variant
+    j > 0 gets its cluster's other variants as `FaceJob.alternatives`.
     """
     run = {"root": str(root), "out": str(out), "method": method, "blend": dict(blend), "method_params": dict(method_params),
            "seed": int(seed), "quality": int(quality), "max_pixels": int(max_pixels), "forehead": float(forehead),
-           "surrogates": str(surrogates) if surrogates else None, "check": check, "no_face": no_face, "token": uuid.uuid4().hex}
+           "surrogates": str(surrogates) if surrogates else None, "check": check, "no_face": no_face, "token": uuid.uuid4().hex,
+           "variants": dict(variants or {})}
     yield from pool.map(_replace_task, photos, context=run, desc="anonymize")

@@ -334,7 +334,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             "size": size, "quality": options.quality, "jobs": pool.jobs, "random_state": options.random_state,
             "max_pixels": options.max_pixels, "encodings": records.get("encodings"),
             "privacy_check": checking, "privacy_margin": options.privacy_margin, "on_leak": options.on_leak,
-            "variants": options.variants,
+            "variants": options.variants, "reroll": options.reroll,
             "output": options.output,
         },
         "clustering": cluster_info,
@@ -515,7 +515,8 @@ def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *,
     own = options.own_photos != "off"
     return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
             "own_distance": OWN_DISTANCE if own else None, "own_photos": options.own_photos if own else "person",
-            "on_leak": options.on_leak, "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
+            "on_leak": options.on_leak, "reroll": options.reroll,
+            "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
             "persons": person_ids, "labels": np.asarray(labels, dtype=np.int64)}
 
 
@@ -659,6 +660,7 @@ def anonymize_dataset(
     own_photos: str = "person",
     on_leak: str = "blur",
     variants: int = 0,
+    reroll: bool = True,
     output: str = "photos",
     private: str | os.PathLike | None = None,
     names: str = "hash",
@@ -735,6 +737,9 @@ def anonymize_dataset(
         0 (default): one surrogate per cluster. n >= 1: each face gets one of n
         surrogates of its cluster (each from one random photo of every member), chosen
         per photo independently of the person (`AnonymizeOptions`).
+    reroll : bool
+        With variants and the check: a face that fails tries its cluster's other variants
+        before the stronger steps (default true).
     private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
     match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
         ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
@@ -791,7 +796,7 @@ def anonymize_dataset(
         "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               own_photos=own_photos, on_leak=on_leak, variants=variants, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
                                net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,

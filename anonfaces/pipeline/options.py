@@ -190,7 +190,8 @@ class AnonymizeOptions:
     with dlib encodings only). ``variants`` (0: one surrogate per cluster): each face
     gets one of this many surrogates of its cluster, each made from one random photo
     of every member, chosen per photo independently of the person
-    (`anonfaces.synthesize.surrogates.make_variants`). ``output``: ``photos`` (every photo rewritten) or
+    (`anonfaces.synthesize.surrogates.make_variants`); ``reroll``: with variants, a face
+    the check fails tries its cluster's other variants before the stronger steps. ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
     Release (`anonfaces.release`): ``names`` (``hash``: keyed-hash output names, or
     ``keep``), ``keep_folders``, ``no_face`` (photos with no face found, or a face left
@@ -214,6 +215,7 @@ class AnonymizeOptions:
     own_photos: str = "person"
     on_leak: str = "blur"
     variants: int = 0
+    reroll: bool = True
     output: str = "photos"
     names: str = "hash"
     keep_folders: bool = False
@@ -251,6 +253,8 @@ class AnonymizeOptions:
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
         _check_int("variants", self.variants, 0)
+        if not isinstance(self.reroll, (bool, np.bool_)):
+            raise BadInputError(f"reroll={self.reroll!r} must be true or false")
         check_choice("own_photos", self.own_photos, OWN_PHOTOS_CHOICES)
         check_choice("names", self.names, NAMING_MODES)
         check_choice("no_face", self.no_face, NO_FACE_POLICIES)

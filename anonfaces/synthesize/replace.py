@@ -64,7 +64,7 @@ def _face_job(run: dict, face):
         own = persons == persons[row]
         context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own],
                    "original": emb[row]}
-    if check is not None and variant:
+    if check is not None and variant and check.get("reroll", True):
         others = sorted(j for (c, j) in run["variants"] if c == cluster and j != variant)
         context["alternatives"] = tuple(_surrogate(run, cluster, run["variants"][(cluster, j)], j) for j in others)
     return FaceJob(lm, _surrogate(run, cluster, sur_lm, variant), cluster=cluster, face=face_index, **context)
@@ -126,7 +126,9 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     privacy check, ``{"make_embed": a picklable module-level callable returning
     embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
     "persons" (n_rows,) int, "labels" (n_rows,) int, optionally "own_distance" (the own-photo term's distance,
-    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`) and "own_photos" (``person`` or ``this``)}``; ``row`` of each face indexes those arrays.
+    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`), "own_photos" (``person`` or ``this``) and
+    "reroll" (default true: a failing face tries its cluster's other variants first)}``; ``row`` of each face indexes
+    those arrays.
 
     ``variants``: ``{(cluster, j): landmarks}`` of the surrogate variants
     (`anonfaces.synthesize.surrogates.make_variants`); with the check, a face of variant

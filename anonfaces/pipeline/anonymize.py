@@ -240,7 +240,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             variant_landmarks = make_variants(pool, synthesizer, crops, points, encodings.embeddings,
                                               encodings.identities, labels, _persons(encodings, unit_of(records)),
                                               layout.surrogates, variants=options.variants,
-                                              seed=options.random_state)
+                                              seed=options.random_state, per_person=options.variant_photos)
         del crops, points
         seconds["synthesize"] = time.perf_counter() - t
 
@@ -334,7 +334,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             "size": size, "quality": options.quality, "jobs": pool.jobs, "random_state": options.random_state,
             "max_pixels": options.max_pixels, "encodings": records.get("encodings"),
             "privacy_check": checking, "privacy_margin": options.privacy_margin, "on_leak": options.on_leak,
-            "variants": options.variants, "reroll": options.reroll,
+            "variants": options.variants, "reroll": options.reroll, "variant_photos": options.variant_photos,
             "output": options.output,
         },
         "clustering": cluster_info,
@@ -661,6 +661,7 @@ def anonymize_dataset(
     on_leak: str = "blur",
     variants: int = 0,
     reroll: bool = True,
+    variant_photos: int = 1,
     output: str = "photos",
     private: str | os.PathLike | None = None,
     names: str = "hash",
@@ -740,6 +741,8 @@ def anonymize_dataset(
     reroll : bool
         With variants and the check: a face that fails tries its cluster's other variants
         before the stronger steps (default true).
+    variant_photos : int
+        Photos of every member in each variant (default 1: the most variation; more: smoother faces).
     private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
     match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
         ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
@@ -796,7 +799,7 @@ def anonymize_dataset(
         "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, variant_photos=variant_photos, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
                                net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,

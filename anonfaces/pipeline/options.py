@@ -191,7 +191,8 @@ class AnonymizeOptions:
     gets one of this many surrogates of its cluster, each made from one random photo
     of every member, chosen per photo independently of the person
     (`anonfaces.synthesize.surrogates.make_variants`); ``reroll``: with variants, a face
-    the check fails tries its cluster's other variants before the stronger steps. ``output``: ``photos`` (every photo rewritten) or
+    the check fails tries its cluster's other variants before the stronger steps;
+    ``variant_photos``: photos of every member in each variant (1: the most variation). ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
     Release (`anonfaces.release`): ``names`` (``hash``: keyed-hash output names, or
     ``keep``), ``keep_folders``, ``no_face`` (photos with no face found, or a face left
@@ -216,6 +217,7 @@ class AnonymizeOptions:
     on_leak: str = "blur"
     variants: int = 0
     reroll: bool = True
+    variant_photos: int = 1
     output: str = "photos"
     names: str = "hash"
     keep_folders: bool = False
@@ -253,6 +255,7 @@ class AnonymizeOptions:
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
         _check_int("variants", self.variants, 0)
+        _check_int("variant_photos", self.variant_photos, 1)
         if not isinstance(self.reroll, (bool, np.bool_)):
             raise BadInputError(f"reroll={self.reroll!r} must be true or false")
         check_choice("own_photos", self.own_photos, OWN_PHOTOS_CHOICES)

@@ -97,8 +97,9 @@ class FaceJob:
         This face's own original embedding (the own-photo term; ``own`` usually holds it already).
     alternatives : tuple of Surrogate
         The cluster's other surrogate variants (``AnonymizeOptions.variants``): the check's
-        first escalation tries each with the settings asked for, and the later steps use
-        the one that came closest to passing.
+        first escalation tries each with the settings asked for (step ``variant-<j>``, j from
+        the surrogate's ``info["variant"]``, else its place in this tuple, from 1), and the
+        later steps use the one that came closest to passing.
     """
 
     landmarks68: np.ndarray
@@ -298,7 +299,7 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
         candidate = None
         steps = escalation_steps(settings)
         tries = [(name, step, job.surrogate) for name, step in steps[:1]]
-        tries += [(f"variant-{j + 1}", settings, alt) for j, alt in enumerate(job.alternatives)]
+        tries += [(f"variant-{alt.info.get('variant', j + 1)}", settings, alt) for j, alt in enumerate(job.alternatives)]
         tries += [(name, step, None) for name, step in steps[1:]]
         best, best_shortfall = job.surrogate, float("inf")
         for i, (name, step, surrogate) in enumerate(tries):

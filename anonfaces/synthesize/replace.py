@@ -29,7 +29,7 @@ def _surrogate(run: dict, cluster: int, landmarks: np.ndarray, variant: int = 0)
     key = (cluster, int(variant))
     if key not in cache:
         image = read_image(Path(run["surrogates"]) / f"{variant_name(cluster, variant)}.png")
-        cache[key] = Surrogate(image, landmarks)
+        cache[key] = Surrogate(image, landmarks, {"variant": int(variant)})
     return cache[key]
 
 

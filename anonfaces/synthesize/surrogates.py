@@ -90,27 +90,35 @@ def variant_name(cluster: int, variant: int) -> str:
     return str(int(cluster)) if int(variant) == 0 else f"{int(cluster)}.v{int(variant)}"
 
 
-def variant_members(persons: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random row per person among ``rows`` (a cluster's faces), sorted: a variant's members.
+def variant_members(persons: np.ndarray, rows: np.ndarray, rng: np.random.Generator, *, per_person: int = 1
+                    ) -> np.ndarray:
+    """``per_person`` random rows of every person among ``rows`` (a cluster's faces; all of a person's
+    rows where they have fewer), sorted: a variant's members.
 
-    Every person of the cluster is in every variant with exactly one photo, so a
-    variant stands for the same k people as the cluster's surrogate; what differs
-    between variants (which photo of each person: pose, light, expression) does not
-    depend on whose photo the variant is put into.
+    Every person of the cluster is in every variant with the same number of photos
+    (as far as they have them), so a variant stands for the same k people as the
+    cluster's surrogate; what differs between variants (which photos of each person:
+    pose, light, expression) does not depend on whose photo the variant is put into.
     """
     rows = np.asarray(rows)
     people = np.asarray(persons)[rows]
-    chosen = [rng.choice(rows[people == p]) for p in np.unique(people)]
+    chosen = []
+    for p in np.unique(people):
+        mine = rows[people == p]
+        if per_person == 1:
+            chosen.append(rng.choice(mine))
+        else:
+            chosen.extend(rng.choice(mine, size=min(int(per_person), len(mine)), replace=False).tolist())
     return np.sort(np.asarray(chosen, dtype=rows.dtype))
 
 
 def make_variants(pool: WorkerPool, synthesizer, crops, points, embeddings, identities, labels, persons, folder: Path,
-                  *, variants: int, seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
+                  *, variants: int, seed: int = 0, per_person: int = 1) -> dict[tuple[int, int], np.ndarray]:
     """``variants`` more surrogates per cluster (``folder/<cluster>.v<j>.png``, j = 1 .. variants).
 
-    Variant j of a cluster is the synthesizer's output on one random photo of each
-    of the cluster's people (`variant_members`; ``persons``: one person id per row,
-    seeded by ``seed``, the cluster and j). Returns ``{(cluster, j): landmarks}``.
+    Variant j of a cluster is the synthesizer's output on ``per_person`` random photos
+    of each of the cluster's people (`variant_members`; ``persons``: one person id per
+    row, seeded by ``seed``, the cluster and j). Returns ``{(cluster, j): landmarks}``.
     Call after `make_surrogates` (which clears the folder).
     """
     folder = Path(folder)
@@ -121,7 +129,7 @@ def make_variants(pool: WorkerPool, synthesizer, crops, points, embeddings, iden
         rows = np.flatnonzero(labels == c)
         for j in range(1, int(variants) + 1):
             rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, int(c) & 0x7FFFFFFF, j])
-            m = variant_members(persons, rows, rng)
+            m = variant_members(persons, rows, rng, per_person=per_person)
             tasks.append((synthesizer, int(c), j, crops[m], points[m], embeddings[m], _labels(names, m)))
     if getattr(synthesizer, "parallel", False) and not pool.in_process:
         return dict(pool.map(_variant_task, tasks, context=str(folder), desc="variants", unit="surrogate", chunksize=4))

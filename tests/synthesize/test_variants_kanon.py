@@ -32,6 +32,19 @@ def test_every_variant_holds_one_photo_of_every_member_and_variants_differ():
     assert variant_name(3, 0) == "3" and variant_name(3, 2) == "3.v2"
 
 
+def test_variants_with_more_photos_per_member_and_bad_settings_refused():
+    from anonfaces.errors import BadInputError
+    from anonfaces.pipeline.options import AnonymizeOptions
+
+    persons = np.array([0, 0, 0, 1, 1, 2])  # person 2 has one photo only
+    m = variant_members(persons, np.arange(6), np.random.default_rng(0), per_person=2)
+    assert sorted(persons[m].tolist()) == [0, 0, 1, 1, 2] and len(set(m.tolist())) == 5
+    for bad in ({"variants": -1}, {"variants": 1.5}, {"reroll": "yes"}, {"variant_photos": 0}):
+        with pytest.raises(BadInputError):
+            AnonymizeOptions(**bad)
+    assert AnonymizeOptions(variants=8, reroll=False).variants == 8
+
+
 def test_the_variant_of_a_face_depends_on_the_photo_never_the_person():
     from anonfaces.pipeline.anonymize import variant_of
 

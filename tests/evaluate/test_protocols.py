@@ -98,7 +98,10 @@ def test_parrot_matches_surrogates_against_an_anonymized_gallery():
 
 
 def test_the_residual_parrot_sees_through_per_photo_variation_and_not_through_none():
-    from anonfaces.evaluate.protocols import residual_embeddings, residual_parrot_reidentification
+    from anonfaces.evaluate.protocols import (
+        residual_embeddings,
+        residual_parrot_reidentification,
+    )
 
     rng = np.random.default_rng(0)
     ids = np.repeat(np.arange(20), 5)  # 20 people x 5 photos, clusters of 5 people

@@ -117,7 +117,7 @@ def test_anonymize_with_variants_writes_every_variant_and_uses_them(tmp_path, sa
     data = tmp_path / "photos"
     for p in people:
         shutil.copytree(sample_dir / p, data / p)
-    common = dict(k=2, privacy_check=False, safety_net=False, names="keep", jobs=1, progress=False)
+    common = {"k": 2, "privacy_check": False, "safety_net": False, "names": "keep", "jobs": 1, "progress": False}
     plain = anonymize_dataset(data, tmp_path / "plain", **common)
     report = anonymize_dataset(data, tmp_path / "out", variants=3, encodings=plain.layout.encodings,
                                **common)

@@ -234,7 +234,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         t = time.perf_counter()
         sur_landmarks = make_surrogates(pool, synthesizer, crops, points, encodings.embeddings, encodings.identities, labels,
                                         layout.surrogates)
-        if options.variants:
+        if options.variants and options.output == "photos":
             from anonfaces.synthesize.surrogates import make_variants
 
             variant_landmarks = make_variants(pool, synthesizer, crops, points, encodings.embeddings,

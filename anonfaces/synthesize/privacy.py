@@ -100,6 +100,9 @@ class FaceJob:
         first escalation tries each with the settings asked for (step ``variant-<j>``, j from
         the surrogate's ``info["variant"]``, else its place in this tuple, from 1), and the
         later steps use the one that came closest to passing.
+    fallback : Surrogate, optional
+        What ``on_leak="surrogate"`` pastes (None: the surrogate or variant that came
+        closest to passing); with variants, the cluster's own surrogate made from every photo.
     """
 
     landmarks68: np.ndarray
@@ -112,6 +115,7 @@ class FaceJob:
     surrogate_embedding: np.ndarray | None = None
     original: np.ndarray | None = None
     alternatives: tuple = ()
+    fallback: Surrogate | None = None
 
 
 class Scores(NamedTuple):
@@ -321,6 +325,7 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
                 candidate = blur_face(before, job.landmarks68)
                 record.outcome = "blurred"
             elif check.on_leak == "surrogate":
+                best = job.fallback if job.fallback is not None else best
                 candidate = paste_surrogate(before, best, job.landmarks68)
                 record.outcome = "surrogate"
             else:

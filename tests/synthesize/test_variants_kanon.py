@@ -135,3 +135,23 @@ def test_anonymize_with_variants_writes_every_variant_and_uses_them(tmp_path, sa
     assert all(np.abs(images[0] - v).mean() > 1.0 for v in images[1:])
     for rel in sorted(set(report.mapping.paths.tolist())):
         assert not np.array_equal(read_image(tmp_path / "out" / rel), read_image(tmp_path / "plain" / rel)), rel
+
+
+def test_the_surrogate_fallback_pastes_the_clusters_own_surrogate(sample_dir, sample_encodings, variants, sample_crops):
+    from anonfaces.encode import DlibEncoder
+    from anonfaces.synthesize.privacy import paste_surrogate
+
+    labels, rows, surs = variants
+    enc = sample_encodings
+    crops, points = sample_crops
+    whole = make_synthesizer("morph").synthesize(crops[rows], points[rows])  # every photo of the cluster
+    i = rows[0]
+    image = read_image(sample_dir / enc.paths[i])
+    own = np.flatnonzero(enc.identities == enc.identities[i])
+    job = FaceJob(enc.landmarks68[i], surs[0], cluster=0, member=enc.embeddings[own].mean(0), own=enc.embeddings[own],
+                  alternatives=tuple(surs[1:]), fallback=whole)
+    strict = PrivacyCheck(DlibEncoder().embed, margin=-10.0, on_leak="surrogate")  # every step and variant fails
+    out, (record,) = replace_faces(image, [job], settings=OLD, check=strict)
+    assert (record.outcome, record.step) == ("surrogate", "on_leak=surrogate")
+    assert np.array_equal(out, paste_surrogate(image, whole, enc.landmarks68[i]))
+    assert not np.array_equal(out, paste_surrogate(image, surs[0], enc.landmarks68[i]))

@@ -141,7 +141,7 @@ def test_the_surrogate_fallback_pastes_the_clusters_own_surrogate(sample_dir, sa
     from anonfaces.encode import DlibEncoder
     from anonfaces.synthesize.privacy import paste_surrogate
 
-    labels, rows, surs = variants
+    _labels, rows, surs = variants
     enc = sample_encodings
     crops, points = sample_crops
     whole = make_synthesizer("morph").synthesize(crops[rows], points[rows])  # every photo of the cluster

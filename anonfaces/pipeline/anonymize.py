@@ -241,7 +241,6 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
                                               encodings.identities, labels, _persons(encodings, unit_of(records)),
                                               layout.surrogates, variants=options.variants,
                                               seed=options.random_state, per_person=options.variant_photos)
-            variant_landmarks.update({(c, 0): lm for c, lm in sur_landmarks.items()})  # the fallback's surrogate
         del crops, points
         seconds["synthesize"] = time.perf_counter() - t
 

@@ -101,8 +101,8 @@ class FaceJob:
         the surrogate's ``info["variant"]``, else its place in this tuple, from 1), and the
         later steps use the one that came closest to passing.
     fallback : Surrogate, optional
-        What ``on_leak="surrogate"`` pastes (None: the surrogate or variant that came
-        closest to passing); with variants, the cluster's own surrogate made from every photo.
+        What ``on_leak="surrogate"`` pastes (None, as the pipeline leaves it: the surrogate
+        or variant that came closest to passing).
     """
 
     landmarks68: np.ndarray

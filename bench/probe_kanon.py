@@ -6,6 +6,8 @@ encodings and the clustering made once and shared), measures it with the
 library calls of ``anonfaces evaluate`` (`measure_photos`, the `protocols`,
 the dlib attacker with the originals' descriptors as its gallery) and prints,
 per configuration, closed-set, identity-level and parrot re-identification,
+the residual parrot (`protocols.residual_parrot_reidentification`: the parrot on what
+is left after each anonymized face's nearest anonymized neighbours are subtracted),
 the method-aware attacker (`protocols.method_aware_identification`, trained on
 anonymized photos of the people; chance 1/people), the unprotected-face rate
 (output faces within dlib 0.5 of their original), SSIM, the re-detection rate and
@@ -61,7 +63,7 @@ CONFIGS = {
 }
 
 
-KEYS = ("closed_set", "identity_reid", "parrot_reid", "method_aware", "unprotected", "ssim", "detection_rate")
+KEYS = ("closed_set", "identity_reid", "parrot_reid", "residual_parrot", "method_aware", "unprotected", "ssim", "detection_rate")
 
 
 def _line(name, m, outcomes, seconds) -> str:
@@ -141,6 +143,8 @@ def main(argv=None) -> int:
                                                                  probe_keys=keys[probe & ok], gallery_keys=keys),
             "parrot_reid": protocols.parrot_reidentification(A[probe & ok], ids[probe & ok], A[ok], ids[ok],
                                                              probe_keys=keys[probe & ok], gallery_keys=keys[ok]),
+            "residual_parrot": protocols.residual_parrot_reidentification(
+                A[probe & ok], ids[probe & ok], A[ok], ids[ok], probe_keys=keys[probe & ok], gallery_keys=keys[ok]),
             "method_aware": protocols.method_aware_identification(A[probe & ok], ids[probe & ok],
                                                                   groups=np.asarray(enc.paths)[probe & ok]).accuracy,
             "unprotected": float(protocols.unprotected_faces(G[ok], A[ok]).mean()),

@@ -104,6 +104,14 @@ load_optional_synthesizers()
                    "of its person (person), from this photo's original only (this), or no such term (off).")
 @click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
               help="Last resort for a face still above the margin after every escalation step.")
+@click.option("--variants", type=click.IntRange(min=0), default=0, show_default=True,
+              help="0: one surrogate per cluster. n: each face gets one of n surrogates of its cluster (each made "
+                   "from one random photo of every member), chosen per photo, never by person.")
+@click.option("--variant-photos", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Photos of every member in each surrogate variant (1: the most variation; more: smoother faces).")
+@click.option("--reroll/--no-reroll", default=True, show_default=True,
+              help="With --variants and the privacy check: a face that fails first tries its cluster's other "
+                   "variants (a natural face) before the softened steps and --on-leak.")
 @click.option("--output", type=click.Choice(OUTPUTS), default="photos", show_default=True,
               help="photos: every photo with its faces replaced; surrogates: only the surrogate crops (the 1/k bound "
                    "holds exactly), mapping.csv and run.json.")
@@ -122,7 +130,7 @@ load_optional_synthesizers()
 @user_errors
 def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
             allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
-            privacy_margin, own_photos, on_leak, output, size, detector, upsample, quality, jobs, backend, address, random_state,
+            privacy_margin, own_photos, on_leak, variants, variant_photos, reroll, output, size, detector, upsample, quality, jobs, backend, address, random_state,
             overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
             net_scan, surrogates):
@@ -142,7 +150,7 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
             clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
             cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
             method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
-            privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak,
+            privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak, variants=variants, variant_photos=variant_photos, reroll=reroll,
             output=output, size=size, detector=detector, upsample=upsample, save_encodings=save_encodings,
             overwrite=overwrite, quality=quality, jobs=jobs, random_state=random_state, progress=progress,
             command=command_line(), private=private, names=names, key_file=key_file, keep_folders=keep_folders,

@@ -176,6 +176,50 @@ def parrot_reidentification(probes, probe_ids, anonymized_gallery, gallery_ids, 
     )
 
 
+def residual_parrot_reidentification(probes, probe_ids, anonymized_gallery, gallery_ids, *, neighbours: int = 5,
+                                     probe_keys=None, gallery_keys=None) -> float:
+    """A parrot that first removes what the anonymized faces share: `parrot_reidentification` on residuals.
+
+    Every anonymized face (probes and gallery pooled) has the mean of its
+    ``neighbours`` nearest other anonymized faces subtracted (the surrogate, or the
+    surrogate variant, it carries, as far as the neighbourhood shows it), and the
+    parrot matches what is left. An attacker who knows the method can do this
+    without knowing the clusters; it targets per-photo variation (surrogate
+    variants) that a plain nearest-neighbour parrot is misled by.
+    """
+    P, G = _pair(probes, anonymized_gallery, "probes", "gallery")
+    pk = np.asarray(probe_keys if probe_keys is not None else np.arange(len(P)))
+    gk = np.asarray(gallery_keys if gallery_keys is not None else len(P) + np.arange(len(G)))
+    R = residual_embeddings(np.concatenate([P, G]), np.concatenate([pk, gk]), neighbours=neighbours)
+    return identity_reidentification(R[:len(P)], probe_ids, R[len(P):], gallery_ids, probe_keys=pk, gallery_keys=gk)
+
+
+def residual_embeddings(embeddings, keys=None, *, neighbours: int = 5) -> np.ndarray:
+    """Each row minus the mean of its ``neighbours`` nearest other rows (`residual_parrot_reidentification`).
+
+    Rows with the same key (the same face given twice) count once and get the same residual.
+    """
+    X = np.asarray(embeddings, np.float64)
+    if X.ndim != 2:
+        raise BadInputError(f"embeddings must be (n, dim); got {X.shape}")
+    if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1:
+        raise BadInputError(f"neighbours={neighbours!r} must be an integer >= 1")
+    keys = np.arange(len(X)) if keys is None else np.asarray(keys)
+    if keys.shape != (len(X),):
+        raise BadInputError(f"keys {keys.shape} must match the embeddings ({len(X)})")
+    if len(X) < 2:
+        return X.copy()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    U = X[first]
+    if len(U) < 2:
+        return np.zeros_like(X)
+    D = pairwise_distances(U, U)
+    np.fill_diagonal(D, np.inf)
+    m = min(int(neighbours), len(U) - 1)
+    near = np.argpartition(D, m - 1, axis=1)[:, :m]
+    return (U - U[near].mean(1))[inverse.reshape(-1)]
+
+
 # --- verification at a low false-accept rate --------------------------------------------------
 #: The operating point of `tpr_at_far`: 1 stranger in 1,000 accepted.
 DEFAULT_FAR = 0.001

@@ -11,7 +11,8 @@ from anonfaces.evaluate.quality import ALL_BUCKET
 from anonfaces.evaluate.table import METRICS
 from anonfaces.utils.atomic import atomic_write_text
 
-PRIVACY_COLUMNS = ("ri", "closed_set", "identity_reid", "parrot_reid", "tpr_at_far", "method_aware", "unprotected")
+PRIVACY_COLUMNS = ("ri", "closed_set", "identity_reid", "parrot_reid", "tpr_at_far", "method_aware", "unprotected",
+                   "residual_parrot")
 
 
 def _fmt(v, digits=3) -> str:

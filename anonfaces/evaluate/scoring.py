@@ -45,7 +45,7 @@ def _embeddings(ctx: _Context, meas: Measurements) -> dict[str, np.ndarray]:
 def privacy_rows(ctx: _Context, method: str, k, anonymized: dict[str, np.ndarray], readable: np.ndarray) -> list[dict]:
     """Every privacy figure for every recognizer, each with its 95% interval over people.
 
-    RI, closed-set, identity-level and parrot re-identification (beside 1/k), TPR at
+    RI, closed-set, identity-level, parrot and residual-parrot re-identification (beside 1/k), TPR at
     0.1% false accepts, the method-aware attacker (beside 1/k and its chance level),
     and with dlib the unprotected-face rates; IL and the threshold without interval.
     """
@@ -91,6 +91,13 @@ def privacy_rows(ctx: _Context, method: str, k, anonymized: dict[str, np.ndarray
                                                 gallery_keys=keys[g_rows])
             value = float(np.nanmean(hits)) if np.isfinite(hits).any() else np.nan
             rows.append(row(metric, value, nn=n_probe, ci=interval(hits, ids[probe])))
+        # the residual parrot: the anonymized faces minus their nearest anonymized neighbours' mean
+        R = np.zeros_like(A, dtype=np.float64)
+        R[ok] = protocols.residual_embeddings(A[ok], keys[ok])
+        hits = protocols.identity_reid_hits(R[probe], ids[probe], R[ok], ids[ok], probe_keys=keys[probe],
+                                            gallery_keys=keys[ok])
+        rows.append(row("residual_parrot", float(np.nanmean(hits)) if np.isfinite(hits).any() else np.nan, nn=n_probe,
+                        ci=interval(hits, ids[probe])))
         ver = protocols.tpr_at_far(A[probe], ids[probe], G, ids, probe_keys=keys[probe], gallery_keys=keys)
         rows.append(row("tpr_at_far", ver.tpr, None, n_probe, ci=interval(ver.accepted / np.maximum(ver.genuine, 1),
                                                                           ids[probe], ver.genuine)))

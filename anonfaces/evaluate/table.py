@@ -39,6 +39,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "closed_set": ("privacy", "worse", "anonymized face's nearest original is the face it replaced"),
     "identity_reid": ("privacy", "worse", "nearest *other* original photo shows the same person"),
     "parrot_reid": ("privacy", "worse", "as identity_reid, against a gallery anonymized the same way"),
+    "residual_parrot": ("privacy", "worse", ("parrot_reid after each anonymized face has its 5 nearest anonymized "
+                                             "neighbours' mean subtracted (what the surrogate or its variant shares)")),
     "tpr_at_far": ("privacy", "worse", "anonymized face verified against other original photos: genuine pairs accepted at 0.1% FAR"),
     "method_aware": ("privacy", "worse", "classifier trained on anonymized photos of the people names them in others (accuracy)"),
     "method_aware_chance": ("privacy", "", "chance level of method_aware: 1 / the people it chooses among"),

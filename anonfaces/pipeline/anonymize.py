@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,6 +229,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         folder.mkdir(parents=True, exist_ok=True)
 
     sur_landmarks: dict[int, np.ndarray] = {}
+    variant_landmarks: dict[tuple[int, int], np.ndarray] = {}
     if options.is_ksame:
         t = time.perf_counter()
         if aligned is None or aligned.size != size or aligned.max_pixels != options.max_pixels:
@@ -237,24 +239,31 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
         t = time.perf_counter()
         sur_landmarks = make_surrogates(pool, synthesizer, crops, points, encodings.embeddings, encodings.identities, labels,
                                         layout.surrogates)
+        if options.variants and options.output == "photos":
+            from anonfaces.synthesize.surrogates import make_variants
+
+            variant_landmarks = make_variants(pool, synthesizer, crops, points, encodings.embeddings,
+                                              encodings.identities, labels, _persons(encodings, unit_of(records)),
+                                              layout.surrogates, variants=options.variants,
+                                              seed=options.random_state, per_person=options.variant_photos)
         del crops, points
         seconds["synthesize"] = time.perf_counter() - t
 
     t = time.perf_counter()
     checking = _checks_privacy(options, encodings)
     out_names = layout.output_names(images)
-    photos = [(rel, out_names[rel], [(encodings.landmarks68[i], int(labels[i]), sur_landmarks.get(int(labels[i])),
-                                        int(encodings.face_index[i]), int(i))
-                                       for i in by_photo.get(rel, [])])
+    photos = [(rel, out_names[rel], [_face_tuple(encodings, labels, sur_landmarks, variant_landmarks, rel, int(i),
+                                                 options)
+                                     for i in by_photo.get(rel, [])])
               for rel in (images if options.output == "photos" else [])]
     written, unreadable, n_faces, privacy_records, outputs = [], [], 0, [], {}
-    unit = ((records or {}).get("clustering_options") or {}).get("unit")
+    unit = unit_of(records)
     check = privacy_context(encodings, labels, options, unit=unit) if checking else None
     for rel, n, error, recs, was_written in replace_faces(pool, root, layout.public, photos, method=options.method, blend=options.blend,
                                              method_params=options.method_params, seed=options.random_state,
                                              quality=options.quality, max_pixels=options.max_pixels,
                                              surrogates=layout.surrogates, forehead=options.baseline_forehead, check=check,
-                                             no_face=options.no_face):
+                                             no_face=options.no_face, variants=variant_landmarks):
         if error is not None:
             unreadable.append((rel, error))
             continue
@@ -330,6 +339,7 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             "size": size, "quality": options.quality, "jobs": pool.jobs, "random_state": options.random_state,
             "max_pixels": options.max_pixels, "encodings": records.get("encodings"),
             "privacy_check": checking, "privacy_margin": options.privacy_margin, "on_leak": options.on_leak,
+            "variants": options.variants, "reroll": options.reroll, "variant_photos": options.variant_photos,
             "output": options.output,
         },
         "clustering": cluster_info,
@@ -441,6 +451,40 @@ def _remove_earlier_outputs(layout: RunLayout) -> None:
         shutil.rmtree(layout.shared_surrogates)
 
 
+def unit_of(records: dict | None) -> str | None:
+    """The clustering's unit (``identity`` or ``photo``) recorded with the inputs, if any."""
+    return ((records or {}).get("clustering_options") or {}).get("unit")
+
+
+def variant_of(rel: str, face: int, variants: int, seed: int) -> int:
+    """The surrogate variant (1 .. ``variants``) of one face: a hash of its photo, face index and the seed.
+
+    The choice depends on the photo only, never on whose face it is, so every
+    person's faces carry the same spread of variants (0 when ``variants`` is 0).
+    """
+    if not variants:
+        return 0
+    return 1 + (zlib.crc32(f"{seed}\0{rel}\0{face}".encode()) % int(variants))
+
+
+def _face_tuple(encodings, labels, sur_landmarks: dict, variant_landmarks: dict, rel: str, i: int,
+                options: AnonymizeOptions) -> tuple:
+    """``(landmarks68, cluster, surrogate landmarks, face index, row, variant)`` of face row ``i``."""
+    cluster, face = int(labels[i]), int(encodings.face_index[i])
+    variant = variant_of(rel, face, options.variants, options.random_state)
+    sur_lm = variant_landmarks.get((cluster, variant)) if variant else sur_landmarks.get(cluster)
+    return encodings.landmarks68[i], cluster, sur_lm, face, i, variant
+
+
+def _persons(encodings, unit: str | None) -> np.ndarray:
+    """One int person id per face row: the identity, or the face itself (``unit="photo"`` or no identities)."""
+    if unit != "photo" and encodings.has_identities:
+        persons = np.asarray(encodings.identities).astype(str)
+    else:
+        persons = np.array([f"{p}#{f}" for p, f in zip(encodings.paths.tolist(), encodings.face_index.tolist())])
+    return np.unique(persons, return_inverse=True)[1].astype(np.int64)
+
+
 def _checks_privacy(options: AnonymizeOptions, encodings) -> bool:
     """Whether this run checks every replaced face: asked for, ksame photos, faces, and dlib encodings."""
     if not (options.privacy_check and options.is_ksame and options.output == "photos" and len(encodings)):
@@ -468,11 +512,7 @@ def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *,
     the embeddings travel once per worker chunk and each worker derives a face's
     person mean, own faces and the cluster's other people from them.
     """
-    if unit != "photo" and encodings.has_identities:
-        persons = np.asarray(encodings.identities).astype(str)
-    else:
-        persons = np.array([f"{p}#{f}" for p, f in zip(encodings.paths.tolist(), encodings.face_index.tolist())])
-    person_ids = np.unique(persons, return_inverse=True)[1].astype(np.int64)
+    person_ids = _persons(encodings, unit)
     encoder = encodings.meta.get("encoder") or {}
     num_jitters = int(encoder.get("num_jitters", 1)) if isinstance(encoder, dict) else 1
     from anonfaces.synthesize.privacy import OWN_DISTANCE
@@ -480,7 +520,8 @@ def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *,
     own = options.own_photos != "off"
     return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
             "own_distance": OWN_DISTANCE if own else None, "own_photos": options.own_photos if own else "person",
-            "on_leak": options.on_leak, "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
+            "on_leak": options.on_leak, "reroll": options.reroll,
+            "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
             "persons": person_ids, "labels": np.asarray(labels, dtype=np.int64)}
 
 
@@ -623,6 +664,9 @@ def anonymize_dataset(
     privacy_margin: float = 0.05,
     own_photos: str = "person",
     on_leak: str = "blur",
+    variants: int = 0,
+    reroll: bool = True,
+    variant_photos: int = 1,
     output: str = "photos",
     private: str | os.PathLike | None = None,
     names: str = "hash",
@@ -695,6 +739,15 @@ def anonymize_dataset(
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
+    variants : int
+        0 (default): one surrogate per cluster. n >= 1: each face gets one of n
+        surrogates of its cluster (each from one random photo of every member), chosen
+        per photo independently of the person (`AnonymizeOptions`).
+    reroll : bool
+        With variants and the check: a face that fails tries its cluster's other variants
+        before the stronger steps (default true).
+    variant_photos : int
+        Photos of every member in each variant (default 1: the most variation; more: smoother faces).
     private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
     match_threshold : the release settings (`AnonymizeOptions`; ``private`` defaults to ``OUT.private``,
         ``key_file`` to PRIVATE/release.key, ``surrogates`` is ``share_surrogates``).
@@ -752,7 +805,7 @@ def anonymize_dataset(
         "shape": shape, "region": region}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               own_photos=own_photos, on_leak=on_leak, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, variant_photos=variant_photos, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
                                net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,

@@ -220,7 +220,12 @@ class AnonymizeOptions:
     `OWN_DISTANCE` + margin to an original photo of its person (``own_photos``: ``person``,
     every photo of the person; ``this``, this photo's original only; ``off``); ``on_leak`` (``blur``,
     ``surrogate``, ``keep``) is the last resort (`anonfaces.synthesize.privacy`; ksame
-    with dlib encodings only). ``output``: ``photos`` (every photo rewritten) or
+    with dlib encodings only). ``variants`` (0: one surrogate per cluster): each face
+    gets one of this many surrogates of its cluster, each made from one random photo
+    of every member, chosen per photo independently of the person
+    (`anonfaces.synthesize.surrogates.make_variants`); ``reroll``: with variants, a face
+    the check fails tries its cluster's other variants before the stronger steps;
+    ``variant_photos``: photos of every member in each variant (1: the most variation). ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
     Release (`anonfaces.release`): ``names`` (``hash``: keyed-hash output names, or
     ``keep``), ``keep_folders``, ``no_face`` (photos with no face found, or a face left
@@ -243,6 +248,9 @@ class AnonymizeOptions:
     privacy_margin: float = 0.05
     own_photos: str = "person"
     on_leak: str = "blur"
+    variants: int = 0
+    reroll: bool = True
+    variant_photos: int = 1
     output: str = "photos"
     names: str = "hash"
     keep_folders: bool = False
@@ -279,6 +287,10 @@ class AnonymizeOptions:
             raise BadInputError(f"privacy_margin={self.privacy_margin!r} must be a finite number")
         object.__setattr__(self, "privacy_margin", float(self.privacy_margin))
         check_choice("on_leak", self.on_leak, ON_LEAK)
+        _check_int("variants", self.variants, 0)
+        _check_int("variant_photos", self.variant_photos, 1)
+        if not isinstance(self.reroll, (bool, np.bool_)):
+            raise BadInputError(f"reroll={self.reroll!r} must be true or false")
         check_choice("own_photos", self.own_photos, OWN_PHOTOS_CHOICES)
         check_choice("names", self.names, NAMING_MODES)
         check_choice("no_face", self.no_face, NO_FACE_POLICIES)

@@ -19,8 +19,9 @@ callable it is given; this module imports no encoder) and scores it:
 
 The face passes when ``max(leak, evenness) <= margin`` (either one alone where
 the other cannot be computed) and ``nearest_own >= own_distance + margin``.
-Otherwise the face is redone with the next step of
-`escalation_steps` (the cluster's shape, the largest region, colours fully from
+Otherwise the face is redone, first with each of its cluster's other surrogate
+variants (`FaceJob.alternatives`, when the run makes variants), then with the next
+step of `escalation_steps` (on the variant that came closest; the cluster's shape, the largest region, colours fully from
 the cluster, the region softened); when every step fails, ``on_leak`` decides: ``blur`` the face
 region, paste the bare ``surrogate`` crop over the head (the surrogate alone,
 for which the 1/k bound holds), or ``keep`` the last step (recorded as
@@ -33,7 +34,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -94,6 +95,14 @@ class FaceJob:
         The bare surrogate's embedding (computed by the check when None).
     original : ndarray of shape (dim,), optional
         This face's own original embedding (the own-photo term; ``own`` usually holds it already).
+    alternatives : tuple of Surrogate
+        The cluster's other surrogate variants (``AnonymizeOptions.variants``): the check's
+        first escalation tries each with the settings asked for (step ``variant-<j>``, j from
+        the surrogate's ``info["variant"]``, else its place in this tuple, from 1), and the
+        later steps use the one that came closest to passing.
+    fallback : Surrogate, optional
+        What ``on_leak="surrogate"`` pastes (None, as the pipeline leaves it: the surrogate
+        or variant that came closest to passing).
     """
 
     landmarks68: np.ndarray
@@ -105,6 +114,8 @@ class FaceJob:
     others: np.ndarray | None = None
     surrogate_embedding: np.ndarray | None = None
     original: np.ndarray | None = None
+    alternatives: tuple = ()
+    fallback: Surrogate | None = None
 
 
 class Scores(NamedTuple):
@@ -242,6 +253,14 @@ class PrivacyCheck:
             nearest = float(_distance(a, np.concatenate(mine)).min())
         return Scores(leak, evenness, nearest)
 
+    def shortfall(self, scores: Scores | tuple[float, float, float]) -> float:
+        """How far a face with these scores is from passing (<= 0: it passes): the largest excess of a term."""
+        leak, evenness, near = scores
+        worst = [v - self.margin for v in (leak, evenness) if np.isfinite(v)]
+        if self.own_distance is not None and np.isfinite(near):
+            worst.append(self.own_distance + self.margin - near)
+        return max(worst, default=float("-inf"))
+
     def passes(self, scores: Scores | tuple[float, float, float]) -> bool:
         """Whether a face with these (leak, evenness, nearest_own) passes (the module docstring's rule)."""
         leak, evenness, near = scores
@@ -282,9 +301,15 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             continue
         before = result.copy()
         candidate = None
-        for i, (name, step) in enumerate(escalation_steps(settings)):
-            candidate = blend_surrogate(before, job.surrogate, job.landmarks68, settings=step)
-            scores = check.scores(candidate, job)
+        steps = escalation_steps(settings)
+        tries = [(name, step, job.surrogate) for name, step in steps[:1]]
+        tries += [(f"variant-{alt.info.get('variant', j + 1)}", settings, alt) for j, alt in enumerate(job.alternatives)]
+        tries += [(name, step, None) for name, step in steps[1:]]
+        best, best_shortfall = job.surrogate, float("inf")
+        for i, (name, step, surrogate) in enumerate(tries):
+            surrogate = best if surrogate is None else surrogate
+            candidate = blend_surrogate(before, surrogate, job.landmarks68, settings=step)
+            scores = check.scores(candidate, job if surrogate is job.surrogate else replace(job, surrogate=surrogate, surrogate_embedding=None))
             if i == 0:
                 record.leak_before, record.evenness_before, record.nearest_own_before = scores
             record.leak_after, record.evenness_after, record.nearest_own_after = scores
@@ -292,12 +317,16 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             if check.passes(scores):
                 record.outcome = "passed" if i == 0 else "escalated"
                 break
+            shortfall = check.shortfall(scores)
+            if shortfall < best_shortfall:
+                best, best_shortfall = surrogate, shortfall
         else:
             if check.on_leak == "blur":
                 candidate = blur_face(before, job.landmarks68)
                 record.outcome = "blurred"
             elif check.on_leak == "surrogate":
-                candidate = paste_surrogate(before, job.surrogate, job.landmarks68)
+                best = job.fallback if job.fallback is not None else best
+                candidate = paste_surrogate(before, best, job.landmarks68)
                 record.outcome = "surrogate"
             else:
                 record.outcome = "kept-above-margin"
@@ -305,7 +334,8 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
                             job.face)
             if check.on_leak != "keep":
                 record.step = f"on_leak={check.on_leak}"
-                record.leak_after, record.evenness_after, record.nearest_own_after = check.scores(candidate, job)
+                final = job if best is job.surrogate else replace(job, surrogate=best, surrogate_embedding=None)
+                record.leak_after, record.evenness_after, record.nearest_own_after = check.scores(candidate, final)
         result = candidate
         records.append(record)
     return result, records

@@ -2,7 +2,11 @@
 
 `align_faces` cuts every face's canonical crop (in the workers, one photo per
 task); `make_surrogates` runs the synthesizer once per cluster and writes
-``<folder>/<cluster>.png``. Both take the command's `WorkerPool`.
+``<folder>/<cluster>.png``; `make_variants` adds, per cluster, ``variants`` more
+surrogates ``<folder>/<cluster>.v<j>.png``, each made from one random photo of
+every person of the cluster (`variant_members`), for the per-photo variation of
+`anonfaces.pipeline.anonymize` (``AnonymizeOptions.variants``). All take the
+command's `WorkerPool`.
 """
 
 from __future__ import annotations
@@ -64,12 +68,72 @@ def _synthesize_task(folder, task):
     return cluster, _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, Path(folder))
 
 
-def _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, folder: Path) -> np.ndarray:
+def _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, folder: Path, *,
+                    name: str | None = None) -> np.ndarray:
     sur = call_synthesize(synthesizer, faces, points, embeddings, identities)
     if not isinstance(sur, Surrogate):  # a generator that returns its own record with the same fields
         sur = Surrogate(sur.image, sur.landmarks)
-    write_image(folder / f"{cluster}.png", sur.image)
+    write_image(folder / f"{cluster if name is None else name}.png", sur.image)
     return sur.landmarks
+
+
+def _variant_task(folder, task):
+    """One variant surrogate, written to <folder>/<cluster>.v<j>.png; returns ((cluster, j), landmarks)."""
+    synthesizer, cluster, j, faces, points, embeddings, identities = task
+    name = variant_name(cluster, j)
+    return (cluster, j), _make_surrogate(synthesizer, cluster, faces, points, embeddings, identities, Path(folder),
+                                         name=name)
+
+
+def variant_name(cluster: int, variant: int) -> str:
+    """The file stem of a cluster's surrogate: ``<cluster>`` (variant 0, every member's photos) or ``<cluster>.v<j>``."""
+    return str(int(cluster)) if int(variant) == 0 else f"{int(cluster)}.v{int(variant)}"
+
+
+def variant_members(persons: np.ndarray, rows: np.ndarray, rng: np.random.Generator, *, per_person: int = 1
+                    ) -> np.ndarray:
+    """``per_person`` random rows of every person among ``rows`` (a cluster's faces; all of a person's
+    rows where they have fewer), sorted: a variant's members.
+
+    Every person of the cluster is in every variant with the same number of photos
+    (as far as they have them), so a variant stands for the same k people as the
+    cluster's surrogate; what differs between variants (which photos of each person:
+    pose, light, expression) does not depend on whose photo the variant is put into.
+    """
+    rows = np.asarray(rows)
+    people = np.asarray(persons)[rows]
+    chosen = []
+    for p in np.unique(people):
+        mine = rows[people == p]
+        if per_person == 1:
+            chosen.append(rng.choice(mine))
+        else:
+            chosen.extend(rng.choice(mine, size=min(int(per_person), len(mine)), replace=False).tolist())
+    return np.sort(np.asarray(chosen, dtype=rows.dtype))
+
+
+def make_variants(pool: WorkerPool, synthesizer, crops, points, embeddings, identities, labels, persons, folder: Path,
+                  *, variants: int, seed: int = 0, per_person: int = 1) -> dict[tuple[int, int], np.ndarray]:
+    """``variants`` more surrogates per cluster (``folder/<cluster>.v<j>.png``, j = 1 .. variants).
+
+    Variant j of a cluster is the synthesizer's output on ``per_person`` random photos
+    of each of the cluster's people (`variant_members`; ``persons``: one person id per
+    row, seeded by ``seed``, the cluster and j). Returns ``{(cluster, j): landmarks}``.
+    Call after `make_surrogates` (which clears the folder).
+    """
+    folder = Path(folder)
+    names = np.asarray(identities).astype(str) if getattr(synthesizer, "uses_identities", False) else None
+    labels = np.asarray(labels)
+    tasks = []
+    for c in np.unique(labels).tolist():
+        rows = np.flatnonzero(labels == c)
+        for j in range(1, int(variants) + 1):
+            rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, int(c) & 0x7FFFFFFF, j])
+            m = variant_members(persons, rows, rng, per_person=per_person)
+            tasks.append((synthesizer, int(c), j, crops[m], points[m], embeddings[m], _labels(names, m)))
+    if getattr(synthesizer, "parallel", False) and not pool.in_process:
+        return dict(pool.map(_variant_task, tasks, context=str(folder), desc="variants", unit="surrogate", chunksize=4))
+    return dict(_variant_task(str(folder), t) for t in tasks)
 
 
 # --- main side ----------------------------------------------------------------------------------

@@ -236,7 +236,8 @@ def test_privacy_rows_carry_the_new_figures_and_intervals():
     assert set(frame["metric"]) <= set(METRICS)
     assert {"tpr_at_far", "method_aware", "method_aware_chance", "unprotected", "unprotected_any",
             "unprotected_person"} <= set(frame["metric"])
-    figures = frame[frame["metric"].isin(["ri", "closed_set", "identity_reid", "parrot_reid", "tpr_at_far", "method_aware",
+    assert "residual_parrot" in set(frame["metric"])
+    figures = frame[frame["metric"].isin(["ri", "closed_set", "identity_reid", "parrot_reid", "residual_parrot", "tpr_at_far", "method_aware",
                                           "unprotected", "unprotected_any", "unprotected_person"])]
     assert (figures["ci_low"] <= figures["value"] + 1e-12).all() and (figures["value"] <= figures["ci_high"] + 1e-12).all()
     assert frame.loc[frame["metric"].isin(["il", "threshold", "method_aware_chance"]), "ci_low"].isna().all()

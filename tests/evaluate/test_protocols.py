@@ -97,6 +97,31 @@ def test_parrot_matches_surrogates_against_an_anonymized_gallery():
     assert parrot_reidentification(B, ids, B, ids, probe_keys=keys, gallery_keys=keys) == 1.0
 
 
+def test_the_residual_parrot_sees_through_per_photo_variation_and_not_through_none():
+    from anonfaces.evaluate.protocols import (
+        residual_embeddings,
+        residual_parrot_reidentification,
+    )
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(20), 5)  # 20 people x 5 photos, clusters of 5 people
+    keys = np.arange(len(ids))
+    variant = rng.normal(size=(4, 4, 16))[ids // 5, rng.integers(0, 4, len(ids))]  # 4 variants per cluster, per photo
+    person = rng.normal(size=(20, 16))[ids] * 0.25
+    A = variant + person + rng.normal(size=(len(ids), 16)) * 0.02
+    plain = parrot_reidentification(A, ids, A, ids, probe_keys=keys, gallery_keys=keys)
+    residual = residual_parrot_reidentification(A, ids, A, ids, probe_keys=keys, gallery_keys=keys, neighbours=3)
+    assert residual > plain + 0.2  # the variants mislead the plain parrot, not the residual one
+    # nothing member-specific (variant and noise only): near chance either way
+    N = variant + rng.normal(size=(len(ids), 16)) * 0.02
+    assert residual_parrot_reidentification(N, ids, N, ids, probe_keys=keys, gallery_keys=keys, neighbours=3) < 0.4
+    # one residual per face, the same for a face given twice
+    R = residual_embeddings(np.concatenate([A[:3], A[:3]]), np.array([0, 1, 2, 0, 1, 2]), neighbours=1)
+    assert np.allclose(R[:3], R[3:])
+    with pytest.raises(BadInputError):
+        residual_embeddings(A, neighbours=0)
+
+
 def test_k_bound():
     assert k_bound(5) == 0.2
     assert np.isnan(k_bound(None)) and np.isnan(k_bound(0))

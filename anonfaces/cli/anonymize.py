@@ -104,9 +104,10 @@ load_optional_synthesizers()
                    "of its person (person), from this photo's original only (this), or no such term (off).")
 @click.option("--on-leak", type=click.Choice(ON_LEAK), default="blur", show_default=True,
               help="Last resort for a face still above the margin after every escalation step.")
-@click.option("--variants", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--variants", type=click.IntRange(min=0), default=None,
               help="0: one surrogate per cluster. n: each face gets one of n surrogates of its cluster (each made "
-                   "from one random photo of every member), chosen per photo, never by person.")
+                   "from one random photo of every member), chosen per photo, never by person. "
+                   "[default: 8 for ksame with the morph synthesizer, 0 otherwise]")
 @click.option("--variant-photos", type=click.IntRange(min=1), default=1, show_default=True,
               help="Photos of every member in each surrogate variant (1: the most variation; more: smoother faces).")
 @click.option("--reroll/--no-reroll", default=True, show_default=True,

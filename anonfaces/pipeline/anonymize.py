@@ -664,7 +664,7 @@ def anonymize_dataset(
     privacy_margin: float = 0.05,
     own_photos: str = "person",
     on_leak: str = "blur",
-    variants: int = 0,
+    variants: int | None = None,
     reroll: bool = True,
     variant_photos: int = 1,
     output: str = "photos",
@@ -739,8 +739,8 @@ def anonymize_dataset(
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
         ``max(leak, evenness)`` exceeds the margin are escalated, then handled by
         ``on_leak`` (``blur``, ``surrogate``, ``keep``); every face goes into privacy.csv.
-    variants : int
-        0 (default): one surrogate per cluster. n >= 1: each face gets one of n
+    variants : int or None
+        None (default): `DEFAULT_VARIANTS` (8) for ksame with morph, else 0. 0: one surrogate per cluster. n >= 1: each face gets one of n
         surrogates of its cluster (each from one random photo of every member), chosen
         per photo independently of the person (`AnonymizeOptions`).
     reroll : bool

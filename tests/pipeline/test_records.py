@@ -143,3 +143,12 @@ def test_the_cache_key_follows_the_model_files_bytes(tmp_path):
     shipped = model_files_digest(AnonymizeOptions(method="d2gan", k=None))
     assert shipped == before != model_files_digest(opts)  # the shipped file by default, the given one's bytes else
     assert model_files_digest(AnonymizeOptions()) == model_files_digest(AnonymizeOptions(k=10))  # morph: no model file
+
+
+def test_variants_default_to_eight_for_ksame_morph_only():
+    from anonfaces.pipeline.options import DEFAULT_VARIANTS, AnonymizeOptions
+
+    assert AnonymizeOptions().variants == DEFAULT_VARIANTS == 8
+    assert AnonymizeOptions(variants=0).variants == 0
+    assert AnonymizeOptions(method="blur", k=None).variants == 0
+    assert AnonymizeOptions(synth="pixel").variants == 0  # not measured there: one surrogate per cluster

@@ -37,27 +37,15 @@ def parse_params(items: tuple[str, ...]) -> dict:
     Values are read as int, float, bool (true/false) or None (none) where they look so;
     anything else stays a string.
     """
+    from anonfaces.pipeline.options import parse_value
+
     out: dict = {}
     for item in items:
         if "=" not in item:
             raise UserError(f"--param {item!r} is not of the form name=value")
         name, value = item.split("=", 1)
-        out[name.strip()] = _parse_value(value.strip())
+        out[name.strip()] = parse_value(value.strip())
     return out
-
-
-def _parse_value(value: str):
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 # --- options every command shares, typed and checked the same way ------------------------------------

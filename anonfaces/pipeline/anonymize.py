@@ -489,10 +489,16 @@ def _checks_privacy(options: AnonymizeOptions, encodings) -> bool:
     """Whether this run checks every replaced face: asked for, ksame photos, faces, and dlib encodings."""
     if not (options.privacy_check and options.is_ksame and options.output == "photos" and len(encodings)):
         return False
+    return dlib_encodings(encodings, "privacy check")
+
+
+def dlib_encodings(encodings, what: str) -> bool:
+    """Whether ``encodings`` are dlib's (the privacy check and the safety net compare dlib descriptors); if not,
+    logs that ``what`` is skipped."""
     encoder = encodings.meta.get("encoder") or {}
     name = encoder.get("name", "dlib") if isinstance(encoder, dict) else str(encoder)
     if name != "dlib":
-        log.warning("privacy check skipped: it needs dlib encodings (these are %s)", encoder)
+        log.warning("%s skipped: it needs dlib encodings (these are %s)", what, encoder)
         return False
     return True
 

@@ -312,14 +312,9 @@ def _checks_privacy(options: AnonymizeOptions, enc) -> bool:
 
 def _dlib_encodings(enc) -> bool:
     """Whether the encodings are dlib's (the privacy check and the safety net compare dlib descriptors)."""
-    if not len(enc):
-        return False
-    encoder = enc.meta.get("encoder") or {}
-    name = encoder.get("name", "dlib") if isinstance(encoder, dict) else str(encoder)
-    if name != "dlib":
-        log.warning("video privacy check and safety net skipped: they need dlib encodings (these are %s)", encoder)
-        return False
-    return True
+    from anonfaces.pipeline.anonymize import dlib_encodings
+
+    return bool(len(enc)) and dlib_encodings(enc, "video privacy check and safety net")
 
 
 def _check_context(options: AnonymizeOptions, enc) -> dict:

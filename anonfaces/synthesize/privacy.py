@@ -363,21 +363,31 @@ def paste_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     return np.clip(np.rint(warped * alpha + image * (1.0 - alpha)), 0, 255).astype(np.uint8)
 
 
-def write_privacy_csv(path, records: Sequence[PrivacyRecord]) -> None:
-    """``privacy.csv``: one row per face, sorted by path and face (`PRIVACY_COLUMNS`)."""
+def write_outcomes_csv(path, columns: Sequence[str], records: Sequence, key) -> None:
+    """A privacy csv (atomic): ``columns``, then each record's ``row()``, sorted by ``key``."""
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(PRIVACY_COLUMNS)
-        for r in sorted(records, key=lambda r: (r.path, r.face)):
+        w.writerow(columns)
+        for r in sorted(records, key=key):
             w.writerow(r.row())
+
+
+def outcome_counts(records: Sequence, unit: str) -> dict:
+    """``{unit: how many records, outcome: how many}`` for every `OUTCOMES` key (records with ``.outcome``)."""
+    counts = {o: 0 for o in OUTCOMES}
+    for r in records:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    return {unit: len(records), **counts}
+
+
+def write_privacy_csv(path, records: Sequence[PrivacyRecord]) -> None:
+    """``privacy.csv``: one row per face, sorted by path and face (`PRIVACY_COLUMNS`)."""
+    write_outcomes_csv(path, PRIVACY_COLUMNS, records, key=lambda r: (r.path, r.face))
 
 
 def privacy_summary(records: Sequence[PrivacyRecord]) -> dict:
     """Counts by outcome (every `OUTCOMES` key) and the number of faces."""
-    counts = {o: 0 for o in OUTCOMES}
-    for r in records:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    return {"faces": len(records), **counts}
+    return outcome_counts(records, "faces")
 
 
 def record_dicts(records: Sequence[PrivacyRecord]) -> list[dict]:

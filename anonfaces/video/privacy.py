@@ -30,14 +30,13 @@ the chosen treatment goes into the `FramePlan` (``plan.treatment``) the writer f
 
 from __future__ import annotations
 
-import csv
 import logging
 import uuid
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from anonfaces.utils.atomic import atomic_open
+from anonfaces.synthesize.privacy import outcome_counts, write_outcomes_csv
 from anonfaces.utils.parallel import WorkerPool, worker_local
 from anonfaces.video.io import read_frames
 
@@ -240,21 +239,12 @@ def check_tracks(pool: WorkerPool, src, rel: str, plan, rows: dict, *, everyone:
 def write_track_privacy(path, records: list[TrackPrivacy]) -> None:
     """The video ``privacy.csv``: one row per track (`TRACK_PRIVACY_COLUMNS`), sorted by video and track. It names
     the input videos: it belongs in the private folder."""
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(TRACK_PRIVACY_COLUMNS)
-        for r in sorted(records, key=lambda r: (r.video, r.track)):
-            w.writerow(r.row())
+    write_outcomes_csv(path, TRACK_PRIVACY_COLUMNS, records, key=lambda r: (r.video, r.track))
 
 
 def track_privacy_summary(records: list[TrackPrivacy]) -> dict:
     """Tracks by outcome (every `anonfaces.synthesize.privacy.OUTCOMES` key) and the number of tracks."""
-    from anonfaces.synthesize.privacy import OUTCOMES
-
-    counts = {o: 0 for o in OUTCOMES}
-    for r in records:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    return {"tracks": len(records), **counts}
+    return outcome_counts(records, "tracks")
 
 
 # --- the safety net: the written video looked at again ---------------------------------------------------------------

@@ -169,7 +169,7 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
     if report.unreadable:
         click.echo(f"{len(report.unreadable)} unreadable photos were not written (listed in {report.run_path})")
     if contact_sheet is not None:
-        from anonfaces.synthesize.contact_sheet import write_contact_sheet
+        from anonfaces.pipeline.contact_sheet import write_contact_sheet
 
         write_contact_sheet(contact_sheet, report.dataset, out, private=report.private)
         click.echo(f"contact sheet: {contact_sheet}")

@@ -17,8 +17,8 @@ encoding nor the clustering stage (the run that joins them is `anonfaces.pipelin
 `align_faces` and `make_surrogates` (``surrogates.py``: canonical crops, one
 surrogate per cluster), `replace_faces` (``replace.py``: every photo rewritten,
 through `blend_surrogate` or a classic obfuscation baseline, `BASELINES`), the
-`Mapping` record (``mapping.py``: which face became which surrogate) and
-`contact_sheet` (a before/after grid). `blend_surrogate` puts one surrogate onto
+`Mapping` record (``mapping.py``: which face became which surrogate).
+(The before/after grid of a run is `anonfaces.pipeline.contact_sheet`.) `blend_surrogate` puts one surrogate onto
 one face (`BlendSettings`: the cluster's or the member's shape, the region,
 colours, blend); ``privacy.py`` replaces the faces of one photo and, with a
 `PrivacyCheck`, checks each face and escalates the ones that still point at their
@@ -62,7 +62,6 @@ __all__ = [
     "apply_baseline",
     "auto_crop_size",
     "blend_surrogate",
-    "contact_sheet",
     "load_optional_synthesizers",
     "make_surrogates",
     "make_synthesizer",
@@ -130,8 +129,4 @@ def __getattr__(name):  # the heavier parts, imported on first use
         from anonfaces.synthesize import privacy
 
         return getattr(privacy, name)
-    if name == "contact_sheet":
-        from anonfaces.synthesize.contact_sheet import contact_sheet
-
-        return contact_sheet
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,7 +37,7 @@ def contact_sheet(dataset: str | os.PathLike, out: str | os.PathLike, *, paths: 
     -------
     ndarray of shape (H, W, 3), uint8
     """
-    from anonfaces.release.layout import default_private_dir
+    from anonfaces.pipeline.layout import default_private_dir
     from anonfaces.synthesize.mapping import read_mapping
 
     dataset, out = Path(dataset), Path(out)

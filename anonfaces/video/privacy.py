@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -82,14 +83,22 @@ class TrackPrivacy:
         return out
 
 
-def sample_rows(plan_faces: dict, track: int, samples: int = SAMPLES) -> list[tuple[int, np.ndarray]]:
-    """Up to ``samples`` (frame, landmarks68) of ``track`` from a `FramePlan`'s ``faces``, detected frames only
-    (not interpolated), evenly spread over the track."""
-    mine = sorted((f, lm) for f, faces in plan_faces.items() for lm, _, t, filled in faces if t == track and not filled)
-    if not mine:
-        return []
-    picks = np.unique(np.linspace(0, len(mine) - 1, min(samples, len(mine))).round().astype(int))
-    return [mine[i] for i in picks.tolist()]
+def sample_rows(plan_faces: dict, samples: int = SAMPLES) -> tuple[dict, Counter]:
+    """Per track, up to ``samples`` (frame, landmarks68) from a `FramePlan`'s ``faces``, detected frames only
+    (not interpolated), evenly spread over the track; and every track's number of face-frames. One pass over the plan."""
+    detected: dict[int, list] = {}
+    counts: Counter = Counter()
+    for f, faces in plan_faces.items():
+        for lm, _, t, filled in faces:
+            counts[t] += 1
+            if not filled:
+                detected.setdefault(t, []).append((f, lm))
+    picks = {}
+    for t, mine in detected.items():
+        mine.sort(key=lambda item: item[0])
+        at = np.unique(np.linspace(0, len(mine) - 1, min(samples, len(mine))).round().astype(int))
+        picks[t] = [mine[i] for i in at.tolist()]
+    return picks, counts
 
 
 def sample_frames(src, frames: set[int], *, max_pixels: int | None = None) -> dict[int, np.ndarray]:
@@ -202,13 +211,14 @@ def check_tracks(pool: WorkerPool, src, rel: str, plan, rows: dict, *, everyone:
     emb, persons = np.asarray(rows["embeddings"], np.float64), np.asarray(rows["persons"])
     all_emb = np.asarray(everyone["embeddings"], np.float64)
     all_persons, all_labels = np.asarray(everyone["persons"]), np.asarray(everyone["labels"])
-    picks = {t: sample_rows(plan.faces, t, samples) for t in sorted(plan.track_clusters)}
+    sampled_rows, face_frames = sample_rows(plan.faces, samples)
+    picks = {t: sampled_rows.get(t, []) for t in sorted(plan.track_clusters)}
     images = sample_frames(src, {f for chosen in picks.values() for f, _ in chosen}, max_pixels=max_pixels)
     tasks = []
     for t, chosen in picks.items():
         mine = np.flatnonzero(tracks == t)
         record = TrackPrivacy(rel, int(t), int(plan.track_clusters[t]),
-                              frames=sum(1 for faces in plan.faces.values() for f in faces if f[2] == t))
+                              frames=face_frames[t])
         sampled = []
         for f, lm in chosen:
             at = mine[frames[mine] == f]

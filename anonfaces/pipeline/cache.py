@@ -9,6 +9,7 @@ order in which files were listed or linked, the command line) does not enter it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -72,8 +73,15 @@ def model_files_digest(options) -> str:
         files.add(shipped_weights(options.method).resolve())
     h = hashlib.sha256()
     for path in sorted(files):
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+        st = path.stat()
+        h.update(_file_digest(str(path), st.st_size, st.st_mtime_ns))
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """SHA-256 of a file's bytes, read once per (path, size, mtime): a sweep keys every run of a method and k."""
+    return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
 def _key_file(entry: Path) -> Path:

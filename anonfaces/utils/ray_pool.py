@@ -47,6 +47,8 @@ from anonfaces.utils.parallel import (
 
 log = logging.getLogger(__name__)
 
+#: Ray's setting (an environment variable read by the raylet) for its workers' nice value.
+WORKER_NICENESS = "RAY_worker_niceness"
 #: Times Ray runs a chunk again after its worker process died.
 DEFAULT_RETRIES = 3
 _WORKER = {"threads": None}
@@ -69,7 +71,8 @@ def start_local_ray(num_cpus: int | None = None, **kwargs) -> bool:
     """Start a Ray instance on this machine (``num_cpus`` CPUs) unless one is running; True when this call started it.
 
     The workers import the same anonfaces as this process (its folder goes first
-    on their ``PYTHONPATH``); no dashboard is started.
+    on their ``PYTHONPATH``) and run at this process's priority (Ray's default is
+    nice 15; ``RAY_worker_niceness`` set by the user wins); no dashboard is started.
     """
     ray = ray_module()
     if ray.is_initialized():
@@ -78,6 +81,9 @@ def start_local_ray(num_cpus: int | None = None, **kwargs) -> bool:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if here not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])  # inherited by the raylet and its workers
+    # Ray starts its workers at nice 15 (they yield to the driver); here the workers are the whole
+    # computation, as the local pool's are (nice 0): on a shared machine nice 15 cost them their cores.
+    os.environ.setdefault(WORKER_NICENESS, "0")
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("logging_level", logging.WARNING)
     kwargs.setdefault("log_to_driver", False)

@@ -6,6 +6,7 @@ photos are the bundled sample, encoded with the real dlib models.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -33,8 +34,9 @@ def test_map_gives_results_in_order_on_two_workers_and_task_errors_as_themselves
 
     with make_pool(2, backend="ray", progress=False) as pool:
         out = list(pool.map(_tasks.scaled, range(40), context={"factor": 3}, chunksize=3))
-        assert [v for v, _ in out] == [3 * x for x in range(40)]
-        assert len({pid for _, pid in out}) == 2  # two Ray workers shared the chunks
+        assert [v for v, _, _ in out] == [3 * x for x in range(40)]
+        assert len({pid for _, pid, _ in out}) == 2  # two Ray workers shared the chunks
+        assert {nice for _, _, nice in out} == {os.nice(0)}  # at the driver's priority, not Ray's nice 15
         with pytest.raises(BadInputError, match="task 3 refused"):
             list(pool.map(_tasks.refuse, range(8), chunksize=2))
     assert ray_local.is_initialized()  # the pool joined the session's Ray and left it running

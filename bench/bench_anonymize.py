@@ -5,7 +5,7 @@ Both are timed in the same run, on the same photos, each in a fresh process
 (models loaded inside the timing, on both sides) and with the same number of
 worker processes:
 
-* ``encode``: `anonfaces.encode.encode_dataset(..., jobs=N)`;
+* ``encode``: `anonfaces.encode.encode_photos(..., jobs=N)`;
 * ``anonymize``: `anonfaces.pipeline.anonymize_dataset(..., k=5, synth="morph",
   jobs=N)`, which encodes, clusters, aligns, synthesizes and rewrites every photo.
 
@@ -36,9 +36,9 @@ def run_side(side: str, photos: list[Path], jobs: int, k: int) -> dict:
         ds = link_dataset(photos, Path(tmp) / "photos")
         t0 = time.perf_counter()
         if side == "encode":
-            from anonfaces.encode import encode_dataset
+            from anonfaces.encode import encode_photos
 
-            report = encode_dataset(ds, Path(tmp) / "enc.npz", jobs=jobs, progress=False)
+            report = encode_photos(ds, Path(tmp) / "enc.npz", jobs=jobs, progress=False)
             return {"seconds": time.perf_counter() - t0, "faces": report.n_faces}
         from anonfaces.pipeline import anonymize_dataset
 

@@ -76,14 +76,14 @@ def main() -> None:
     else:
         import tempfile
 
-        from anonfaces.encode import encode_dataset
+        from anonfaces.encode import encode_photos
         from anonfaces.evaluate import DatasetSubset
         from anonfaces.evaluate.subset import link_subset
 
         sub = DatasetSubset(people=args.people, photos_per_person=10, min_photos=10)
         tmp = Path(tempfile.mkdtemp())
         root = link_subset(root, sub.select(root), tmp / "subset")
-        enc = encode_dataset(root, tmp / "enc.npz", encoder="dlib").encodings
+        enc = encode_photos(root, tmp / "enc.npz", encoder="dlib").encodings
     ids = enc.identities
     people, counts = np.unique(ids, return_counts=True)
     probed = set(people[counts >= args.min_photos])

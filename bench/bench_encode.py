@@ -8,9 +8,9 @@ no cache warm).
 * default: the loop researchers write with face_recognition (load the image,
   HOG-detect with one upsampling, 5-point landmarks, dlib's 128-D encoding; one
   process), made of the same dlib calls face_recognition makes, against
-  `encode_dataset(..., jobs=N)`, which also computes 68-point landmarks and writes
+  `encode_photos(..., jobs=N)`, which also computes 68-point landmarks and writes
   the encodings file;
-* ``--base PATH``: `encode_dataset` of the checkout at PATH (imported from there)
+* ``--base PATH``: `encode_photos` of the checkout at PATH (imported from there)
   against this checkout's; ``--rounds 2`` runs them in the order A B B A. The two
   encodings files are compared: the same faces (photo, box) and the largest
   difference of any descriptor element;
@@ -62,13 +62,16 @@ def baseline(photos: list[Path]) -> tuple[float, int]:
 
 
 def pipeline(photos: list[Path], jobs: int, keep: Path | None = None) -> tuple[float, int]:
-    from anonfaces.encode import encode_dataset
+    try:
+        from anonfaces.encode import encode_photos
+    except ImportError:  # a --base checkout from before 2026-12-02
+        from anonfaces.encode import encode_dataset as encode_photos
 
     with tempfile.TemporaryDirectory() as tmp:
         ds = link_dataset(photos, Path(tmp) / "photos")
         out = keep or Path(tmp) / "enc.npz"
         t0 = time.perf_counter()
-        report = encode_dataset(ds, out, jobs=jobs, progress=False)
+        report = encode_photos(ds, out, jobs=jobs, progress=False)
         return time.perf_counter() - t0, report.n_faces
 
 

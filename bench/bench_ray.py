@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python bench/bench_ray.py e2e --photos 1000 --out bench_ray.jsonl        # 0: all of LFW (13,233 photos)
 
 **throughput**: the first ``--photos`` LFW photos in path order (file symlinks in a
-temporary folder), encoded into a store (`encode_dataset(..., store=True)`: the
+temporary folder), encoded into a store (`encode_photos(..., store=True)`: the
 workers write the shards, the same work for both backends) by ``local`` with
 ``--jobs`` 1 and 2 and by ``ray`` with 1 and 2 workers (a Ray instance of as many
 CPUs, started by the run), in turn, ``--rounds`` times. Each configuration runs in
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # this checkout's anonfaces
-from bench_cluster_common import record, run_measured  # noqa: E402
+from bench_cluster_common import record, run_measured
 
 REPO = Path(__file__).resolve().parents[1]
 LFW = Path(os.environ.get("ANONFACES_SHARED_DATA", REPO.parent / "shared" / "data")) / "lfw"
@@ -73,7 +73,7 @@ def tree_cpu_s() -> float:
 def worker_throughput(args) -> None:
     """In its own process: start the pool, warm every worker up, time one encode into a store; print JSON."""
     t_start = time.perf_counter()
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
     from anonfaces.utils.parallel import make_pool
 
     if args.backend == "ray":
@@ -83,9 +83,9 @@ def worker_throughput(args) -> None:
     work = Path(args.work)
     with make_pool(args.workers, backend=args.backend, progress=False) as pool:
         t0 = time.perf_counter()
-        encode_dataset(args.warmup_dir, work / "warm.store", store=True, pool=pool, chunk_size=4)
+        encode_photos(args.warmup_dir, work / "warm.store", store=True, pool=pool, chunk_size=4)
         t1, c1 = time.perf_counter(), tree_cpu_s()
-        report = encode_dataset(args.dataset, work / "timed.store", store=True, pool=pool, chunk_size=args.chunk)
+        report = encode_photos(args.dataset, work / "timed.store", store=True, pool=pool, chunk_size=args.chunk)
         t2, c2 = time.perf_counter(), tree_cpu_s()
     print(json.dumps({"warmup_s": t1 - t0, "warm_s": t2 - t1, "warm_cpu_s": c2 - c1, "cold_s": time.perf_counter() - t_start,
                       "faces": report.n_faces, "photos": report.n_images}))

@@ -198,7 +198,6 @@ def worker(task: str, n: int, store: str, args) -> dict:
         from anonfaces.cluster._neighbors import (
             EXACT_MAX_SAMPLES,
             HNSW_EF_SEARCH,
-            IVF_NPROBE,
             knn,
         )
 

@@ -36,10 +36,10 @@ def celeba_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_encodings_path(tmp_path_factory) -> Path:
     """The bundled sample encoded once per test session with the real dlib models (both cores)."""
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
 
     out = tmp_path_factory.mktemp("sample-encodings") / "encodings.npz"
-    encode_dataset(SAMPLE, out, jobs=2, progress=False)
+    encode_photos(SAMPLE, out, jobs=2, progress=False)
     return out
 
 

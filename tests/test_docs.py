@@ -58,7 +58,7 @@ def links(path: Path) -> list[tuple[int, str]]:
     found = []
     for number, line in _prose_lines(path):
         for target in _LINK.findall(_INLINE_CODE.sub("", line)):
-            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:, ...
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # http:, https:, mailto:, ...
                 continue
             found.append((number, target))
     return found

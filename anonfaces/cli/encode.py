@@ -16,7 +16,8 @@ from anonfaces.cli._common import (
     user_errors,
 )
 from anonfaces.detect import DETECTORS
-from anonfaces.encode import ENCODERS, Encodings, encode_dataset
+from anonfaces.encode import ENCODERS, Encodings
+from anonfaces.pipeline.encode import encode_dataset
 
 
 def _floats(value: str | None):

@@ -2,7 +2,8 @@
 
 Encoders (registry `ENCODERS`): ``dlib`` (128-D ResNet, run by ONNX Runtime unless
 ``backend="dlib"``), ``pca`` (eigenfaces),
-``onnx`` (a user-supplied model). `encode_dataset` runs the whole stage;
+``onnx`` (a user-supplied model). `encode_photos` runs the stage over a folder of photos
+(`anonfaces.pipeline.encode_dataset` over photos and videos);
 `Encodings` is the record it writes and every later stage reads.
 """
 
@@ -14,7 +15,8 @@ from anonfaces.encode.base import ENCODERS, Encoder
 from anonfaces.encode.encodings import Encodings
 from anonfaces.encode.pipeline import (
     EncodeReport,
-    encode_dataset,
+    MoreFaces,
+    encode_photos,
     make_encoder,
     read_skips,
     skipped_path_for,
@@ -26,10 +28,11 @@ __all__ = [
     "EncodeReport",
     "Encoder",
     "Encodings",
+    "MoreFaces",
     "OnnxEncoder",
     "PCAEncoder",
     "embed_chips",
-    "encode_dataset",
+    "encode_photos",
     "make_encoder",
     "read_skips",
     "set_embed_threads",

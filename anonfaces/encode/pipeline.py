@@ -1,6 +1,6 @@
 """Encode a folder of photos: detect, align and embed every face, in parallel.
 
-`encode_dataset` streams the photos through worker processes (one per core by
+`encode_photos` streams the photos through worker processes (one per core by
 default) in fixed chunks. Each finished chunk is written atomically into
 ``<encodings>.partial/``; an interrupted run continues from there with
 ``resume=True`` and ends with exactly the output an uninterrupted run gives.
@@ -19,8 +19,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -161,7 +163,16 @@ def _pack(rows, embeddings, prepared, skipped, n_images) -> bytes:
 
 
 # --- main side ------------------------------------------------------------------------------
-def encode_dataset(
+class MoreFaces(NamedTuple):
+    """Faces encoded beside the photos (the pipeline's videos): appended to the photos' encodings."""
+
+    encodings: Encodings
+    skipped: list[tuple[str, str]]
+    meta: dict  # added to the encodings' meta
+    n_items: int  # inputs read (videos)
+
+
+def encode_photos(
     dataset: str | os.PathLike | None,
     encodings: str | os.PathLike,
     *,
@@ -175,12 +186,14 @@ def encode_dataset(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_size: int = CHUNK_SIZE,
     pool: WorkerPool | None = None,
-    fps: float | None = 1.0,
-    detect_scale: float = 1.0,
-    videos: bool = True,
     store: bool = False,
+    photos: list[str] | None = None,
+    more: Callable[[WorkerPool, Encoder], MoreFaces] | None = None,
 ) -> EncodeReport:
     """Encode every face in every photo under ``dataset`` into the file ``encodings``.
+
+    The encode stage over photos; `anonfaces.pipeline.encode_dataset` runs it over a
+    folder of photos and videos (the videos through ``more``).
 
     Parameters
     ----------
@@ -204,18 +217,17 @@ def encode_dataset(
     pool : WorkerPool, optional
         The command's worker pool (else one is started for this call, with ``jobs``);
         a `anonfaces.utils.ray_pool.RayPool` runs the chunks as Ray tasks.
-    fps, detect_scale, videos : videos
-        ``dataset`` may be a video file or hold videos (`anonfaces.video`): their frames are
-        sampled at about ``fps`` a second (None: every frame), the detector runs on frames
-        scaled by ``detect_scale``, faces are linked into tracks, and each row keeps its
-        video, frame, timestamp and track (`Encodings.frames`, ``timestamps``, ``tracks``).
-        An unreadable video is listed in the skip report. ``videos=False``: photos only.
     store : bool
         Write a sharded encodings store (folder ``encodings``, see
         `anonfaces.encode.store`) instead of one ``.npz``: each worker writes its
         chunk's shard (``shard-<chunk>.parquet``) and skip list itself, so a
         dead worker or driver loses no finished chunk; ``resume`` encodes only
         the chunks whose shard is missing. Needs an encoder that is already fitted.
+    photos : list of str, optional
+        The photos to encode, relative to ``dataset`` (None: every image under it).
+    more : callable, optional
+        ``more(workers, encoder) -> MoreFaces``, called in the same pool after the
+        photos; its faces and skips are appended before the file is written (``.npz`` only).
 
     Returns
     -------
@@ -224,27 +236,15 @@ def encode_dataset(
     """
     t0 = time.perf_counter()
     root = Path(dataset) if dataset is not None else default_dataset()
-    only_videos = None
-    if root.is_file():  # one video
-        from anonfaces.utils.images import is_video
-
-        if not is_video(root):
-            raise BadInputError(f"--dataset {root} is a file but not a video (or give a folder)")
-        root, only_videos = root.parent, [root.name]
     if not root.is_dir():
         raise BadInputError(f"dataset folder not found: {root}")
     out = Path(encodings)
     if store:
-        if only_videos is not None:
-            raise BadInputError("--store holds photos only for now; encode a video into an .npz file")
-        if videos:
-            from anonfaces.utils.images import list_videos
-
-            if list_videos(root):
-                log.warning("encode --store: the videos under %s are left out (the store holds photos only for now)", root)
+        if more is not None:
+            raise BadInputError("--store holds photos only for now")
         return _encode_to_store(root, out, encoder=encoder, encoder_settings=encoder_settings, detector=detector,
                                 upsample=upsample, jobs=jobs, resume=resume, progress=progress, max_pixels=max_pixels,
-                                chunk_size=chunk_size, pool=pool, t0=t0)
+                                chunk_size=chunk_size, pool=pool, t0=t0, photos=photos)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     if out.is_dir():
@@ -254,17 +254,9 @@ def encode_dataset(
     enc = make_encoder(encoder, **(encoder_settings or {}))
     det = make_detector(detector, upsample=upsample)  # validates the settings early
 
-    images = list_images(root) if only_videos is None else []
-    if only_videos is not None:
-        videos = only_videos
-    elif videos:
-        from anonfaces.utils.images import list_videos
-
-        videos = list_videos(root)
-    else:
-        videos = []
-    if not images and not videos:
-        raise BadInputError(f"no image files (jpg, png, ...) or videos (mp4, mov, ...) found under {root}")
+    images = list_images(root) if photos is None else list(photos)
+    if not images and more is None:
+        raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
     chunks, run = _plan(root, images, enc, det, max_pixels=max_pixels, chunk_size=chunk_size)
     run["encoder_state_sha256"] = _state_digest(enc.state())
     partial = out.with_name(out.name + ".partial")
@@ -277,41 +269,34 @@ def encode_dataset(
         log.info("encode: %d of %d photos done by an earlier run", resumed_images, len(images))
     if todo and hasattr(enc, "warm_up"):
         enc.warm_up()  # build and check the ONNX model once, in the parent, before the workers start
+    extra = None
     with pool_for(pool, jobs, progress) as workers:
         for chunk_id, payload in workers.map(_encode_chunk, todo, context=context, desc="encode", unit="chunk", chunksize=1):
             with atomic_open(partial / f"chunk-{chunk_id:06d}.npz", "wb") as fh:
                 fh.write(payload)
-        if videos:
-            from anonfaces.video.encode import encode_videos
-
-            video_enc, video_skipped, _ = encode_videos(workers, root, videos, detector=detector, upsample=upsample,
-                                                        encoder=enc.registry_name, encoder_settings=_init_settings(enc),
-                                                        fps=fps, scale=detect_scale, max_pixels=max_pixels, progress=progress)
+        if more is not None:
+            extra = more(workers, enc)
 
     result, skipped = _assemble(partial, len(chunks), enc, run, root) if images else (None, [])
-    if videos:
+    n_items = len(images)
+    if extra is not None:
         meta = {**(result.meta if result is not None else {"dataset": run["dataset"], "encoder": enc.settings(),
                                                              "detector": run["detector"], "n_images": 0,
                                                              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
-                **{k: v for k, v in video_enc.meta.items() if k.startswith("video") or k == "detect_scale"},
-                "n_videos": len(videos)}
-        result = Encodings.concatenate([r for r in (result, video_enc) if r is not None], meta=meta, dim=128)
+                **extra.meta}
+        result = Encodings.concatenate([r for r in (result, extra.encodings) if r is not None], meta=meta,
+                                       dim=extra.encodings.dim)
         result.encoder_state = enc.state()
-        skipped = skipped + video_skipped
+        skipped = skipped + list(extra.skipped)
         result.meta["n_skipped"] = len(skipped)
+        n_items += extra.n_items
     result.save(out)
     _write_skips(skipped_path_for(out), skipped)
     shutil.rmtree(partial, ignore_errors=True)
-    report = EncodeReport(out, skipped_path_for(out), len(images) + len(videos), len(result), skipped, time.perf_counter() - t0, resumed_images,
+    report = EncodeReport(out, skipped_path_for(out), n_items, len(result), skipped, time.perf_counter() - t0, resumed_images,
                           result)
     log.info("encode: %s", report.summary())
     return report
-
-
-
-def _init_settings(enc: Encoder) -> dict:
-    """The encoder's settings without its name (its constructor's keywords)."""
-    return {k: v for k, v in enc.settings().items() if k != "name"}
 
 
 # --- the sharded store: workers write the shards --------------------------------------------
@@ -353,7 +338,7 @@ def _encode_chunk_to_store(context, task: tuple[int, list[str]]) -> tuple[int, i
 
 
 def _encode_to_store(root: Path, out: Path, *, encoder, encoder_settings, detector, upsample, jobs, resume, progress,
-                     max_pixels, chunk_size, pool, t0) -> EncodeReport:
+                     max_pixels, chunk_size, pool, t0, photos=None) -> EncodeReport:
     from anonfaces.encode.store import EncodingsStore, load_store
 
     if out.suffix == ".npz":
@@ -366,7 +351,7 @@ def _encode_to_store(root: Path, out: Path, *, encoder, encoder_settings, detect
         raise BadInputError(f"--store needs an encoder whose embeddings are final per photo (dlib, or pca with "
                             f"--pca-basis); {enc.registry_name} is not")
     det = make_detector(detector, upsample=upsample)
-    images = list_images(root)
+    images = list_images(root) if photos is None else list(photos)
     if not images:
         raise BadInputError(f"no image files (jpg, png, ...) found under {root}")
     chunks, meta = _plan(root, images, enc, det, max_pixels=max_pixels, chunk_size=chunk_size)

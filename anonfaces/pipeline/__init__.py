@@ -9,6 +9,7 @@ This package owns the runs that join them (docs/design.md has the diagram):
 ================================== ==================================================== ================
 what                               public names                                         module
 ================================== ==================================================== ================
+the encode stage, photos + videos   `encode_dataset`                                     ``encode.py``
 options records (run.json)         `EncodeOptions`, `ClusterOptions`,                   ``options.py``
                                    `AnonymizeOptions`, `EvaluateOptions`, `check_k`
 one anonymization                  `anonymize`, `anonymize_dataset`, `AnonymizeRun`     ``anonymize.py``
@@ -30,6 +31,7 @@ from anonfaces.pipeline.anonymize import (
     check_min_size,
 )
 from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest
+from anonfaces.pipeline.encode import encode_dataset
 from anonfaces.pipeline.evaluate import Evaluation, EvaluationReport, evaluate_run
 from anonfaces.pipeline.layout import (
     RunLayout,
@@ -81,6 +83,7 @@ __all__ = [
     "check_out_dir",
     "content_key",
     "default_private_dir",
+    "encode_dataset",
     "encodings_digest",
     "evaluate_dataset",
     "evaluate_run",

@@ -557,14 +557,14 @@ def load_encodings(root: Path, encodings, options: EncodeOptions, *, pool: Worke
     ``encodings``: an `Encodings`, a file, or None (encoded now; kept at ``save_to``
     when given, else in a temporary folder that is removed).
     """
-    from anonfaces.encode import Encodings, encode_dataset, read_skips, skipped_path_for
+    from anonfaces.encode import Encodings, encode_photos, read_skips, skipped_path_for
 
     skipped: dict[str, str] = {}
     if encodings is None:
         with tempfile.TemporaryDirectory(prefix="anonfaces-") as tmp:
             path = Path(save_to) if save_to is not None else Path(tmp) / "encodings.npz"
-            report = encode_dataset(root, path, encoder=options.encoder, detector=options.detector, upsample=options.upsample,
-                                    max_pixels=options.max_pixels, pool=pool, videos=False)
+            report = encode_photos(root, path, encoder=options.encoder, detector=options.detector, upsample=options.upsample,
+                                    max_pixels=options.max_pixels, pool=pool)
             enc = report.encodings
             skipped = dict(report.skipped)
         source = str(report.encodings_path) if save_to is not None else None

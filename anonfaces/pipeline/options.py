@@ -165,7 +165,7 @@ def parse_methods(specs) -> list[MethodSpec]:
 # --- the options records ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EncodeOptions:
-    """How the originals are encoded (`anonfaces.encode.encode_dataset`)."""
+    """How the originals are encoded (`anonfaces.pipeline.encode_dataset`)."""
 
     encoder: str = "dlib"
     detector: str = "hog"

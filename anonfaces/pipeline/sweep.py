@@ -33,7 +33,13 @@ import numpy as np
 from anonfaces.errors import BadInputError
 from anonfaces.evaluate.subset import DatasetSubset, link_subset
 from anonfaces.pipeline.anonymize import align_once, anonymize, cluster_faces
-from anonfaces.pipeline.cache import cached, content_key, encodings_digest, files_digest, model_files_digest
+from anonfaces.pipeline.cache import (
+    cached,
+    content_key,
+    encodings_digest,
+    files_digest,
+    model_files_digest,
+)
 from anonfaces.pipeline.evaluate import Evaluation, EvaluationReport, finish, n_people
 from anonfaces.pipeline.layout import RunLayout
 from anonfaces.pipeline.options import (
@@ -69,7 +75,7 @@ def _with_spec_params(params: dict, spec: MethodSpec) -> dict:
 def cached_encodings(dataset, cache_dir, *, encodings=None, detector="hog", upsample=1, jobs=None, progress=True,
                      pool: WorkerPool | None = None):
     """The dataset's dlib encodings: ``encodings`` if given, else ``cache_dir/encodings.npz`` (made when stale)."""
-    from anonfaces.encode import Encodings, encode_dataset
+    from anonfaces.encode import Encodings, encode_photos
 
     if encodings is not None:
         return encodings if isinstance(encodings, Encodings) else Encodings.load(encodings)
@@ -79,7 +85,7 @@ def cached_encodings(dataset, cache_dir, *, encodings=None, detector="hog", upsa
 
     def make(path):
         with pool_for(pool, jobs, progress) as workers:
-            return encode_dataset(root, path, encoder="dlib", detector=detector, upsample=upsample, pool=workers).encodings
+            return encode_photos(root, path, encoder="dlib", detector=detector, upsample=upsample, pool=workers).encodings
 
     return cached(Path(cache_dir) / "encodings.npz", key, make, Encodings.load)
 

@@ -33,13 +33,13 @@ def lfw_embeddings(lfw_dir, tmp_path_factory):
 
 def compute_lfw_subset(root: Path, workdir: Path):
     """Encode `_pick_photos(root)` with the encoding stage; one face per photo (the central one)."""
-    from anonfaces.encode import Encodings, encode_dataset
+    from anonfaces.encode import Encodings, encode_photos
 
     ds = workdir / "photos"
     for photo in _pick_photos(root):
         (ds / photo.parent.name).mkdir(parents=True, exist_ok=True)
         (ds / photo.parent.name / photo.name).symlink_to(photo)
-    report = encode_dataset(ds, workdir / "encodings.npz", jobs=2, progress=False)
+    report = encode_photos(ds, workdir / "encodings.npz", jobs=2, progress=False)
     enc = Encodings.load(report.encodings_path)
     keep = enc.central_faces()
     return enc.embeddings[keep], enc.identities[keep], enc.paths[keep]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import anonfaces
-from anonfaces.encode import PCAEncoder, encode_dataset
+from anonfaces.encode import PCAEncoder, encode_photos
 from anonfaces.errors import BadInputError
 
 
@@ -38,14 +38,14 @@ def test_pca_on_real_faces_and_basis_reuse(tmp_path, sample_dir):
     ds = tmp_path / "ds"
     for person in ["Tiger_Woods", "Bill_Gates", "Kate_Hudson", "Hu_Jintao"]:
         shutil.copytree(sample_dir / person, ds / person)
-    report = encode_dataset(ds, tmp_path / "pca.npz", encoder="pca", encoder_settings={"n_components": 10}, jobs=2, progress=False)
+    report = encode_photos(ds, tmp_path / "pca.npz", encoder="pca", encoder_settings={"n_components": 10}, jobs=2, progress=False)
     enc = anonfaces.load_encodings(report.encodings_path)
     assert enc.embeddings.shape[1] == 10 and enc.encoder["name"] == "pca"
     assert set(enc.encoder_state) == {"mean", "components", "explained_variance"}
     # the saved basis encodes the same photos to the same vectors
     pca = enc.make_encoder()
     assert pca.is_fitted
-    again = encode_dataset(ds, tmp_path / "again.npz", encoder=pca, jobs=1, progress=False)
+    again = encode_photos(ds, tmp_path / "again.npz", encoder=pca, jobs=1, progress=False)
     np.testing.assert_allclose(anonfaces.load_encodings(again.encodings_path).embeddings, enc.embeddings, atol=1e-4)
     # eigenfaces carry identity: nearest neighbour is the same person more often than chance (1/4)
     X = enc.embeddings

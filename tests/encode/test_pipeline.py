@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import anonfaces
 from anonfaces.cli import main
-from anonfaces.encode import Encodings, encode_dataset, read_skips
+from anonfaces.encode import Encodings, encode_photos, read_skips
 from anonfaces.errors import BadInputError
 from tests.conftest import REPO, SAMPLE
 from tests.encode.bad_inputs import make_corpus
@@ -58,7 +58,7 @@ def test_sample_encodings_are_complete(sample_encodings):
 
 def test_bad_inputs_are_reported_not_fatal(tmp_path):
     expect = make_corpus(tmp_path / "photos")
-    report = encode_dataset(tmp_path / "photos", tmp_path / "enc.npz", jobs=2, progress=False, chunk_size=4)
+    report = encode_photos(tmp_path / "photos", tmp_path / "enc.npz", jobs=2, progress=False, chunk_size=4)
     skipped = dict(read_skips(report.skipped_path))
     assert skipped == dict(report.skipped)
     enc = anonfaces.load_encodings(report.encodings_path)
@@ -86,10 +86,10 @@ def test_resume_after_kill_gives_the_same_file(tmp_path, sample_encodings_path):
     assert 3 <= n_done < 30 and not out.exists()
 
     with pytest.raises(BadInputError, match="--resume"):
-        encode_dataset(SAMPLE, out, jobs=2, progress=False, chunk_size=8)
+        encode_photos(SAMPLE, out, jobs=2, progress=False, chunk_size=8)
     with pytest.raises(BadInputError, match="chunk_size"):
-        encode_dataset(SAMPLE, out, jobs=2, progress=False, chunk_size=16, resume=True)
-    report = encode_dataset(SAMPLE, out, jobs=2, progress=False, chunk_size=8, resume=True)
+        encode_photos(SAMPLE, out, jobs=2, progress=False, chunk_size=16, resume=True)
+    report = encode_photos(SAMPLE, out, jobs=2, progress=False, chunk_size=8, resume=True)
     assert report.resumed_images == 8 * n_done
     assert not partial.exists()
     assert_same_encodings(anonfaces.load_encodings(out), anonfaces.load_encodings(sample_encodings_path))

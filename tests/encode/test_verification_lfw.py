@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import anonfaces
-from anonfaces.encode import encode_dataset
+from anonfaces.encode import encode_photos
 
 N_PAIRS = 250
 
@@ -29,7 +29,7 @@ def test_verification_accuracy_on_lfw_pairs(lfw_dir, tmp_path):
         for i in (a, b):
             (ds / person / files[i].name).symlink_to(files[i])
         same_pairs.append((f"{person}/{files[a].name}", f"{person}/{files[b].name}"))
-    report = encode_dataset(ds, tmp_path / "enc.npz", jobs=2, progress=False)
+    report = encode_photos(ds, tmp_path / "enc.npz", jobs=2, progress=False)
     enc = anonfaces.load_encodings(report.encodings_path)
 
     # one face per photo: the one nearest the centre (LFW photos are centred on the named person)

@@ -19,7 +19,7 @@ def release_data(sample_dir, tmp_path_factory):
 
     Returns (root, encodings_path, tagged, cropped) with dataset-relative paths for the last two.
     """
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
 
     root = tmp_path_factory.mktemp("release") / "dataset"
     for person in PEOPLE:
@@ -38,7 +38,7 @@ def release_data(sample_dir, tmp_path_factory):
     with Image.open(src) as im:
         im.crop((0, im.height * 3 // 4, im.width, im.height)).save(root / cropped, quality=95)
     enc_path = root.parent / "encodings.npz"
-    encode_dataset(root, enc_path, jobs=2, progress=False)
+    encode_photos(root, enc_path, jobs=2, progress=False)
     return root, enc_path, tagged, cropped
 
 

@@ -148,7 +148,7 @@ def test_no_face_policy_on_a_photo_with_the_face_cropped_away(release_data, tmp_
 
 @pytest.mark.skipif(not HOG_MISSES, reason="no HOG-missed LFW photo recorded")
 def test_second_pass_recovers_faces_hog_missed_and_anonymizes_them(lfw_dir, sample_dir, tmp_path):
-    from anonfaces.encode import Encodings, encode_dataset
+    from anonfaces.encode import Encodings, encode_photos
     from anonfaces.pipeline import anonymize_dataset
 
     root = tmp_path / "ds"
@@ -159,7 +159,7 @@ def test_second_pass_recovers_faces_hog_missed_and_anonymizes_them(lfw_dir, samp
         for src in sorted((sample_dir / person).iterdir())[:1]:
             (root / person).mkdir(parents=True, exist_ok=True)
             shutil.copy(src, root / person / src.name)
-    encode_dataset(root, tmp_path / "enc.npz", jobs=2, progress=False)
+    encode_photos(root, tmp_path / "enc.npz", jobs=2, progress=False)
     enc = Encodings.load(tmp_path / "enc.npz")
     assert not set(HOG_MISSES) & set(enc.paths.tolist())
     merged, rec = recover_faces(root, enc, list(HOG_MISSES), jobs=2)

@@ -47,11 +47,11 @@ def test_map_gives_results_in_order_on_two_workers_and_task_errors_as_themselves
 def test_encode_store_on_ray_equals_the_local_npz(ray_local, tmp_path, sample_encodings):
     """The whole sample, encoded by Ray workers that write the store shards themselves: every column identical."""
     import anonfaces
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
     from anonfaces.utils.ray_pool import RayPool
 
     with RayPool(2, progress=False) as pool:
-        report = encode_dataset(SAMPLE, tmp_path / "enc.store", store=True, pool=pool, chunk_size=32)
+        report = encode_photos(SAMPLE, tmp_path / "enc.store", store=True, pool=pool, chunk_size=32)
     got = anonfaces.load_encodings(tmp_path / "enc.store")
     assert report.n_faces == len(sample_encodings) == len(got)
     assert not got.meta.get("store_problems")
@@ -63,16 +63,16 @@ def test_encode_store_on_ray_equals_the_local_npz(ray_local, tmp_path, sample_en
 def test_a_worker_killed_mid_run_leaves_no_hole_and_no_duplicate(ray_local, tmp_path):
     """Chunk 1's worker dies before writing its shard, chunk 2's right after writing it: Ray reruns both."""
     import anonfaces
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
     from anonfaces.encode.store import EncodingsStore
     from tests.scale._tasks import DyingRayPool
 
     root = _subset(tmp_path, people=4, photos=6)  # 24 photos, chunks of 6
     marks = tmp_path / "marks"
     marks.mkdir()
-    local = encode_dataset(root, tmp_path / "local.npz", jobs=1, progress=False, chunk_size=6).encodings
+    local = encode_photos(root, tmp_path / "local.npz", jobs=1, progress=False, chunk_size=6).encodings
     with DyingRayPool(2, progress=False, marks=marks, plan={1: "before", 2: "after"}) as pool:
-        encode_dataset(root, tmp_path / "ray.store", store=True, pool=pool, chunk_size=6)
+        encode_photos(root, tmp_path / "ray.store", store=True, pool=pool, chunk_size=6)
     attempts = {c: len(list(marks.glob(f"{c}-*"))) for c in range(4)}
     assert attempts == {0: 1, 1: 2, 2: 2, 3: 1}  # the killed chunks ran again, the others once
     store = EncodingsStore.open(tmp_path / "ray.store")
@@ -85,27 +85,27 @@ def test_a_worker_killed_mid_run_leaves_no_hole_and_no_duplicate(ray_local, tmp_
 
 
 def test_resume_into_a_store_encodes_only_the_missing_chunks(ray_local, tmp_path):
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
     from anonfaces.errors import BadInputError
     from anonfaces.utils.ray_pool import RayPool
 
     root = _subset(tmp_path, people=2, photos=6)
     out = tmp_path / "ray.store"
     with RayPool(2, progress=False) as pool:
-        first = encode_dataset(root, out, store=True, pool=pool, chunk_size=4)
+        first = encode_photos(root, out, store=True, pool=pool, chunk_size=4)
         shard = out / "shard-000001.parquet"
         before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
         shard.unlink()
         with pytest.raises(BadInputError, match="--resume"):
-            encode_dataset(root, out, store=True, pool=pool, chunk_size=4)
-        again = encode_dataset(root, out, store=True, pool=pool, chunk_size=4, resume=True)
+            encode_photos(root, out, store=True, pool=pool, chunk_size=4)
+        again = encode_photos(root, out, store=True, pool=pool, chunk_size=4, resume=True)
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
     assert again.resumed_images == 12 - 4 and again.n_faces == first.n_faces
     assert {k for k in after if after[k] != before.get(k)} == {"shard-000001.parquet"}
 
 
 def test_anonymize_on_ray_writes_the_same_photos_as_local(ray_local, tmp_path):
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
     from anonfaces.pipeline import anonymize_dataset
     from anonfaces.pipeline.layout import KEY_FILE
     from anonfaces.utils.parallel import WorkerPool
@@ -114,7 +114,7 @@ def test_anonymize_on_ray_writes_the_same_photos_as_local(ray_local, tmp_path):
     root = _subset(tmp_path, people=6, photos=3)
     # one encoding for both runs; no safety net / second pass (their re-detection is the slow part, and runs
     # through the same pool.map as the replacement that is compared here)
-    cheap = {"encodings": encode_dataset(root, tmp_path / "enc.npz", jobs=1, progress=False).encodings_path,
+    cheap = {"encodings": encode_photos(root, tmp_path / "enc.npz", jobs=1, progress=False).encodings_path,
              "safety_net": False, "second_pass": False}
     outs = {}
     with WorkerPool(2, progress=False) as pool:

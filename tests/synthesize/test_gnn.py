@@ -247,7 +247,7 @@ def people(sample_dir, tmp_path_factory):
     """4 people x 2 photos of the sample, encoded once."""
     import shutil
 
-    from anonfaces.encode import encode_dataset
+    from anonfaces.encode import encode_photos
 
     root = tmp_path_factory.mktemp("people") / "dataset"
     for person in PEOPLE:
@@ -255,7 +255,7 @@ def people(sample_dir, tmp_path_factory):
             (root / person).mkdir(parents=True, exist_ok=True)
             shutil.copy(src, root / person / src.name)
     enc_path = root.parent / "encodings.npz"
-    encode_dataset(root, enc_path, jobs=2, progress=False)
+    encode_photos(root, enc_path, jobs=2, progress=False)
     return root, enc_path
 
 

@@ -71,3 +71,24 @@ def test_a_track_is_one_person_and_tracks_of_one_person_join():
     assert ids2[:2].tolist() == ["Tiger", "Tiger"]  # a known identity wins
     no_groups, _ = fill_identities(X[2:], None)
     assert no_groups[0] == no_groups[1]
+
+
+def test_encode_dataset_takes_photos_and_videos_and_encode_photos_only_photos(clip, sample_dir, tmp_path):
+    """`anonfaces.pipeline.encode_dataset` = the photos (encode stage) + the videos (video package) in one file."""
+    import shutil
+
+    from anonfaces.encode import encode_photos
+    from anonfaces.pipeline import encode_dataset
+
+    folder, _ = clip
+    dataset = tmp_path / "mixed"
+    (dataset / "Bill_Gates").mkdir(parents=True)
+    shutil.copy(sorted((sample_dir / "Bill_Gates").iterdir())[0], dataset / "Bill_Gates")
+    shutil.copy(folder / "clip.mp4", dataset / "clip.mp4")
+    both = encode_dataset(dataset, tmp_path / "both.npz", jobs=1, progress=False, fps=4)
+    photos = encode_photos(dataset, tmp_path / "photos.npz", jobs=1, progress=False)
+    enc = Encodings.load(tmp_path / "both.npz")
+    assert both.n_images == 2 and photos.n_images == 1 and len(photos.encodings) == 1
+    assert enc.frames.tolist()[0] == -1 and (enc.frames[1:] >= 0).all() and len(enc) > 2
+    assert enc.meta["n_videos"] == 1 and set(enc.paths.tolist()) == {photos.encodings.paths[0], "clip.mp4"}
+    np.testing.assert_allclose(enc.embeddings[0], photos.encodings.embeddings[0], atol=1e-6)

@@ -19,7 +19,9 @@ workers = t1 / (2 t2); Ray's overhead = t_ray / t_local - 1, for the same worker
 **e2e**: the first ``--photos`` LFW photos (0: all), every stage as the CLI runs it,
 local and Ray (``--backend ray``), each stage its own measured process:
 ``encode --store``, ``cluster`` (fixed-size K-Means, k = 5, read from the store),
-``anonymize`` (k-same morph with the clustering), ``evaluate --run``.
+``anonymize`` (k-same morph with the clustering), ``evaluate --run``. ``--work DIR
+--stages anonymize evaluate`` times those stages again in a kept run's folder
+(``--keep`` prints nothing: the folder is ``bench-ray-e2e-*`` under the temp dir).
 """
 
 from __future__ import annotations
@@ -117,13 +119,20 @@ def throughput(args) -> None:
 
 
 def e2e(args) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ray-e2e-"))
+    tmp = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-ray-e2e-"))
     try:
         data = link_subset(args.photos, tmp / "photos")
         cli = [PY, __file__, "_cli"]
         for backend in args.backends:
             work = tmp / backend
-            work.mkdir()
+            work.mkdir(exist_ok=bool(args.work))
+            for stage in args.stages:  # a stage run again starts from nothing
+                for name in {"encode": ["enc.store"], "cluster": ["clusters.csv"], "anonymize": ["out", "out.private"],
+                             "evaluate": ["eval"]}[stage]:
+                    if (work / name).is_dir():
+                        shutil.rmtree(work / name)
+                    else:
+                        (work / name).unlink(missing_ok=True)
             b = ["--backend", backend, "--jobs", "2", "--no-progress"]
             stages = [
                 ("encode", [*cli, "encode", "--dataset", str(data), "--encodings", str(work / "enc.store"), "--store", *b]),
@@ -133,14 +142,14 @@ def e2e(args) -> None:
                                str(work / "enc.store"), "--clusters", str(work / "clusters.csv"), *b]),
                 ("evaluate", [*cli, "evaluate", "--run", str(work / "out"), "--out", str(work / "eval"), *b]),
             ]
-            for stage, argv in stages:
+            for stage, argv in [(stage, argv) for stage, argv in stages if stage in args.stages]:
                 row = run_measured(argv, timeout=args.timeout)
                 record(args.out, {"bench": "ray-e2e", "backend": backend, "stage": stage, "photos": args.photos or "all",
                                   "command": "anonfaces " + " ".join(argv[3:]), **row})
                 if row["status"] != "ok":
                     break
     finally:
-        if not args.keep:
+        if not args.keep and not args.work:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -173,7 +182,10 @@ def main() -> None:
     e.add_argument("--photos", type=int, default=1000, help="0: all of LFW")
     e.add_argument("--backends", nargs="+", default=["local", "ray"])
     e.add_argument("--timeout", type=float, default=3600)
-    e.add_argument("--keep", action="store_true")
+    e.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    e.add_argument("--work", default=None, help="run in this folder (kept), e.g. a kept run's, to time some stages again")
+    e.add_argument("--stages", nargs="+", default=["encode", "cluster", "anonymize", "evaluate"],
+                   choices=["encode", "cluster", "anonymize", "evaluate"])
     e.add_argument("--out", default=None)
     w = sub.add_parser("_throughput")
     for name in ("--backend", "--dataset", "--warmup-dir", "--work"):

@@ -14,8 +14,13 @@ progress bar.
   memory, machine lost) is run again by Ray, up to ``retries`` times. A task
   that raises an exception is not retried (the same input would fail again);
   the exception reaches the caller as itself (a `BadInputError` stays one).
-- **Bounded concurrency.** At most ``jobs`` chunks are in flight at once
-  (default: every CPU of the Ray cluster), so ``jobs`` means the same as locally.
+- **Few, large tasks.** A Ray task costs a few milliseconds of CPU in the driver, the
+  raylet and the worker, so chunks are made larger than the local pool's where a
+  call has many tasks: at most `TASKS_PER_WORKER` chunks per worker per call
+  (`ray_chunk_size`; measured in docs/scaling.md).
+- **Bounded concurrency, no idle worker.** ``jobs`` means the same as locally (default:
+  every CPU of the Ray cluster); ``2 x jobs`` chunks are in flight, so a worker that
+  finishes one finds the next already queued instead of waiting for the driver.
 
 A stage that must not lose finished work when the *driver* dies writes its
 results from the task itself (the encode stage's ``--store`` writes one store
@@ -49,6 +54,10 @@ log = logging.getLogger(__name__)
 
 #: Ray's setting (an environment variable read by the raylet) for its workers' nice value.
 WORKER_NICENESS = "RAY_worker_niceness"
+#: Most chunks one `RayPool.map` call sends each worker (larger chunks where a call has many tasks).
+TASKS_PER_WORKER = 32
+#: Chunks queued per worker beyond the one it runs.
+QUEUED_PER_WORKER = 1
 #: Times Ray runs a chunk again after its worker process died.
 DEFAULT_RETRIES = 3
 _WORKER = {"threads": None}
@@ -159,11 +168,13 @@ class RayPool(WorkerPool):
         from tqdm.auto import tqdm
 
         tasks = list(tasks)
-        chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), max(1, chunksize))]
-        if not chunks:
+        if not tasks:
             return
         ray = ray_module()
         remote = self._ensure()
+        size = ray_chunk_size(len(tasks), chunksize, self.jobs)
+        chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        in_flight = self.jobs * (1 + QUEUED_PER_WORKER)
         context_ref = ray.put(context)
         pending: dict = {}  # ObjectRef -> chunk index
         done: dict[int, list] = {}
@@ -171,7 +182,7 @@ class RayPool(WorkerPool):
         with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
             try:
                 while head < len(chunks):
-                    while nxt < len(chunks) and len(pending) < self.jobs:
+                    while nxt < len(chunks) and len(pending) < in_flight:
                         pending[remote.remote(self.threads, func, context_ref, chunks[nxt])] = nxt
                         nxt += 1
                     ready, _ = ray.wait(list(pending), num_returns=1)
@@ -185,6 +196,11 @@ class RayPool(WorkerPool):
             finally:
                 for ref in pending:
                     ray.cancel(ref, force=True)
+
+
+def ray_chunk_size(n_tasks: int, chunksize: int, jobs: int) -> int:
+    """Tasks per Ray task: the caller's ``chunksize``, or more so that no worker gets over `TASKS_PER_WORKER` chunks."""
+    return max(1, chunksize, -(-n_tasks // (max(1, jobs) * TASKS_PER_WORKER)))
 
 
 def _get(ray, ref):

@@ -44,6 +44,19 @@ def test_map_gives_results_in_order_on_two_workers_and_task_errors_as_themselves
         make_pool(2, backend="local", address="auto")
 
 
+def test_many_small_tasks_go_in_few_chunks_and_come_back_in_order(ray_local):
+    from anonfaces.utils.parallel import make_pool
+    from anonfaces.utils.ray_pool import TASKS_PER_WORKER, ray_chunk_size
+    from tests.scale import _tasks
+
+    assert ray_chunk_size(40, 3, 2) == 3  # few tasks: the caller's chunks
+    assert ray_chunk_size(13_233, 4, 2) == 207 and -(-13_233 // 207) <= 2 * TASKS_PER_WORKER
+    assert ray_chunk_size(0, 1, 2) == 1
+    with make_pool(2, backend="ray", progress=False) as pool:
+        out = list(pool.map(_tasks.scaled, range(3_000), context={"factor": 2}, chunksize=1))
+    assert [v for v, _, _ in out] == [2 * x for x in range(3_000)]
+
+
 def test_encode_store_on_ray_equals_the_local_npz(ray_local, tmp_path, sample_encodings):
     """The whole sample, encoded by Ray workers that write the store shards themselves: every column identical."""
     import anonfaces

@@ -124,16 +124,19 @@ def make_variants(pool: WorkerPool, synthesizer, crops, points, embeddings, iden
     folder = Path(folder)
     names = np.asarray(identities).astype(str) if getattr(synthesizer, "uses_identities", False) else None
     labels = np.asarray(labels)
-    tasks = []
-    for c in np.unique(labels).tolist():
-        rows = np.flatnonzero(labels == c)
-        for j in range(1, int(variants) + 1):
-            rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, int(c) & 0x7FFFFFFF, j])
-            m = variant_members(persons, rows, rng, per_person=per_person)
-            tasks.append((synthesizer, int(c), j, crops[m], points[m], embeddings[m], _labels(names, m)))
+    members = _members(labels)
+
+    def tasks():  # made as the workers take them: each carries its members' crops
+        for c, rows in members.items():
+            for j in range(1, int(variants) + 1):
+                rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, int(c) & 0x7FFFFFFF, j])
+                m = variant_members(persons, rows, rng, per_person=per_person)
+                yield synthesizer, int(c), j, crops[m], points[m], embeddings[m], _labels(names, m)
+
     if getattr(synthesizer, "parallel", False) and not pool.in_process:
-        return dict(pool.map(_variant_task, tasks, context=str(folder), desc="variants", unit="surrogate", chunksize=4))
-    return dict(_variant_task(str(folder), t) for t in tasks)
+        return dict(pool.map(_variant_task, tasks(), total=len(members) * int(variants), context=str(folder),
+                             desc="variants", unit="surrogate", chunksize=4))
+    return dict(_variant_task(str(folder), t) for t in tasks())
 
 
 # --- main side ----------------------------------------------------------------------------------
@@ -173,18 +176,28 @@ def make_surrogates(pool: WorkerPool, synthesizer, crops, points, embeddings, id
         for old in folder.glob("*.png"):
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    clusters = np.unique(labels).tolist()
-    members = {c: np.flatnonzero(labels == c) for c in clusters}
+    members = _members(labels)
     if getattr(synthesizer, "parallel", False) and not pool.in_process:
-        tasks = [(synthesizer, c, crops[m], points[m], embeddings[m], _labels(identities, m)) for c, m in members.items()]
-        return dict(pool.map(_synthesize_task, tasks, context=str(folder), desc="synthesize", unit="cluster", chunksize=1))
+        tasks = ((synthesizer, c, crops[m], points[m], embeddings[m], _labels(identities, m)) for c, m in members.items())
+        return dict(pool.map(_synthesize_task, tasks, total=len(members), context=str(folder), desc="synthesize",
+                             unit="cluster", chunksize=1))
     from tqdm.auto import tqdm
 
     result = {}
-    for c in tqdm(clusters, desc="synthesize", unit="cluster", disable=not pool.progress):
+    for c in tqdm(members, desc="synthesize", unit="cluster", disable=not pool.progress):
         m = members[c]
         result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m], _labels(identities, m), folder)
     return result
+
+
+def _members(labels) -> dict[int, np.ndarray]:
+    """Each cluster's rows, in cluster order (one sort, not one scan of ``labels`` per cluster)."""
+    labels = np.asarray(labels)
+    if not labels.size:
+        return {}
+    order = np.argsort(labels, kind="stable")
+    clusters, starts = np.unique(labels[order], return_index=True)
+    return {int(c): rows for c, rows in zip(clusters.tolist(), np.split(order, starts[1:]), strict=True)}
 
 
 def _labels(identities, members: np.ndarray) -> list[str] | None:

@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Self
 
 import numpy as np
@@ -143,27 +144,38 @@ class WorkerPool:
         return self._pool
 
     def map(self, func: Callable, tasks: Iterable, *, context=None, desc: str = "", unit: str = "img",
-            chunksize: int = 4, leave: bool = True) -> Iterator:
+            chunksize: int = 4, leave: bool = True, total: int | None = None) -> Iterator:
         """``func(task)`` (or ``func(context, task)``) for every task, in order, in the workers.
 
         ``func`` must be a module-level function. Yields the results as they come, in task order.
+        ``tasks`` with ``total`` (their number) is read lazily, a chunk at a time, as the workers
+        take them: tasks that carry data (image crops) need not all be in memory at once.
         """
         from tqdm.auto import tqdm
 
-        tasks = list(tasks)
-        chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), max(1, chunksize))]
-        with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
+        if total is None:
+            tasks = list(tasks)
+            total = len(tasks)
+        chunks = iter_chunks(tasks, chunksize)
+        with tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
             if self.in_process:
                 if self._saved_threads is None:
                     self._saved_threads = _THREADS["n"]
                     _THREADS["n"] = self.threads
                 results = (_run_chunk((func, context, chunk)) for chunk in chunks)
-            else:
-                results = self._ensure().imap(_run_chunk, [(func, context, chunk) for chunk in chunks], chunksize=1)
+            else:  # imap reads the generator in its feeder thread, as fast as the workers' pipe takes chunks
+                results = self._ensure().imap(_run_chunk, ((func, context, chunk) for chunk in chunks), chunksize=1)
             for chunk_results in results:
                 for result in chunk_results:
                     yield result
                     bar.update()
+
+
+def iter_chunks(tasks: Iterable, size: int) -> Iterator[list]:
+    """``tasks`` in lists of ``size`` (the last may be shorter), read lazily."""
+    it = iter(tasks)
+    while chunk := list(islice(it, max(1, int(size)))):
+        yield chunk
 
 
 #: The backends a command can run its workers on (``--backend``).

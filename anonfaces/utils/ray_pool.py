@@ -48,6 +48,7 @@ from anonfaces.utils.parallel import (
     _init_worker,
     _run_chunk,
     available_cores,
+    iter_chunks,
 )
 
 log = logging.getLogger(__name__)
@@ -163,31 +164,41 @@ class RayPool(WorkerPool):
         self._remote = None
 
     def map(self, func: Callable, tasks: Iterable, *, context=None, desc: str = "", unit: str = "img",
-            chunksize: int = 4, leave: bool = True) -> Iterator:
-        """``func(task)`` (or ``func(context, task)``) for every task, as Ray tasks; results in task order."""
+            chunksize: int = 4, leave: bool = True, total: int | None = None) -> Iterator:
+        """``func(task)`` (or ``func(context, task)``) for every task, as Ray tasks; results in task order.
+
+        ``tasks`` with ``total`` is read lazily: a chunk is made when it is sent (see `WorkerPool.map`).
+        """
         from tqdm.auto import tqdm
 
-        tasks = list(tasks)
-        if not tasks:
+        if total is None:
+            tasks = list(tasks)
+            total = len(tasks)
+        if not total:
             return
         ray = ray_module()
         remote = self._ensure()
-        size = ray_chunk_size(len(tasks), chunksize, self.jobs)
-        chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        chunks = iter_chunks(tasks, ray_chunk_size(total, chunksize, self.jobs))
         in_flight = self.jobs * (1 + QUEUED_PER_WORKER)
         context_ref = ray.put(context)
         pending: dict = {}  # ObjectRef -> chunk index
         done: dict[int, list] = {}
-        nxt = head = 0
-        with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
+        sent = head = 0
+        more = True
+        with tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
             try:
-                while head < len(chunks):
-                    while nxt < len(chunks) and len(pending) < in_flight:
-                        pending[remote.remote(self.threads, func, context_ref, chunks[nxt])] = nxt
-                        nxt += 1
-                    ready, _ = ray.wait(list(pending), num_returns=1)
-                    for ref in ready:
-                        done[pending.pop(ref)] = _get(ray, ref)
+                while more or pending or done:
+                    while more and len(pending) < in_flight:
+                        chunk = next(chunks, None)
+                        if chunk is None:
+                            more = False
+                            break
+                        pending[remote.remote(self.threads, func, context_ref, chunk)] = sent
+                        sent += 1
+                    if pending:
+                        ready, _ = ray.wait(list(pending), num_returns=1)
+                        for ref in ready:
+                            done[pending.pop(ref)] = _get(ray, ref)
                     while head in done:
                         for result in done.pop(head):
                             yield result

@@ -62,3 +62,23 @@ def test_worker_local_is_emptied_when_the_token_changes():
 def test_errors_reach_the_caller(jobs):
     with pytest.raises(BadInputError, match="refused"), WorkerPool(jobs, progress=False) as pool:
         list(pool.map(tasks.fail, range(3)))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_tasks_with_a_total_are_read_lazily(jobs):
+    """A generator of 200 one-megabyte tasks: the pool has made only a few when the first result comes back."""
+    import numpy as np
+
+    made = []
+
+    def payloads():
+        for i in range(200):
+            made.append(i)
+            yield np.full(1 << 20, i % 256, np.uint8)
+
+    with WorkerPool(jobs, progress=False) as pool:
+        results = pool.map(tasks.nbytes, payloads(), total=200, chunksize=2)
+        first = next(results)
+        made_at_first = len(made)
+        rest = list(results)
+    assert first == 1 << 20 and len(rest) == 199 and made_at_first < 40

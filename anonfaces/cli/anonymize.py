@@ -94,7 +94,7 @@ load_optional_synthesizers()
                    "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")
 @click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
               help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
-@click.option("--pose", type=click.IntRange(0, 8), default=0, show_default=True,
+@click.option("--pose", type=click.IntRange(0, 8), default=2, show_default=True,
               help="With --shape cluster: take this many leading modes of the face-shape model (yaw, pitch, then "
                    "face width and mouth opening) from the member, the rest of the shape from the cluster (0: the "
                    "cluster's shape only).")
@@ -117,10 +117,10 @@ load_optional_synthesizers()
 @click.option("--reroll/--no-reroll", default=True, show_default=True,
               help="With --variants and the privacy check: a face that fails first tries its cluster's other "
                    "variants (a natural face) before the softened steps and --on-leak.")
-@click.option("--reroll-steps", type=click.Choice(["given", "every"]), default="given", show_default=True,
+@click.option("--reroll-steps", type=click.Choice(["given", "every"]), default="every", show_default=True,
               help="Where a failing face tries its cluster's other variants: with the settings asked for only "
                    "(given), or at every escalation step before the next (every).")
-@click.option("--soften", default="0.03,0.06", show_default=True,
+@click.option("--soften", default="0.03,0.06,0.1", show_default=True,
               help="The privacy check's softened steps: blurs of the replaced region, as shares of the face size.")
 @click.option("--check-found/--no-check-found", default=False, show_default=True,
               help="The privacy check also asks whether the detector that found a face still finds it, and keeps "

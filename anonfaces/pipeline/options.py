@@ -23,7 +23,7 @@ KSAME = "ksame"
 NONE = "none"
 #: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict.
 BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None,
-                  "pose": 0}
+                  "pose": 2}
 #: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
 OUTPUTS = ("photos", "surrogates")
 #: Forehead lift of the baselines' face region when ``blend["forehead"]`` is None.
@@ -260,8 +260,8 @@ class AnonymizeOptions:
     on_leak: str = "blur"
     variants: int | None = None
     reroll: bool = True
-    reroll_steps: str = "given"
-    soften: tuple = (0.03, 0.06)
+    reroll_steps: str = "every"
+    soften: tuple = (0.03, 0.06, 0.1)
     check_found: bool = False
     variant_photos: int = 1
     output: str = "photos"

@@ -68,11 +68,14 @@ PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", 
 OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
 CHIP_SIZE = 150
 #: The last escalation steps' blur of the replaced region (share of the face size; `BlendSettings.soften`).
-SOFTEN = (0.03, 0.06)
+SOFTEN = (0.03, 0.06, 0.1)
 #: Where a failing face tries its cluster's other surrogate variants (`PrivacyCheck.reroll_steps`): with the settings
 #: asked for only, then the stronger steps on the variant that came closest (``given``), or at every step before
 #: the next (``every``).
 REROLL_STEPS = ("given", "every")
+#: With ``reroll_steps="every"``: how many of the surrogate and its variants each later step tries, the closest to
+#: passing first (ranked by `PrivacyCheck.shortfall` with the settings asked for).
+REROLL_TOP = 3
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,8 @@ class PrivacyCheck:
     reroll_steps : {"given", "every"}
         Where the cluster's other variants (`FaceJob.alternatives`) are tried: with the
         settings asked for only (then the stronger steps on the one that came closest),
-        or at every step before the next one.
+        or, ``every``, also at every later step on the `REROLL_TOP` (3) closest to passing
+        with the settings asked for (steps ``<step>/variant-<j>``) before the next step.
     detector : object, optional
         A face detector (``detect(image) -> [FaceDetection]``, `anonfaces.detect`): a face
         that passes but that it no longer finds near ``FaceJob.box_ltrb`` (IoU >= 0.5)
@@ -255,7 +259,7 @@ class PrivacyCheck:
     own_distance: float | None = OWN_DISTANCE
     own_photos: str = "person"
     soften: tuple = SOFTEN
-    reroll_steps: str = "given"
+    reroll_steps: str = "every"
     detector: object | None = None
     _surrogate_cache: dict = field(default_factory=dict, repr=False)
 
@@ -373,8 +377,14 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             records.append(record)
             continue
         before = result.copy()
-        candidate, passed_unfound = None, None
+        candidate, passed_unfound, ranked = None, None, []
         for i, (name, step, surrogate) in enumerate(_tries(job, settings, check)):
+            if isinstance(surrogate, int):  # the r-th closest of the surrogate and its variants (reroll_steps="every")
+                if surrogate >= len(ranked):
+                    continue
+                surrogate = ranked[surrogate][1]
+                if surrogate is not job.surrogate:
+                    name = f"{name}/variant-{surrogate.info.get('variant', '?')}"
             surrogate = best if surrogate is None else surrogate
             candidate = blend_surrogate(before, surrogate, job.landmarks68, settings=step)
             scores = check.scores(candidate, job if surrogate is job.surrogate else replace(job, surrogate=surrogate, surrogate_embedding=None))
@@ -393,6 +403,8 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
                     passed_unfound = (candidate, scores, name, record.outcome)
                 continue
             shortfall = check.shortfall(scores)
+            if step is settings and not any(sur is surrogate for _, sur in ranked):
+                ranked = sorted([*ranked, (shortfall, surrogate)], key=lambda pair: pair[0])
             if shortfall < best_shortfall:
                 best, best_shortfall = surrogate, shortfall
         else:
@@ -410,8 +422,8 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
 
 
 def _tries(job: FaceJob, settings: BlendSettings, check: PrivacyCheck):
-    """``(step name, settings, surrogate or None)`` in the order the check tries them (None: the surrogate or
-    variant that came closest to passing so far)."""
+    """``(step name, settings, surrogate, None or r)`` in the order the check tries them (None: the surrogate or
+    variant that came closest to passing so far; r: the r-th closest with the settings asked for)."""
     steps = escalation_steps(settings, check.soften)
     alternatives = [(f"variant-{alt.info.get('variant', j + 1)}", alt) for j, alt in enumerate(job.alternatives)]
     yield steps[0][0], steps[0][1], job.surrogate
@@ -419,9 +431,8 @@ def _tries(job: FaceJob, settings: BlendSettings, check: PrivacyCheck):
         yield name, settings, alt
     for name, step in steps[1:]:
         if check.reroll_steps == "every" and alternatives:
-            yield name, step, job.surrogate
-            for vname, alt in alternatives:
-                yield f"{name}/{vname}", step, alt
+            for r in range(min(REROLL_TOP, len(alternatives) + 1)):
+                yield name, step, r
         else:
             yield name, step, None
 

@@ -111,10 +111,12 @@ def test_reroll_at_every_step_tries_every_variant_before_the_next_step(sample_di
     job = FaceJob(enc.landmarks68[i], sur, cluster=0, face=0, member=enc.embeddings[own].mean(0),
                   original=enc.embeddings[i], alternatives=alts)
     every = PrivacyCheck(embed, reroll_steps="every")
-    names = [n for n, _, _ in _tries(job, BlendSettings(), every)]
-    assert names[:3] == ["given", "variant-1", "variant-2"]
-    assert names[3:6] == ["largest-region", "largest-region/variant-1", "largest-region/variant-2"]
-    assert len(names) == 3 * len(escalation_steps(BlendSettings()))
+    tries = [(n, s) for n, _, s in _tries(job, BlendSettings(), every)]
+    assert tries[:3] == [("given", sur), ("variant-1", alts[0]), ("variant-2", alts[1])]
+    # every later step: the three closest to passing with the settings asked for, closest first
+    assert tries[3:6] == [("largest-region", 0), ("largest-region", 1), ("largest-region", 2)]
+    assert len(tries) == 3 + 3 * (len(escalation_steps(BlendSettings())) - 1)
+    names = [n for n, _ in tries]
     calls = []
 
     def counting(chips):
@@ -126,6 +128,12 @@ def test_reroll_at_every_step_tries_every_variant_before_the_next_step(sample_di
     out, (record,) = replace_faces(image, [job], check=strict)
     assert (record.outcome, record.step) == ("blurred", "on_leak=blur")
     assert len(calls) >= len(names)  # every try was embedded (plus the surrogates and the fallback)
+    # a face that passes only at a later step with another variant is written so, and recorded with both names
+    passing = PrivacyCheck(counting, margin=0.05, own_distance=None, reroll_steps="every")
+    region = BlendSettings(region="inner", shape="member")
+    calls.clear()
+    out, (rec,) = replace_faces(image, [job], settings=region, check=passing)
+    assert rec.outcome in ("passed", "escalated") and ("/variant-" in rec.step or "/" not in rec.step)
     with pytest.raises(BadInputError):
         PrivacyCheck(embed, reroll_steps="sometimes")
 

@@ -70,6 +70,24 @@ def _line(name, m, outcomes, seconds) -> str:
     return f"{name:24s} " + " ".join(f"{key}={m.get(key, float('nan')):.3f}" for key in KEYS) + f" {outcomes} {seconds:.0f}s"
 
 
+def _missed_by_step(privacy_csv, enc, detected) -> dict:
+    """{kind of step: [faces, of them not found again]}: given, variant (re-rolled), region/colour, softened, blurred."""
+    import csv
+
+    steps = {}
+    if Path(privacy_csv).is_file():
+        with open(privacy_csv, newline="") as fh:
+            steps = {(r["path"], int(r["face"])): r["step"] for r in csv.DictReader(fh)}
+    out = {}
+    for rel, face, hit in zip(enc.paths.tolist(), enc.face_index.tolist(), detected.tolist()):
+        step = steps.get((rel, face), "unchecked")
+        kind = ("blurred" if step.startswith("on_leak") else "softened" if "softened" in step else
+                "variant" if step.startswith("variant") else step if step in ("given", "unchecked") else "region/colour")
+        faces, missed = out.get(kind, (0, 0))
+        out[kind] = (faces + 1, missed + (not hit))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="../shared/data/lfw")
@@ -81,6 +99,9 @@ def main(argv=None) -> int:
     ap.add_argument("--synth", default="morph")
     ap.add_argument("--configs", default="old,cluster-head")
     ap.add_argument("--config", action="append", default=[], help="a JSON configuration (repeatable)")
+    ap.add_argument("--exclude-people-of", default=None, metavar="PEOPLE,PHOTOS,MIN",
+                    help="leave out the people of that subset (e.g. 60,10,10: the README sweep's), then choose --people "
+                         "evenly among the rest")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -108,7 +129,17 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     subset = DatasetSubset(people=args.people, photos_per_person=args.photos_per_person, min_photos=args.min_photos)
     source = Path(args.dataset)
-    root = link_subset(source, subset.select(source), out / "cache" / "subset" / source.name)
+    chosen = subset.select(source)
+    if args.exclude_people_of:
+        people, photos, least = (int(v) for v in args.exclude_people_of.split(","))
+        sweep = {Path(p).parts[0] for p in DatasetSubset(people=people, photos_per_person=photos,
+                                                          min_photos=least).select(source)}
+        rest = sorted({Path(p).parts[0] for p in DatasetSubset(people=None, photos_per_person=args.photos_per_person,
+                                                                min_photos=args.min_photos).select(source)} - sweep)
+        keep = {rest[i] for i in np.round(np.linspace(0, len(rest) - 1, args.people)).astype(int)}
+        chosen = [p for p in DatasetSubset(people=None, photos_per_person=args.photos_per_person,
+                                           min_photos=args.min_photos).select(source) if Path(p).parts[0] in keep]
+    root = link_subset(source, chosen, out / "cache" / "subset" / source.name)
     enc = cached_encodings(root, out / "cache", jobs=args.jobs, progress=False)
     clustering = cluster_encodings(enc, algo="fixed-kmeans", k=args.k, unit="identity", random_state=0)
     ids = np.asarray(enc.identities)
@@ -152,6 +183,7 @@ def main(argv=None) -> int:
         }
         seconds = time.perf_counter() - t
         outcomes = report.privacy
+        m["missed_by_step"] = _missed_by_step(report.privacy_path, enc, meas.detected & ok)
         if own_distance != "default":
             cfg["own_distance"] = own_distance
         row = {"name": name, "settings": cfg, "k": args.k, "bound": 1 / args.k, "dataset": args.dataset,
@@ -160,7 +192,8 @@ def main(argv=None) -> int:
                "privacy": outcomes, **m}
         with open(out / "probe.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
-        print(_line(name, m, {k: v for k, v in outcomes.items() if v}, seconds), flush=True)
+        print(_line(name, m, {k: v for k, v in outcomes.items() if v}, seconds), "missed by step:",
+              m["missed_by_step"], flush=True)
     return 0
 
 

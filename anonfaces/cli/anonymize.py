@@ -94,6 +94,10 @@ load_optional_synthesizers()
                    "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")
 @click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
               help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
+@click.option("--pose", type=click.IntRange(0, 8), default=2, show_default=True,
+              help="With --shape cluster: take this many leading modes of the face-shape model (yaw, pitch, then "
+                   "face width and mouth opening) from the member, the rest of the shape from the cluster (0: the "
+                   "cluster's shape only).")
 @click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,
               help="Embed every replaced face and escalate the ones above --privacy-margin (privacy.csv).")
 @click.option("--privacy-margin", type=float, default=0.05, show_default=True,
@@ -113,6 +117,14 @@ load_optional_synthesizers()
 @click.option("--reroll/--no-reroll", default=True, show_default=True,
               help="With --variants and the privacy check: a face that fails first tries its cluster's other "
                    "variants (a natural face) before the softened steps and --on-leak.")
+@click.option("--reroll-steps", type=click.Choice(["given", "every"]), default="every", show_default=True,
+              help="Where a failing face tries its cluster's other variants: with the settings asked for only "
+                   "(given), or at every escalation step before the next (every).")
+@click.option("--soften", default="0.03,0.06,0.1", show_default=True,
+              help="The privacy check's softened steps: blurs of the replaced region, as shares of the face size.")
+@click.option("--check-found/--no-check-found", default=False, show_default=True,
+              help="The privacy check also asks whether the detector that found a face still finds it, and keeps "
+                   "the first try that passes and is found (a usable face; privacy is checked the same).")
 @click.option("--output", type=click.Choice(OUTPUTS), default="photos", show_default=True,
               help="photos: every photo with its faces replaced; surrogates: only the surrogate crops (the 1/k bound "
                    "holds exactly), mapping.csv and run.json.")
@@ -130,8 +142,8 @@ load_optional_synthesizers()
 @progress_option()
 @user_errors
 def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
-            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, privacy_check,
-            privacy_margin, own_photos, on_leak, variants, variant_photos, reroll, output, size, detector, upsample, quality, jobs, backend, address, random_state,
+            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, pose, privacy_check,
+            privacy_margin, own_photos, on_leak, variants, variant_photos, reroll, reroll_steps, soften, check_found, output, size, detector, upsample, quality, jobs, backend, address, random_state,
             overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
             net_scan, surrogates):
@@ -150,8 +162,9 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
             dataset, out, k=k, algo=algo, synth=synth, method=method, encoder=encoder, encodings=encodings_path,
             clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
             cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
-            method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region,
+            method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region, pose=pose,
             privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak, variants=variants, variant_photos=variant_photos, reroll=reroll,
+            reroll_steps=reroll_steps, soften=soften, check_found=check_found,
             output=output, size=size, detector=detector, upsample=upsample, save_encodings=save_encodings,
             overwrite=overwrite, quality=quality, jobs=jobs, random_state=random_state, progress=progress,
             command=command_line(), private=private, names=names, key_file=key_file, keep_folders=keep_folders,

@@ -339,7 +339,8 @@ def anonymize(root, encodings, clustering, options: AnonymizeOptions, out, *, po
             "size": size, "quality": options.quality, "jobs": pool.jobs, "random_state": options.random_state,
             "max_pixels": options.max_pixels, "encodings": records.get("encodings"),
             "privacy_check": checking, "privacy_margin": options.privacy_margin, "on_leak": options.on_leak,
-            "variants": options.variants, "reroll": options.reroll, "variant_photos": options.variant_photos,
+            "variants": options.variants, "reroll": options.reroll, "reroll_steps": options.reroll_steps,
+            "soften": list(options.soften), "check_found": options.check_found, "variant_photos": options.variant_photos,
             "output": options.output,
         },
         "clustering": cluster_info,
@@ -510,6 +511,15 @@ def dlib_embedder(num_jitters: int = 1):
     return DlibEncoder(num_jitters=num_jitters).embed
 
 
+def found_detector(encodings) -> dict:
+    """The ``make_detector`` settings of the check's found test: the detector (and upsampling) that found the faces
+    in the originals, as the encodings record it (dlib's HOG with upsample 1 by default, the evaluation's)."""
+    detector = encodings.meta.get("detector") or {}
+    if not isinstance(detector, dict) or detector.get("name") not in ("hog", "cnn"):
+        return {"name": "hog", "upsample": 1}
+    return {"name": detector["name"], "upsample": int(detector.get("upsample", 1))}
+
+
 def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *, unit: str | None = None) -> dict:
     """The ``check`` of `anonfaces.synthesize.replace.replace_faces`: what the per-face privacy check needs.
 
@@ -526,7 +536,10 @@ def privacy_context(encodings, labels: np.ndarray, options: AnonymizeOptions, *,
     own = options.own_photos != "off"
     return {"make_embed": functools.partial(dlib_embedder, num_jitters), "margin": options.privacy_margin,
             "own_distance": OWN_DISTANCE if own else None, "own_photos": options.own_photos if own else "person",
-            "on_leak": options.on_leak, "reroll": options.reroll,
+            "on_leak": options.on_leak, "reroll": options.reroll, "reroll_steps": options.reroll_steps,
+            "soften": tuple(options.soften),
+            "found": found_detector(encodings) if options.check_found else None,
+            "boxes": np.asarray(encodings.boxes_ltrb, dtype=np.float64) if options.check_found else None,
             "embeddings": np.asarray(encodings.embeddings, dtype=np.float32),
             "persons": person_ids, "labels": np.asarray(labels, dtype=np.int64)}
 
@@ -666,12 +679,16 @@ def anonymize_dataset(
     feather: float = 0.06,
     shape: str | float = "cluster",
     region: str = "head",
+    pose: int = 2,
     privacy_check: bool = True,
     privacy_margin: float = 0.05,
     own_photos: str = "person",
     on_leak: str = "blur",
     variants: int | None = None,
     reroll: bool = True,
+    reroll_steps: str = "every",
+    soften=(0.03, 0.06, 0.1),
+    check_found: bool = False,
     variant_photos: int = 1,
     output: str = "photos",
     private: str | os.PathLike | None = None,
@@ -739,7 +756,7 @@ def anonymize_dataset(
     synth_params, method_params : dict
         Settings of the synthesizer, or of the baseline.
     blend : str or dict
-        The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``: see
+        The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``, ``pose``: see
         `anonfaces.synthesize.blend.BlendSettings`), or all of those settings as one dict.
     privacy_check, privacy_margin, own_photos, on_leak : the per-face privacy check
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
@@ -752,6 +769,9 @@ def anonymize_dataset(
     reroll : bool
         With variants and the check: a face that fails tries its cluster's other variants
         before the stronger steps (default true).
+    reroll_steps, soften, check_found : the check's escalation (`AnonymizeOptions`): where variants are re-rolled
+        (``given`` or ``every`` step), the softened steps' blurs, and whether a face must also still be found by
+        the detector that found it (the first try that passes and is found is kept).
     variant_photos : int
         Photos of every member in each variant (default 1: the most variation; more: smoother faces).
     private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample, net_scan, surrogates,
@@ -808,10 +828,10 @@ def anonymize_dataset(
     check_out_dir(root, out, overwrite=overwrite)
     blend_settings = dict(blend) if isinstance(blend, dict) else {
         "blend": blend, "color": color, "forehead": None if forehead is None else float(forehead), "feather": float(feather),
-        "shape": shape, "region": region}
+        "shape": shape, "region": region, "pose": pose}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
-                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, variant_photos=variant_photos, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
+                               own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, reroll_steps=reroll_steps, soften=soften, check_found=check_found, variant_photos=variant_photos, output=output, names=names, keep_folders=keep_folders, no_face=no_face,
                                second_pass=second_pass, safety_net=safety_net, sensitive_upsample=sensitive_upsample,
                                net_scan=net_scan,
                                share_surrogates=surrogates, match_threshold=match_threshold, allow_small_clusters=allow_small_clusters, size=size,

@@ -22,7 +22,8 @@ from anonfaces.utils.images import DEFAULT_MAX_PIXELS
 KSAME = "ksame"
 NONE = "none"
 #: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict.
-BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None}
+BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None,
+                  "pose": 2}
 #: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
 OUTPUTS = ("photos", "surrogates")
 #: Forehead lift of the baselines' face region when ``blend["forehead"]`` is None.
@@ -230,7 +231,10 @@ class AnonymizeOptions:
     gets one of this many surrogates of its cluster, each made from one random photo
     of every member, chosen per photo independently of the person
     (`anonfaces.synthesize.surrogates.make_variants`); ``reroll``: with variants, a face
-    the check fails tries its cluster's other variants before the stronger steps;
+    the check fails tries its cluster's other variants before the stronger steps (``reroll_steps``:
+    ``given``, with the settings asked for only; ``every``, at every step); ``soften``: the
+    softened steps' blurs; ``check_found``: the check also asks whether the detector that found
+    the face still finds it, and keeps the first try that passes and is found;
     ``variant_photos``: photos of every member in each variant (1: the most variation). ``output``: ``photos`` (every photo rewritten) or
     ``surrogates`` (only the surrogate crops; ksame only).
     Release (`anonfaces.release`): ``names`` (``hash``: keyed-hash output names, or
@@ -256,6 +260,9 @@ class AnonymizeOptions:
     on_leak: str = "blur"
     variants: int | None = None
     reroll: bool = True
+    reroll_steps: str = "every"
+    soften: tuple = (0.03, 0.06, 0.1)
+    check_found: bool = False
     variant_photos: int = 1
     output: str = "photos"
     names: str = "hash"
@@ -277,7 +284,7 @@ class AnonymizeOptions:
         from anonfaces.release.naming import NAMING_MODES
         from anonfaces.release.nofaces import NET_SCANS, NO_FACE_POLICIES
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
-        from anonfaces.synthesize.privacy import ON_LEAK, OWN_PHOTOS_CHOICES
+        from anonfaces.synthesize.privacy import ON_LEAK, OWN_PHOTOS_CHOICES, REROLL_STEPS, check_soften
 
         unknown = sorted(set(dict(self.blend or {})) - set(BLEND_DEFAULTS))
         if unknown:
@@ -301,6 +308,10 @@ class AnonymizeOptions:
         if not isinstance(self.reroll, (bool, np.bool_)):
             raise BadInputError(f"reroll={self.reroll!r} must be true or false")
         check_choice("own_photos", self.own_photos, OWN_PHOTOS_CHOICES)
+        check_choice("reroll_steps", self.reroll_steps, REROLL_STEPS)
+        object.__setattr__(self, "soften", check_soften(self.soften))
+        if not isinstance(self.check_found, (bool, np.bool_)):
+            raise BadInputError(f"check_found={self.check_found!r} must be true or false")
         check_choice("names", self.names, NAMING_MODES)
         check_choice("no_face", self.no_face, NO_FACE_POLICIES)
         _check_int("sensitive_upsample", self.sensitive_upsample, 0)

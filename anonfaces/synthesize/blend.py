@@ -75,6 +75,10 @@ class BlendSettings:
     ``soften`` > 0 blurs the replaced region (Gaussian, sigma that share of the
     face size, weighted by the region mask): the privacy check's last step before
     its fallback, leaving a face that is still found but carries less detail.
+    ``pose`` > 0 (with the cluster's shape) takes that many leading modes of the
+    shape model (`anonfaces.synthesize.shape_modes`: yaw, pitch, then face width and
+    mouth opening) from the member and the rest of the shape from the cluster, so the
+    new face keeps the member's pose and its outline meets the photo where it is.
     """
 
     shape: str | float = "cluster"
@@ -84,9 +88,14 @@ class BlendSettings:
     feather: float = 0.06
     forehead: float | None = None
     soften: float = 0.0
+    pose: int = 0
 
     def __post_init__(self):
         shape_weight(self.shape)
+        from anonfaces.synthesize.shape_modes import N_MODES
+
+        if isinstance(self.pose, bool) or not isinstance(self.pose, (int, np.integer)) or not 0 <= self.pose <= N_MODES:
+            raise BadInputError(f"pose={self.pose!r} must be an integer from 0 to {N_MODES} (shape modes from the member)")
         if not (isinstance(self.soften, (int, float)) and 0 <= self.soften <= 0.2):
             raise BadInputError(f"soften={self.soften!r} must be a number from 0 to 0.2")
         for name, value, valid in (("region", self.region, tuple(REGIONS)),
@@ -213,15 +222,23 @@ def warp_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, roi) -> np.nda
     return remap(surrogate.image, coords, y1 - y0, x1 - x0)
 
 
-def place_surrogate(surrogate: Surrogate, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def place_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, *, pose: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The similarity transform putting the surrogate on a face, and the surrogate's landmarks there.
 
     Returns the (2, 3) matrix from surrogate-crop pixels to image pixels (least
     squares over the eye centres and the mouth centre) and the surrogate's 68
-    landmarks in image pixels (its own shape, only moved, scaled and rolled).
+    landmarks in image pixels (its own shape, only moved, scaled and rolled; with
+    ``pose`` > 0, in the face's pose: `anonfaces.synthesize.shape_modes.pose_shape`).
     """
     matrix = similarity_transform(anchor_points(surrogate.landmarks), anchor_points(landmarks68))
-    return matrix, transform_points(surrogate.landmarks, matrix)
+    shape = surrogate.landmarks
+    if pose:
+        from anonfaces.synthesize.shape_modes import pose_shape
+
+        back = cv2.invertAffineTransform(matrix)
+        member = transform_points(np.asarray(landmarks68, np.float64), back)  # the face in the surrogate's frame
+        shape = pose_shape(member, shape, pose, size=surrogate.size)
+    return matrix, transform_points(shape, matrix)
 
 
 @dataclass(frozen=True)
@@ -321,8 +338,8 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     result = image.copy() if out is None else out
     forehead_, expand = settings.outline
     weight = settings.weight
-    target, region_outline, ring, roi = face_geometry(lm, lambda: place_surrogate(surrogate, lm)[1], settings,
-                                                      image.shape)
+    target, region_outline, ring, roi = face_geometry(lm, lambda: place_surrogate(surrogate, lm, pose=settings.pose)[1],
+                                                      settings, image.shape)
     scale = face_scale(target)
     x0, y0, x1, y1 = roi
     empty = FaceReplacement(roi, np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool), target)

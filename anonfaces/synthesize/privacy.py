@@ -63,12 +63,19 @@ OWN_PHOTOS = ("person", "this")
 #: The choices of `AnonymizeOptions.own_photos` (``off``: no own-photo term).
 OWN_PHOTOS_CHOICES = (*OWN_PHOTOS, "off")
 PRIVACY_COLUMNS = ("path", "face", "cluster", "leak_before", "evenness_before", "nearest_own_before", "leak_after",
-                   "evenness_after", "nearest_own_after", "step", "outcome")
+                   "evenness_after", "nearest_own_after", "step", "outcome", "found")
 #: Outcomes: the face passed with the settings asked for, after escalating, or fell back (``on_leak``).
 OUTCOMES = ("passed", "escalated", "blurred", "surrogate", "kept-above-margin", "unchecked")
 CHIP_SIZE = 150
 #: The last escalation steps' blur of the replaced region (share of the face size; `BlendSettings.soften`).
-SOFTEN = (0.03, 0.06)
+SOFTEN = (0.03, 0.06, 0.1)
+#: Where a failing face tries its cluster's other surrogate variants (`PrivacyCheck.reroll_steps`): with the settings
+#: asked for only, then the stronger steps on the variant that came closest (``given``), or at every step before
+#: the next (``every``).
+REROLL_STEPS = ("given", "every")
+#: With ``reroll_steps="every"``: how many of the surrogate and its variants each later step tries, the closest to
+#: passing first (ranked by `PrivacyCheck.shortfall` with the settings asked for).
+REROLL_TOP = 3
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ class FaceJob:
     fallback : Surrogate, optional
         What ``on_leak="surrogate"`` pastes (None, as the pipeline leaves it: the surrogate
         or variant that came closest to passing).
+    box_ltrb : ndarray of shape (4,), optional
+        The face's detection box in the photo (the found test, `PrivacyCheck.detector`).
     """
 
     landmarks68: np.ndarray
@@ -116,6 +125,7 @@ class FaceJob:
     original: np.ndarray | None = None
     alternatives: tuple = ()
     fallback: Surrogate | None = None
+    box_ltrb: np.ndarray | None = None
 
 
 class Scores(NamedTuple):
@@ -141,6 +151,7 @@ class PrivacyRecord:
     nearest_own_after: float = float("nan")
     step: str = "given"
     outcome: str = "unchecked"
+    found: str = ""
 
     def row(self) -> list:
         out = []
@@ -150,12 +161,14 @@ class PrivacyRecord:
         return out
 
 
-def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]:
-    """The settings asked for, then each stronger step: cluster shape, largest region, cluster colours, softened."""
+def escalation_steps(settings: BlendSettings, soften: Sequence[float] = SOFTEN) -> list[tuple[str, BlendSettings]]:
+    """The settings asked for, then each stronger step: cluster shape (no pose from the member), largest region,
+    cluster colours, then the
+    region softened by each of ``soften`` (shares of the face size, increasing)."""
     steps = [("given", settings)]
     current = settings
-    if current.weight < 1.0:
-        current = current.replace(shape="cluster")
+    if current.weight < 1.0 or current.pose:
+        current = current.replace(shape="cluster", pose=0)
         steps.append(("cluster-shape", current))
     largest = max(REGIONS, key=lambda r: REGIONS[r][0] * REGIONS[r][1] ** 2)
     if current.region != largest or current.forehead is not None:
@@ -164,11 +177,37 @@ def escalation_steps(settings: BlendSettings) -> list[tuple[str, BlendSettings]]
     if current.color != "none":
         current = current.replace(color="none")
         steps.append(("cluster-colour", current))
-    for i, sigma in enumerate(SOFTEN):
+    for i, sigma in enumerate(soften):
         if current.soften < sigma:
             current = current.replace(soften=sigma)
             steps.append(("softened" if i == 0 else f"softened-{i + 1}", current))
     return steps
+
+
+#: The overlap at which a detection counts as the face (the evaluation's re-detection rule).
+FOUND_IOU = 0.5
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def check_soften(soften) -> tuple:
+    """The softened steps as a tuple of increasing blurs in (0, 0.2]; a string "0.03,0.06" is read too."""
+    if isinstance(soften, str):
+        soften = [v for v in soften.replace(";", ",").split(",") if v.strip()]
+    try:
+        values = tuple(float(v) for v in (soften if isinstance(soften, (list, tuple)) else [soften]))
+    except (TypeError, ValueError):
+        values = (float("nan"),)
+    if any(not (0 < v <= 0.2) for v in values) or list(values) != sorted(set(values)):
+        raise BadInputError(f"soften={soften!r} must be increasing numbers in (0, 0.2] (shares of the face size)")
+    return values
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -198,6 +237,19 @@ class PrivacyCheck:
         The own-photo term's originals: every photo of the person (``own`` and
         ``original``; the release safety net's rule) or this photo's own
         original only (issue 13's unprotected face).
+    soften : sequence of float
+        The softened steps' blur (shares of the face size; `escalation_steps`).
+    reroll_steps : {"given", "every"}
+        Where the cluster's other variants (`FaceJob.alternatives`) are tried: with the
+        settings asked for only (then the stronger steps on the one that came closest),
+        or, ``every``, also at every later step on the `REROLL_TOP` (3) closest to passing
+        with the settings asked for (steps ``<step>/variant-<j>``) before the next step.
+    detector : object, optional
+        A face detector (``detect(image) -> [FaceDetection]``, `anonfaces.detect`): a face
+        that passes but that it no longer finds near ``FaceJob.box_ltrb`` (IoU >= 0.5)
+        is redone with the next tries, and the first that passes and is found is kept
+        (none: the first that passed). This serves the detection figure (a usable face),
+        not privacy: every face written still passes the same terms. None: not tested.
     """
 
     embed: Callable[[np.ndarray], np.ndarray]
@@ -206,6 +258,9 @@ class PrivacyCheck:
     evenness: bool = True
     own_distance: float | None = OWN_DISTANCE
     own_photos: str = "person"
+    soften: tuple = SOFTEN
+    reroll_steps: str = "every"
+    detector: object | None = None
     _surrogate_cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -219,6 +274,11 @@ class PrivacyCheck:
             raise BadInputError(f"own_distance={self.own_distance!r} must be None or a distance >= 0")
         if self.own_photos not in OWN_PHOTOS:
             raise BadInputError(f"own_photos={self.own_photos!r} must be one of {', '.join(OWN_PHOTOS)}")
+        self.soften = check_soften(self.soften)
+        if self.reroll_steps not in REROLL_STEPS:
+            raise BadInputError(f"reroll_steps={self.reroll_steps!r} must be one of {', '.join(REROLL_STEPS)}")
+        if self.detector is not None and not callable(getattr(self.detector, "detect", None)):
+            raise BadInputError("detector must have a detect(image) method (an anonfaces.detect detector)")
 
     def _embed_one(self, image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
         from anonfaces.detect import face_chip
@@ -252,6 +312,23 @@ class PrivacyCheck:
         if self.own_distance is not None and mine:
             nearest = float(_distance(a, np.concatenate(mine)).min())
         return Scores(leak, evenness, nearest)
+
+    def found(self, image: np.ndarray, job: FaceJob) -> bool | None:
+        """Whether ``detector`` finds the face of ``job`` in ``image`` (IoU >= 0.5 with ``job.box_ltrb``, searched
+        in the box widened by its size on every side); None without a detector or a box."""
+        if self.detector is None or job.box_ltrb is None:
+            return None
+        box = np.asarray(job.box_ltrb, dtype=np.float64)
+        h, w = image.shape[:2]
+        side = max(box[2] - box[0], box[3] - box[1])
+        x0, y0 = (max(0, int(np.floor(v - side))) for v in box[:2])
+        x1, y1 = min(w, int(np.ceil(box[2] + side))), min(h, int(np.ceil(box[3] + side)))
+        try:
+            found = self.detector.detect(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        except (RuntimeError, ValueError) as exc:
+            log.warning("found test failed: %s", exc)
+            return False
+        return any(box_iou(np.asarray(f.box_ltrb, np.float64) + [x0, y0, x0, y0], box) >= FOUND_IOU for f in found)
 
     def shortfall(self, scores: Scores | tuple[float, float, float]) -> float:
         """How far a face with these scores is from passing (<= 0: it passes): the largest excess of a term."""
@@ -300,45 +377,86 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             records.append(record)
             continue
         before = result.copy()
-        candidate = None
-        steps = escalation_steps(settings)
-        tries = [(name, step, job.surrogate) for name, step in steps[:1]]
-        tries += [(f"variant-{alt.info.get('variant', j + 1)}", settings, alt) for j, alt in enumerate(job.alternatives)]
-        tries += [(name, step, None) for name, step in steps[1:]]
-        best, best_shortfall = job.surrogate, float("inf")
-        for i, (name, step, surrogate) in enumerate(tries):
+        candidate, passed_unfound, ranked = None, None, []
+        for i, (name, step, surrogate) in enumerate(_tries(job, settings, check)):
+            if isinstance(surrogate, int):  # the r-th closest of the surrogate and its variants (reroll_steps="every")
+                if surrogate >= len(ranked):
+                    continue
+                surrogate = ranked[surrogate][1]
+                if surrogate is not job.surrogate:
+                    name = f"{name}/variant-{surrogate.info.get('variant', '?')}"
             surrogate = best if surrogate is None else surrogate
             candidate = blend_surrogate(before, surrogate, job.landmarks68, settings=step)
             scores = check.scores(candidate, job if surrogate is job.surrogate else replace(job, surrogate=surrogate, surrogate_embedding=None))
             if i == 0:
                 record.leak_before, record.evenness_before, record.nearest_own_before = scores
+                best, best_shortfall = job.surrogate, float("inf")
             record.leak_after, record.evenness_after, record.nearest_own_after = scores
             record.step = name
             if check.passes(scores):
                 record.outcome = "passed" if i == 0 else "escalated"
-                break
+                found = check.found(candidate, job)
+                if found is not False:
+                    record.found = "" if found is None else "yes"
+                    break
+                if passed_unfound is None:  # passes, but the detector lost the face: look on for one it finds
+                    passed_unfound = (candidate, scores, name, record.outcome)
+                continue
             shortfall = check.shortfall(scores)
+            if step is settings and not any(sur is surrogate for _, sur in ranked):
+                ranked = sorted([*ranked, (shortfall, surrogate)], key=lambda pair: pair[0])
             if shortfall < best_shortfall:
                 best, best_shortfall = surrogate, shortfall
         else:
-            if check.on_leak == "blur":
-                candidate = blur_face(before, job.landmarks68)
-                record.outcome = "blurred"
-            elif check.on_leak == "surrogate":
-                best = job.fallback if job.fallback is not None else best
-                candidate = paste_surrogate(before, best, job.landmarks68)
-                record.outcome = "surrogate"
+            if passed_unfound is not None:  # nothing both passed and was found: the first that passed
+                candidate, scores, record.step, record.outcome = passed_unfound
+                record.leak_after, record.evenness_after, record.nearest_own_after = scores
+                record.found = "no"
             else:
-                record.outcome = "kept-above-margin"
-                log.warning("%s face %d: above the privacy margin after every step (kept: on_leak=keep)", path,
-                            job.face)
-            if check.on_leak != "keep":
-                record.step = f"on_leak={check.on_leak}"
-                final = job if best is job.surrogate else replace(job, surrogate=best, surrogate_embedding=None)
-                record.leak_after, record.evenness_after, record.nearest_own_after = check.scores(candidate, final)
+                candidate = _fall_back(before, candidate, job, best, check, record)
+                found = check.found(candidate, job)
+                record.found = "" if found is None else ("yes" if found else "no")
         result = candidate
         records.append(record)
     return result, records
+
+
+def _tries(job: FaceJob, settings: BlendSettings, check: PrivacyCheck):
+    """``(step name, settings, surrogate, None or r)`` in the order the check tries them (None: the surrogate or
+    variant that came closest to passing so far; r: the r-th closest with the settings asked for)."""
+    steps = escalation_steps(settings, check.soften)
+    alternatives = [(f"variant-{alt.info.get('variant', j + 1)}", alt) for j, alt in enumerate(job.alternatives)]
+    yield steps[0][0], steps[0][1], job.surrogate
+    for name, alt in alternatives:
+        yield name, settings, alt
+    for name, step in steps[1:]:
+        if check.reroll_steps == "every" and alternatives:
+            for r in range(min(REROLL_TOP, len(alternatives) + 1)):
+                yield name, step, r
+        else:
+            yield name, step, None
+
+
+def _fall_back(before: np.ndarray, last: np.ndarray, job: FaceJob, best: Surrogate, check: PrivacyCheck,
+               record: PrivacyRecord) -> np.ndarray:
+    """The photo after every step failed: ``check.on_leak`` applied to ``before`` (``last``, the last step's
+    photo, with ``keep``); ``record`` completed."""
+    if check.on_leak == "blur":
+        candidate = blur_face(before, job.landmarks68)
+        record.outcome = "blurred"
+    elif check.on_leak == "surrogate":
+        best = job.fallback if job.fallback is not None else best
+        candidate = paste_surrogate(before, best, job.landmarks68)
+        record.outcome = "surrogate"
+    else:
+        record.outcome = "kept-above-margin"
+        log.warning("%s face %d: above the privacy margin after every step (kept: on_leak=keep)", record.path,
+                    record.face)
+        return last
+    record.step = f"on_leak={check.on_leak}"
+    final = job if best is job.surrogate else replace(job, surrogate=best, surrogate_embedding=None)
+    record.leak_after, record.evenness_after, record.nearest_own_after = check.scores(candidate, final)
+    return candidate
 
 
 def blur_face(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:

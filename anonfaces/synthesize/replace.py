@@ -41,11 +41,17 @@ def _privacy_check(run: dict):
         return None
     held = worker_local("synthesize.privacy", run["token"])
     if "check" not in held:
-        from anonfaces.synthesize.privacy import OWN_DISTANCE, PrivacyCheck
+        from anonfaces.synthesize.privacy import OWN_DISTANCE, SOFTEN, PrivacyCheck
 
+        detector = None
+        if check.get("found"):  # the found test: the detector that found the faces in the originals
+            from anonfaces.detect import make_detector
+
+            detector = make_detector(**check["found"])
         held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"],
                                      own_distance=check.get("own_distance", OWN_DISTANCE),
-                                     own_photos=check.get("own_photos", "person"))
+                                     own_photos=check.get("own_photos", "person"), soften=check.get("soften", SOFTEN),
+                                     reroll_steps=check.get("reroll_steps", "given"), detector=detector)
     return held["check"]
 
 
@@ -64,6 +70,8 @@ def _face_job(run: dict, face):
         own = persons == persons[row]
         context = {"member": emb[own].mean(0), "own": emb[own], "others": emb[(labels == labels[row]) & ~own],
                    "original": emb[row]}
+        if check.get("boxes") is not None:
+            context["box_ltrb"] = check["boxes"][row]
     if check is not None and variant and check.get("reroll", True):
         others = sorted(j for (c, j) in run["variants"] if c == cluster and j != variant)
         context["alternatives"] = tuple(_surrogate(run, cluster, run["variants"][(cluster, j)], j) for j in others)
@@ -126,9 +134,11 @@ def replace_faces(pool: WorkerPool, root, out, photos: list[tuple[str, str, list
     privacy check, ``{"make_embed": a picklable module-level callable returning
     embed(chips) -> (n, dim), "margin", "on_leak", "embeddings" (n_rows, dim),
     "persons" (n_rows,) int, "labels" (n_rows,) int, optionally "own_distance" (the own-photo term's distance,
-    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`), "own_photos" (``person`` or ``this``) and
-    "reroll" (default true: a failing face tries its cluster's other variants first)}``; ``row`` of each face indexes
-    those arrays.
+    None: off; default `anonfaces.synthesize.privacy.OWN_DISTANCE`), "own_photos" (``person`` or ``this``),
+    "reroll" (default true: a failing face tries its cluster's other variants first), "reroll_steps" (``given`` or
+    ``every``, `PrivacyCheck.reroll_steps`), "soften" (the softened steps), "found" (None, or the
+    ``make_detector`` settings of the check's found test) and "boxes" (n_rows, 4) (the faces' boxes, for the found
+    test)}``; ``row`` of each face indexes those arrays.
 
     ``variants``: ``{(cluster, j): landmarks}`` of the surrogate variants
     (`anonfaces.synthesize.surrogates.make_variants`); with the check, a face of variant

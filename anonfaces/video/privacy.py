@@ -150,6 +150,11 @@ def _check(run: dict):
     return held["check"]
 
 
+#: The softened steps of a track's escalation (the photos' before their third step, 0.1, was added: videos were
+#: measured with these two).
+TRACK_SOFTEN = (0.03, 0.06)
+
+
 def _check_track(run: dict, task):
     """One track through the escalation steps (see the module docstring); returns its `TrackPrivacy`."""
     from anonfaces.synthesize.blend import BlendSettings
@@ -169,7 +174,7 @@ def _check_track(run: dict, task):
         return _worst(out)
 
     last = None
-    for i, (name, settings) in enumerate(escalation_steps(BlendSettings(**run["blend"]))):
+    for i, (name, settings) in enumerate(escalation_steps(BlendSettings(**run["blend"]), TRACK_SOFTEN)):
         last = {"mode": "blend", "blend": asdict(settings)}
         worst = scores(last)
         if i == 0:

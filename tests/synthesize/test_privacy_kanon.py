@@ -57,11 +57,11 @@ def _score(leak, even, *_nearest_own):
 
 def test_escalation_steps_strengthen_in_order():
     names = [n for n, _ in escalation_steps(OLD)]
-    assert names == ["given", "cluster-shape", "largest-region", "cluster-colour", "softened", "softened-2"]
+    assert names == ["given", "cluster-shape", "largest-region", "cluster-colour", "softened", "softened-2", "softened-3"]
     last = escalation_steps(OLD)[-1][1]
     assert (last.shape, last.region, last.color, last.soften) == ("cluster", "chip", "none", SOFTEN[-1])
     assert [n for n, _ in escalation_steps(BlendSettings())] == ["given", "largest-region", "cluster-colour", "softened",
-                                                                 "softened-2"]
+                                                                 "softened-2", "softened-3"]
 
 
 def test_a_face_made_to_leak_with_its_own_shape_is_caught_and_escalated(sample_dir, sample_encodings, cluster0, embed):

@@ -23,8 +23,9 @@ blocking     blocking & merging: square blocks of ``block`` (x face size) are
 inversion    CNN feature inversion (`anonfaces.synthesize.deid`): ``weights``
              (a checkpoint; default the shipped one), ``detail`` (true keeps
              the photo's detail finer than 64 px), ``region`` (face | inner),
-             ``contrast``, ``sharpen``, ``sharpen_radius``; unset: the
-             checkpoint's own defaults (docs/deid.md)
+             ``contrast``, ``sharpen``, ``sharpen_radius``, ``sharpen_region``
+             (face | inner), ``outer_detail`` (0..1), ``seam`` (0..0.5 x face
+             size); unset: the checkpoint's own defaults (docs/deid.md)
 d2gan        the D2GAN generator (`anonfaces.synthesize.deid`), same settings
 ============ ===================================================================
 

@@ -119,9 +119,10 @@ def test_orientation_field_tells_horizontal_from_vertical_edges():
 def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_them(sample_dir, sample_encodings, tmp_path):
     assert inference_settings(shipped_weights("inversion")) == INFERENCE_DEFAULTS
     shipped = inference_settings(shipped_weights("d2gan"))
-    assert shipped["contrast"] is True and shipped["sharpen"] == 1.25  # the settings the d2gan targets were measured with
+    assert shipped["contrast"] is True and shipped["sharpen"] == 1.25 and shipped["sharpen_region"] == "inner"  # as measured
     copy = tmp_path / "d2gan.npz"
-    assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0}
+    assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0,
+                                                                                       "sharpen_region": "inner"}
     _net, meta = load_weights(copy)
     assert meta["steps"] == load_weights(shipped_weights("d2gan"))[1]["steps"]
     image, lms = _face(sample_dir, sample_encodings, 3)

@@ -21,7 +21,10 @@ than the network's resolution is kept instead: the network's low-resolution
 change is added to the original pixels; measured on LFW it keeps more identity,
 so the default is False). Further inference settings: ``region`` (``inner``: only the
 eyebrows-eyes-nose-mouth hull changes), ``contrast`` (the face's Lab mean and spread made
-the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask). A checkpoint may carry
+the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask; ``sharpen_region="inner"``: on the inner face
+only, where the detector reads the eyes, brows, nose and mouth), ``outer_detail`` (the share of the photo's own
+detail finer than the network's resolution put back outside the inner face), ``seam`` (the face fades into the
+photo over a band this share of the face size inside the region's edge). A checkpoint may carry
 its own defaults for them (``settings["inference"]``, `with_inference_settings`; the
 shipped d2gan: ``contrast=True, sharpen=1.25``). Pixels outside the face region never change.
 
@@ -63,7 +66,7 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
+__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "SHARPEN_REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
            "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights", "make_input", "save_weights",
            "shipped_weights", "with_inference_settings"]
 
@@ -242,7 +245,10 @@ def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail
     a checkpoint path (None: the shipped one). ``region``: ``face`` (the whole face region)
     or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
     and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
-    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels.
+    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels,
+    on the whole face or (``sharpen_region="inner"``) on the inner face only; ``outer_detail`` (0..1): that share of
+    the photo's detail finer than the network's resolution added back outside the inner face; ``seam`` (x the face
+    size): the output fades into the original over that band inside the region's edge.
     A setting left None takes the checkpoint's own default (`inference_settings`).
     Pixels outside ``mask`` are for the caller to keep.
     """

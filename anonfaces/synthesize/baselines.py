@@ -23,8 +23,9 @@ blocking     blocking & merging: square blocks of ``block`` (x face size) are
 inversion    CNN feature inversion (`anonfaces.synthesize.deid`): ``weights``
              (a checkpoint; default the shipped one), ``detail`` (true keeps
              the photo's detail finer than 64 px), ``region`` (face | inner),
-             ``contrast``, ``sharpen``, ``sharpen_radius``; unset: the
-             checkpoint's own defaults (docs/deid.md)
+             ``contrast``, ``sharpen``, ``sharpen_radius``, ``sharpen_region``
+             (face | inner), ``outer_detail`` (0..1), ``seam`` (0..0.5 x face
+             size); unset: the checkpoint's own defaults (docs/deid.md)
 d2gan        the D2GAN generator (`anonfaces.synthesize.deid`), same settings
 ============ ===================================================================
 
@@ -139,7 +140,7 @@ def blocking(patch, mask, scale, rng, *, block: float = 0.12, n_sets: int = 4, i
 
 def _deid(model):
     def method(patch, mask, scale, rng, *, landmarks=None, weights=None, detail=None, region=None, contrast=None,
-               sharpen=None, sharpen_radius=None):
+               sharpen=None, sharpen_radius=None, sharpen_region=None, outer_detail=None, seam=None):
         from anonfaces.synthesize.deid import deidentify_patch
 
         for name, value in (("detail", detail), ("contrast", contrast)):
@@ -151,12 +152,17 @@ def _deid(model):
         if sharpen_radius is not None and (isinstance(sharpen_radius, bool) or not isinstance(sharpen_radius, (int, float, np.number))
                                            or not 0.25 <= sharpen_radius <= 8):
             raise BadInputError(f"sharpen_radius={sharpen_radius!r} must be a number in [0.25, 8] (network pixels)")
+        for name, value, upper in (("outer_detail", outer_detail, 1), ("seam", seam, 0.5)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+                                      or not 0 <= value <= upper):
+                raise BadInputError(f"{name}={value!r} must be a number in [0, {upper}]")
         if weights is not None and not isinstance(weights, str):
             raise BadInputError(f"weights={weights!r} must be a checkpoint path")
         if landmarks is None:
             raise BadInputError(f"the {model} method needs the face's landmarks")
         return deidentify_patch(model, patch, mask, landmarks, weights=weights, detail=detail, region=region,
-                                contrast=contrast, sharpen=sharpen, sharpen_radius=sharpen_radius)
+                                contrast=contrast, sharpen=sharpen, sharpen_radius=sharpen_radius,
+                                sharpen_region=sharpen_region, outer_detail=outer_detail, seam=seam)
 
     method.__name__ = model
     method.__doc__ = f"The learned {model} de-identifier (`anonfaces.synthesize.deid`), one new face per face."

@@ -117,11 +117,13 @@ def test_orientation_field_tells_horizontal_from_vertical_edges():
 
 
 def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_them(sample_dir, sample_encodings, tmp_path):
-    assert inference_settings(shipped_weights("inversion")) == INFERENCE_DEFAULTS
+    inversion = inference_settings(shipped_weights("inversion"))  # stage 3 (2026-12-02): the settings measured with
+    assert inversion == {**INFERENCE_DEFAULTS, "contrast": True, "sharpen": 1.25, "sharpen_region": "inner"}
     shipped = inference_settings(shipped_weights("d2gan"))
-    assert shipped["contrast"] is True and shipped["sharpen"] == 1.25  # the settings the d2gan targets were measured with
+    assert shipped["contrast"] is True and shipped["sharpen"] == 1.25 and shipped["sharpen_region"] == "inner"  # as measured
     copy = tmp_path / "d2gan.npz"
-    assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0}
+    assert with_inference_settings(shipped_weights("d2gan"), copy, sharpen=0.0) == {"contrast": True, "sharpen": 0.0,
+                                                                                       "sharpen_region": "inner"}
     _net, meta = load_weights(copy)
     assert meta["steps"] == load_weights(shipped_weights("d2gan"))[1]["steps"]
     image, lms = _face(sample_dir, sample_encodings, 3)
@@ -130,3 +132,38 @@ def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_th
     assert np.abs(by_default.astype(int) - apply_baseline(image, "d2gan", lms, weights=str(copy), contrast=False)).max() > 10
     with pytest.raises(BadInputError, match="unknown inference setting"):
         with_inference_settings(shipped_weights("d2gan"), tmp_path / "x.npz", blur=1)
+
+
+def test_outer_detail_seam_and_inner_sharpen_act_only_where_they_say(sample_dir, sample_encodings):
+    import cv2
+
+    image, lms = _face(sample_dir, sample_encodings, 3)
+    lm = lms[0]
+    region = face_mask(image.shape[:2], lm, feather=0) > 0
+    hull = inner_face_mask(image.shape[:2], lm)
+    base = {"contrast": False, "sharpen": 1.5}
+    plain = apply_baseline(image, "d2gan", [lm], **base).astype(int)
+    # sharpening only the inner face: outside the hull the unsharpened output
+    inner_sharp = apply_baseline(image, "d2gan", [lm], **base, sharpen_region="inner").astype(int)
+    unsharp = apply_baseline(image, "d2gan", [lm], contrast=False, sharpen=0.0).astype(int)
+    assert np.abs(inner_sharp[region & (hull == 0)] - unsharp[region & (hull == 0)]).max() <= 1
+    core = hull > 0.995
+    assert np.abs(inner_sharp[core] - plain[core]).max() <= 1 and np.abs(plain[core] - unsharp[core]).mean() > 1
+    # the photo's fine detail outside the inner face: the outer face moves towards the original's texture, the core not
+    detail = apply_baseline(image, "d2gan", [lm], **base, outer_detail=1.0).astype(int)
+    assert np.abs(detail[core] - plain[core]).max() <= 1
+    outer = region & (hull == 0)
+    lap = [np.abs(cv2.Laplacian(cv2.cvtColor(x.astype(np.uint8), cv2.COLOR_RGB2GRAY), cv2.CV_64F) -
+                  cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F))[outer].mean() for x in (plain, detail)]
+    assert lap[1] < 0.8 * lap[0], lap  # the fine structure outside the inner face is nearer the photo's own
+    # the seam: the face fades into the photo near the region's edge, deep inside it is the network's face
+    seam = apply_baseline(image, "d2gan", [lm], **base, seam=0.1).astype(int)
+    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 5)
+    edge, deep = region & (inside <= 2), inside > 0.2 * np.linalg.norm(lm[8] - lm[27])
+    assert np.abs(seam[edge] - image[edge]).mean() < 0.5 * np.abs(plain[edge] - image[edge]).mean()
+    np.testing.assert_array_equal(seam[deep], plain[deep])
+    np.testing.assert_array_equal(seam[~region], image[~region])
+    for bad, message in (({"outer_detail": 2}, "outer_detail"), ({"seam": -0.1}, "seam"),
+                         ({"sharpen_region": "jaw"}, "sharpen_region")):
+        with pytest.raises(BadInputError, match=message):
+            apply_baseline(image, "d2gan", [lm], **bad)

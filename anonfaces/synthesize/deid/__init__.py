@@ -21,7 +21,10 @@ than the network's resolution is kept instead: the network's low-resolution
 change is added to the original pixels; measured on LFW it keeps more identity,
 so the default is False). Further inference settings: ``region`` (``inner``: only the
 eyebrows-eyes-nose-mouth hull changes), ``contrast`` (the face's Lab mean and spread made
-the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask). A checkpoint may carry
+the original's), ``sharpen`` / ``sharpen_radius`` (an unsharp mask; ``sharpen_region="inner"``: on the inner face
+only, where the detector reads the eyes, brows, nose and mouth), ``outer_detail`` (the share of the photo's own
+detail finer than the network's resolution put back outside the inner face), ``seam`` (the face fades into the
+photo over a band this share of the face size inside the region's edge). A checkpoint may carry
 its own defaults for them (``settings["inference"]``, `with_inference_settings`; the
 shipped d2gan: ``contrast=True, sharpen=1.25``). Pixels outside the face region never change.
 
@@ -52,7 +55,10 @@ MODELS = ("inversion", "d2gan")
 #: where the network's face goes: the whole face region, or only the inner face (`inner_face_mask`)
 REGIONS = ("face", "inner")
 #: inference settings when neither the caller nor the checkpoint's ``inference`` record gives one
-INFERENCE_DEFAULTS = {"detail": False, "region": "face", "contrast": False, "sharpen": 0.0, "sharpen_radius": 1.0}
+INFERENCE_DEFAULTS = {"detail": False, "region": "face", "contrast": False, "sharpen": 0.0, "sharpen_radius": 1.0,
+                      "sharpen_region": "face", "outer_detail": 0.0, "seam": 0.0}
+#: where ``sharpen`` acts: the whole face region, or the inner face (`inner_face_mask`: eyes, brows, nose, mouth)
+SHARPEN_REGIONS = ("face", "inner")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FORMAT = "anonfaces-deid/1"
 #: torch threads while a face goes through a network: a 64 px face is too small to share out
@@ -60,7 +66,7 @@ FORMAT = "anonfaces-deid/1"
 #: both cores are used by running two worker processes (``--jobs 2``).
 INFERENCE_THREADS = 1
 
-__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
+__all__ = ["INFERENCE_DEFAULTS", "MODELS", "REGIONS", "SHARPEN_REGIONS", "WEIGHTS_DIR", "Deidentifier", "deidentify_patch",
            "inference_settings", "inner_face_mask", "landmark_heatmap", "load_weights", "make_input", "save_weights",
            "shipped_weights", "with_inference_settings"]
 
@@ -162,28 +168,41 @@ class Deidentifier:
 
     def __call__(self, patch: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, *, detail: bool = False,
                  region: str = "face", contrast: bool = False, sharpen: float = 0.0,
-                 sharpen_radius: float = 1.0) -> np.ndarray:
+                 sharpen_radius: float = 1.0, sharpen_region: str = "face", outer_detail: float = 0.0,
+                 seam: float = 0.0) -> np.ndarray:
         h, w = patch.shape[:2]
         s = self.size
         small = cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA)
         small_mask = cv2.resize(mask.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA)
         lm = np.asarray(landmarks, np.float32) * np.array([s / w, s / h], np.float32)
         out = self.crops([small], [(small_mask > 0.5).astype(np.float32)], [lm])[0]
+        # the photo's own detail finer than the network's resolution (what the network cannot carry)
+        fine = (lambda: patch.astype(np.float32) - cv2.resize(small.astype(np.float32), (w, h),
+                                                               interpolation=cv2.INTER_CUBIC))
         if detail:  # the network's change, at its resolution, added to the photo's own pixels
             delta = cv2.resize(out - small.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
             big = patch.astype(np.float32) + delta
         else:
             big = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+        inner = (inner_face_mask((h, w), landmarks)[..., None]
+                 if "inner" in (region, sharpen_region) or (outer_detail > 0 and not detail) else None)
         if sharpen > 0:  # unsharp mask at the scale of ``sharpen_radius`` network pixels
             sigma = max(0.5, sharpen_radius * max(w, h) / s)
-            big = big + sharpen * (big - cv2.GaussianBlur(big, (0, 0), sigmaX=sigma))
+            edges = big - cv2.GaussianBlur(big, (0, 0), sigmaX=sigma)
+            big = big + sharpen * (edges * inner if sharpen_region == "inner" else edges)
+        if outer_detail > 0 and not detail:  # outside the inner face, the photo's fine detail (skin, hair) comes back
+            big = big + outer_detail * (1 - inner) * fine()
         big = np.clip(np.rint(big), 0, 255).astype(np.uint8)
         if contrast:  # the face's mean and spread of every Lab channel made the original's
             from anonfaces.synthesize.blend import match_colors
 
             big = match_colors(big, patch, mask, mode="lab")
         if region == "inner":  # only the inner face changes; the original's outline (cheeks, jaw) is kept
-            alpha = inner_face_mask((h, w), landmarks)[..., None]
+            big = np.clip(np.rint(inner * big + (1 - inner) * patch), 0, 255).astype(np.uint8)
+        if seam > 0:  # the face fades into the photo over a band ``seam`` x the face size inside its edge
+            size = float(np.linalg.norm(np.asarray(landmarks, np.float64)[8] - np.asarray(landmarks, np.float64)[27]))
+            inside = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+            alpha = np.clip(inside / max(1.0, seam * size), 0, 1)[..., None]
             big = np.clip(np.rint(alpha * big + (1 - alpha) * patch), 0, 255).astype(np.uint8)
         return big
 
@@ -218,14 +237,18 @@ def _deidentifier(weights) -> Deidentifier:
 
 def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail: bool | None = None,
                      region: str | None = None, contrast: bool | None = None, sharpen: float | None = None,
-                     sharpen_radius: float | None = None) -> np.ndarray:
+                     sharpen_radius: float | None = None, sharpen_region: str | None = None,
+                     outer_detail: float | None = None, seam: float | None = None) -> np.ndarray:
     """``patch`` (uint8 RGB, a face's region of interest) with its face replaced by ``model``.
 
     ``mask`` (bool, the face region), ``landmarks`` (68, 2) in patch pixels; ``weights``:
     a checkpoint path (None: the shipped one). ``region``: ``face`` (the whole face region)
     or ``inner`` (only the eyebrows-eyes-nose-mouth hull, feathered; the original's cheeks
     and jaw line kept); ``contrast``: the output's mean and spread per Lab channel matched
-    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels.
+    to the original face's; ``sharpen``: unsharp-mask amount, its Gaussian's sigma ``sharpen_radius`` network pixels,
+    on the whole face or (``sharpen_region="inner"``) on the inner face only; ``outer_detail`` (0..1): that share of
+    the photo's detail finer than the network's resolution added back outside the inner face; ``seam`` (x the face
+    size): the output fades into the original over that band inside the region's edge.
     A setting left None takes the checkpoint's own default (`inference_settings`).
     Pixels outside ``mask`` are for the caller to keep.
     """
@@ -233,12 +256,16 @@ def deidentify_patch(model: str, patch, mask, landmarks, *, weights=None, detail
     deid = _deidentifier(path)
     if deid.model != model:
         raise BadInputError(f"{path} holds a {deid.model!r} model, not {model!r}")
-    given = {"detail": detail, "region": region, "contrast": contrast, "sharpen": sharpen, "sharpen_radius": sharpen_radius}
+    given = {"detail": detail, "region": region, "contrast": contrast, "sharpen": sharpen, "sharpen_radius": sharpen_radius,
+             "sharpen_region": sharpen_region, "outer_detail": outer_detail, "seam": seam}
     st = {**deid.inference, **{k: v for k, v in given.items() if v is not None}}
     if st["region"] not in REGIONS:
         raise BadInputError(f"region={st['region']!r} must be one of {', '.join(REGIONS)}")
+    if st["sharpen_region"] not in SHARPEN_REGIONS:
+        raise BadInputError(f"sharpen_region={st['sharpen_region']!r} must be one of {', '.join(SHARPEN_REGIONS)}")
     return deid(np.ascontiguousarray(patch), mask, landmarks, detail=bool(st["detail"]), region=st["region"],
-                contrast=bool(st["contrast"]), sharpen=float(st["sharpen"]), sharpen_radius=float(st["sharpen_radius"]))
+                contrast=bool(st["contrast"]), sharpen=float(st["sharpen"]), sharpen_radius=float(st["sharpen_radius"]),
+                sharpen_region=st["sharpen_region"], outer_detail=float(st["outer_detail"]), seam=float(st["seam"]))
 
 
 def inference_settings(weights) -> dict:

@@ -118,7 +118,7 @@ def test_orientation_field_tells_horizontal_from_vertical_edges():
 
 def test_a_checkpoint_carries_its_inference_defaults_and_the_caller_overrides_them(sample_dir, sample_encodings, tmp_path):
     inversion = inference_settings(shipped_weights("inversion"))  # stage 3 (2026-12-02): the settings measured with
-    assert inversion == {**INFERENCE_DEFAULTS, "contrast": True, "sharpen": 1.25, "sharpen_region": "inner"}
+    assert inversion == {**INFERENCE_DEFAULTS, "contrast": True, "sharpen": 2.5, "sharpen_region": "inner"}
     shipped = inference_settings(shipped_weights("d2gan"))
     assert shipped["contrast"] is True and shipped["sharpen"] == 1.25 and shipped["sharpen_region"] == "inner"  # as measured
     copy = tmp_path / "d2gan.npz"

@@ -11,6 +11,8 @@ any work starts (``--methods``, ``--recognizers``, ``--algo``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,7 +124,14 @@ class MethodSpec:
 
     @property
     def folder(self) -> str:
-        return self.name.replace(":", "-")
+        """The spec as one folder name: ``:`` and every character other than a letter, digit or
+        ``._=-`` become ``-``; where more than ``:`` changed (``weights=/path/to.npz``), a short
+        digest of the spec keeps two specs apart."""
+        plain = self.name.replace(":", "-")
+        safe = re.sub(r"[^A-Za-z0-9._=-]", "-", plain)
+        if safe == plain:
+            return safe
+        return f"{safe[:60]}-{hashlib.sha256(self.name.encode()).hexdigest()[:8]}"
 
 
 def parse_methods(specs) -> list[MethodSpec]:

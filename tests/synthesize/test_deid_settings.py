@@ -75,6 +75,9 @@ def test_method_settings_in_the_method_name():
     assert dict(specs[1].params) == {"detail": True, "region": "inner"} and specs[1].method == "d2gan"
     assert dict(specs[3].params) == {"sigma": 0.3} and specs[2].params == ()
     assert specs[1].folder == "d2gan-detail=true-region=inner"
+    apart = parse_methods("d2gan:weights=/a/b/w.npz,d2gan:weights=/a/b-w.npz")  # one folder each, no nesting
+    assert all("/" not in m.folder and m.folder.startswith("d2gan-weights=-a-b") for m in apart)
+    assert apart[0].folder != apart[1].folder
     for bad, message in (("d2gan:detail", "NAME=VALUE"), ("d2gan:=1", "NAME=VALUE"), ("gan:detail=true", "unknown method")):
         with pytest.raises(BadInputError, match=message):
             parse_methods(bad)

@@ -94,7 +94,7 @@ load_optional_synthesizers()
                    "the member's own: the old behaviour), or a number from 0 (member) to 1 (cluster).")
 @click.option("--region", type=click.Choice(list(REGIONS)), default="head", show_default=True,
               help="Region replaced: inner (jaw to just above the brows, old), forehead, head (most of the face chip).")
-@click.option("--pose", type=click.IntRange(0, 8), default=2, show_default=True,
+@click.option("--pose", type=click.IntRange(0, 8), default=0, show_default=True,
               help="With --shape cluster: take this many leading modes of the face-shape model (yaw, pitch, then "
                    "face width and mouth opening) from the member, the rest of the shape from the cluster (0: the "
                    "cluster's shape only).")

@@ -679,7 +679,7 @@ def anonymize_dataset(
     feather: float = 0.06,
     shape: str | float = "cluster",
     region: str = "head",
-    pose: int = 2,
+    pose: int = 0,
     privacy_check: bool = True,
     privacy_margin: float = 0.05,
     own_photos: str = "person",

@@ -154,11 +154,12 @@ class PrivacyRecord:
     found: str = ""
 
     def row(self) -> list:
-        out = []
-        for key in PRIVACY_COLUMNS:
-            value = getattr(self, key)
-            out.append(f"{value:.4f}" if isinstance(value, float) else value)
-        return out
+        return csv_row(self, PRIVACY_COLUMNS)
+
+
+def csv_row(record, columns) -> list:
+    """``record``'s ``columns`` as one CSV row: floats with 4 decimals, the rest as they are."""
+    return [f"{v:.4f}" if isinstance(v, float) else v for v in (getattr(record, key) for key in columns)]
 
 
 def escalation_steps(settings: BlendSettings, soften: Sequence[float] = SOFTEN) -> list[tuple[str, BlendSettings]]:
@@ -378,6 +379,7 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             continue
         before = result.copy()
         candidate, passed_unfound, ranked = None, None, []
+        best, best_shortfall = job.surrogate, float("inf")  # the surrogate or variant closest to passing so far
         for i, (name, step, surrogate) in enumerate(_tries(job, settings, check)):
             if isinstance(surrogate, int):  # the r-th closest of the surrogate and its variants (reroll_steps="every")
                 if surrogate >= len(ranked):
@@ -390,7 +392,6 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
             scores = check.scores(candidate, job if surrogate is job.surrogate else replace(job, surrogate=surrogate, surrogate_embedding=None))
             if i == 0:
                 record.leak_before, record.evenness_before, record.nearest_own_before = scores
-                best, best_shortfall = job.surrogate, float("inf")
             record.leak_after, record.evenness_after, record.nearest_own_after = scores
             record.step = name
             if check.passes(scores):

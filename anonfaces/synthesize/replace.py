@@ -33,6 +33,17 @@ def _surrogate(run: dict, cluster: int, landmarks: np.ndarray, variant: int = 0)
     return cache[key]
 
 
+def _variants_of(run: dict) -> dict[int, list[int]]:
+    """Each cluster's variant numbers, sorted; indexed once per worker and call (not one scan of every variant per face)."""
+    held = worker_local("synthesize.variants", run["token"])
+    if "index" not in held:
+        index: dict[int, list[int]] = {}
+        for c, j in sorted(run["variants"]):
+            index.setdefault(c, []).append(j)
+        held["index"] = index
+    return held["index"]
+
+
 def _privacy_check(run: dict):
     """This worker's `PrivacyCheck` for the call (None when the check is off); its embedder is made once per worker
     by ``check["make_embed"]`` (the model itself is cached per process by its loader)."""
@@ -73,7 +84,7 @@ def _face_job(run: dict, face):
         if check.get("boxes") is not None:
             context["box_ltrb"] = check["boxes"][row]
     if check is not None and variant and check.get("reroll", True):
-        others = sorted(j for (c, j) in run["variants"] if c == cluster and j != variant)
+        others = [j for j in _variants_of(run).get(cluster, ()) if j != variant]
         context["alternatives"] = tuple(_surrogate(run, cluster, run["variants"][(cluster, j)], j) for j in others)
     return FaceJob(lm, _surrogate(run, cluster, sur_lm, variant), cluster=cluster, face=face_index, **context)
 

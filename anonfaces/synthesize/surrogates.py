@@ -123,7 +123,6 @@ def make_variants(pool: WorkerPool, synthesizer, crops, points, embeddings, iden
     """
     folder = Path(folder)
     names = np.asarray(identities).astype(str) if getattr(synthesizer, "uses_identities", False) else None
-    labels = np.asarray(labels)
     members = _members(labels)
 
     def tasks():  # made as the workers take them: each carries its members' crops
@@ -184,8 +183,7 @@ def make_surrogates(pool: WorkerPool, synthesizer, crops, points, embeddings, id
     from tqdm.auto import tqdm
 
     result = {}
-    for c in tqdm(members, desc="synthesize", unit="cluster", disable=not pool.progress):
-        m = members[c]
+    for c, m in tqdm(members.items(), desc="synthesize", unit="cluster", disable=not pool.progress):
         result[int(c)] = _make_surrogate(synthesizer, int(c), crops[m], points[m], embeddings[m], _labels(identities, m), folder)
     return result
 

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from anonfaces.synthesize.privacy import outcome_counts, write_outcomes_csv
+from anonfaces.synthesize.privacy import csv_row, outcome_counts, write_outcomes_csv
 from anonfaces.utils.parallel import WorkerPool, worker_local
 from anonfaces.video.io import read_frames
 
@@ -76,11 +76,7 @@ class TrackPrivacy:
     treatment: dict | None = None
 
     def row(self) -> list:
-        out = []
-        for key in TRACK_PRIVACY_COLUMNS:
-            value = getattr(self, key)
-            out.append(f"{value:.4f}" if isinstance(value, float) else value)
-        return out
+        return csv_row(self, TRACK_PRIVACY_COLUMNS)
 
 
 def sample_rows(plan_faces: dict, samples: int = SAMPLES) -> tuple[dict, Counter]:

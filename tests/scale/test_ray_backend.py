@@ -44,28 +44,22 @@ def test_map_gives_results_in_order_on_two_workers_and_task_errors_as_themselves
         make_pool(2, backend="local", address="auto")
 
 
-def test_many_small_tasks_go_in_few_chunks_and_come_back_in_order(ray_local):
+def test_many_small_tasks_go_in_few_chunks_and_come_back_in_order(ray_local, tmp_path):
     from anonfaces.utils.parallel import make_pool
     from anonfaces.utils.ray_pool import TASKS_PER_WORKER, ray_chunk_size
     from tests.scale import _tasks
     from tests.utils import _pool_tasks
+    from tests.utils.test_parallel import LazyPayloads
 
     assert ray_chunk_size(40, 3, 2) == 3  # few tasks: the caller's chunks
     assert ray_chunk_size(13_233, 4, 2) == 207 and -(-13_233 // 207) <= 2 * TASKS_PER_WORKER
     assert ray_chunk_size(0, 1, 2) == 1
-    made = []
-
-    def payloads():  # 200 one-megabyte tasks, made as Ray takes them
-        for i in range(200):
-            made.append(i)
-            yield np.full(1 << 20, i % 256, np.uint8)
-
+    waiting = LazyPayloads(tmp_path)  # 200 one-megabyte tasks, made as Ray takes them
     with make_pool(2, backend="ray", progress=False) as pool:
         out = list(pool.map(_tasks.scaled, range(3_000), context={"factor": 2}, chunksize=1))
-        lazy = pool.map(_pool_tasks.nbytes, payloads(), total=200, chunksize=2)
-        first, made_at_first, rest = next(lazy), len(made), list(lazy)
+        sizes = list(pool.map(_pool_tasks.mark_done, waiting.tasks(), total=200, context=str(tmp_path), chunksize=2))
     assert [v for v, _, _ in out] == [2 * x for x in range(3_000)]
-    assert first == 1 << 20 and len(rest) == 199 and made_at_first < 40
+    assert sizes == [1 << 20] * 200 and waiting.most < 40  # made but not yet run: 4 chunks in flight, not 200
 
 
 def test_encode_store_on_ray_equals_the_local_npz(ray_local, tmp_path, sample_encodings):

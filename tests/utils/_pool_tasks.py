@@ -29,5 +29,8 @@ def fail(x):
     raise BadInputError(f"task {x} refused")
 
 
-def nbytes(x):
-    return int(x.nbytes)
+def mark_done(folder, task):
+    """Record in ``folder`` that task ``i`` ran (one file each), then return its payload's size."""
+    i, payload = task
+    open(os.path.join(folder, f"{i}.done"), "w").close()
+    return int(payload.nbytes)

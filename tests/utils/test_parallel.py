@@ -65,20 +65,23 @@ def test_errors_reach_the_caller(jobs):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_tasks_with_a_total_are_read_lazily(jobs):
-    """A generator of 200 one-megabyte tasks: the pool has made only a few when the first result comes back."""
-    import numpy as np
-
-    made = []
-
-    def payloads():
-        for i in range(200):
-            made.append(i)
-            yield np.full(1 << 20, i % 256, np.uint8)
-
+def test_tasks_with_a_total_are_read_lazily(jobs, tmp_path):
+    """200 one-megabyte tasks from a generator: never more than a few made and not yet run (eager: all 200)."""
+    waiting = LazyPayloads(tmp_path)
     with WorkerPool(jobs, progress=False) as pool:
-        results = pool.map(tasks.nbytes, payloads(), total=200, chunksize=2)
-        first = next(results)
-        made_at_first = len(made)
-        rest = list(results)
-    assert first == 1 << 20 and len(rest) == 199 and made_at_first < 40
+        sizes = list(pool.map(tasks.mark_done, waiting.tasks(), total=200, context=str(tmp_path), chunksize=2))
+    assert sizes == [1 << 20] * 200 and waiting.most < 40
+
+
+class LazyPayloads:
+    """A generator of (i, 1 MB) tasks that notes how many were made but not yet run (``<i>.done`` files in ``folder``)."""
+
+    def __init__(self, folder, n=200):
+        self.folder, self.n, self.most = folder, n, 0
+
+    def tasks(self):
+        import numpy as np
+
+        for i in range(self.n):
+            self.most = max(self.most, i - len(list(self.folder.glob("*.done"))))
+            yield i, np.full(1 << 20, i % 256, np.uint8)

@@ -63,7 +63,8 @@ CONFIGS = {
 }
 
 
-KEYS = ("closed_set", "identity_reid", "parrot_reid", "residual_parrot", "method_aware", "unprotected", "ssim", "detection_rate")
+KEYS = ("closed_set", "identity_reid", "parrot_reid", "residual_parrot", "method_aware", "unprotected", "ssim", "detection_rate",
+        "fisher_closed_set", "fisher_identity_reid", "fisher_parrot_reid")
 
 
 def _line(name, m, outcomes, seconds) -> str:
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--exclude-people-of", default=None, metavar="PEOPLE,PHOTOS,MIN",
                     help="leave out the people of that subset (e.g. 60,10,10: the README sweep's), then choose --people "
                          "evenly among the rest")
+    ap.add_argument("--no-fisherfaces", action="store_true",
+                    help="skip the independent Fisherfaces attacker (fitted on the subset's originals)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -148,6 +151,14 @@ def main(argv=None) -> int:
     probe = np.array([counts[p] >= (args.reid_min_photos or args.photos_per_person) for p in ids])
     keys = np.arange(len(ids))
     dlib = {"dlib": make_recognizer("dlib")}
+    fisher = None
+    if not args.no_fisherfaces:  # an attacker the privacy check does not share, fitted on the originals
+        fisher = make_recognizer("fisherfaces")
+        crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=args.jobs,
+                               progress=False).features["fisherfaces"]
+        fisher.fit(crops, ids)
+        G_f = fisher.embed(crops)
+        dlib["fisherfaces"] = fisher
     for cfg in configs:
         cfg = dict(cfg)
         name = cfg.pop("name")
@@ -181,6 +192,13 @@ def main(argv=None) -> int:
             "unprotected": float(protocols.unprotected_faces(G[ok], A[ok]).mean()),
             "ssim": float(np.nanmean(meas.ssim)), "detection_rate": float(meas.detected[ok].mean()),
         }
+        if fisher is not None:
+            F = fisher.embed(meas.features["fisherfaces"])
+            m["fisher_closed_set"] = protocols.closed_set_identification(F[ok], G_f, np.flatnonzero(ok))
+            m["fisher_identity_reid"] = protocols.identity_reidentification(
+                F[probe & ok], ids[probe & ok], G_f, ids, probe_keys=keys[probe & ok], gallery_keys=keys)
+            m["fisher_parrot_reid"] = protocols.parrot_reidentification(
+                F[probe & ok], ids[probe & ok], F[ok], ids[ok], probe_keys=keys[probe & ok], gallery_keys=keys[ok])
         seconds = time.perf_counter() - t
         outcomes = report.privacy
         m["missed_by_step"] = _missed_by_step(report.privacy_path, enc, meas.detected & ok)

@@ -22,7 +22,13 @@ from anonfaces.encode import ENCODERS
 from anonfaces.pipeline.options import KSAME, OUTPUTS
 from anonfaces.synthesize import SYNTHESIZERS, load_optional_synthesizers
 from anonfaces.synthesize.baselines import BASELINES
-from anonfaces.synthesize.blend import BLEND_MODES, COLOR_MODES, REGIONS, SHAPES
+from anonfaces.synthesize.blend import (
+    BLEND_MODES,
+    COLOR_MODES,
+    PLACEMENTS,
+    REGIONS,
+    SHAPES,
+)
 from anonfaces.synthesize.privacy import ON_LEAK
 
 load_optional_synthesizers()
@@ -98,6 +104,16 @@ load_optional_synthesizers()
               help="With --shape cluster: take this many leading modes of the face-shape model (yaw, pitch, then "
                    "face width and mouth opening) from the member, the rest of the shape from the cluster (0: the "
                    "cluster's shape only).")
+@click.option("--place", type=click.Choice(PLACEMENTS), default="anchors", show_default=True,
+              help="With --shape cluster: fit the similarity transform placing the surrogate to the eye and mouth "
+                   "centres (anchors) or to all 68 landmarks (less of the photo warped).")
+@click.option("--detail", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Share of the photo's own fine detail (hair, skin grain, background texture) put back where it "
+                   "changed outside the inner face: higher SSIM; pixel-level attackers gain (docs/results.md).")
+@click.option("--ring", type=click.FloatRange(1.02, 2.0), default=1.2, show_default=True,
+              help="With --shape cluster: how far out the photo is warped to meet the new face's outline (a scale "
+                   "of the outlines' hull): smaller keeps more of the photo as it was (higher SSIM; pixel-level attackers "
+                   "gain, docs/results.md).")
 @click.option("--privacy-check/--no-privacy-check", default=True, show_default=True,
               help="Embed every replaced face and escalate the ones above --privacy-margin (privacy.csv).")
 @click.option("--privacy-margin", type=float, default=0.05, show_default=True,
@@ -142,7 +158,7 @@ load_optional_synthesizers()
 @progress_option()
 @user_errors
 def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, algo, synth, encoder, encodings_path, save_encodings, clusters_path, unit, outliers,
-            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, pose, privacy_check,
+            allow_small_clusters, cluster_params, synth_params, method_params, blend, color, shape, region, pose, place, detail, ring, privacy_check,
             privacy_margin, own_photos, on_leak, variants, variant_photos, reroll, reroll_steps, soften, check_found, output, size, detector, upsample, quality, jobs, backend, address, random_state,
             overwrite, contact_sheet,
             progress, private, names, key_file, keep_folders, no_face, second_pass, safety_net, sensitive_upsample,
@@ -163,6 +179,7 @@ def command(dataset, fps, detect_scale, detect_every, smooth, out, k, method, al
             clusters=clusters_path, unit=unit, outliers=outliers, allow_small_clusters=allow_small_clusters,
             cluster_params=parse_params(cluster_params), synth_params=parse_params(synth_params),
             method_params=parse_params(method_params), blend=blend, color=color, shape=shape, region=region, pose=pose,
+            place=place, detail=detail, ring=ring,
             privacy_check=privacy_check, privacy_margin=privacy_margin, own_photos=own_photos, on_leak=on_leak, variants=variants, variant_photos=variant_photos, reroll=reroll,
             reroll_steps=reroll_steps, soften=soften, check_found=check_found,
             output=output, size=size, detector=detector, upsample=upsample, save_encodings=save_encodings,

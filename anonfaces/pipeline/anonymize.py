@@ -680,6 +680,9 @@ def anonymize_dataset(
     shape: str | float = "cluster",
     region: str = "head",
     pose: int = 0,
+    place: str = "anchors",
+    detail: float = 0.0,
+    ring: float = 1.2,
     privacy_check: bool = True,
     privacy_margin: float = 0.05,
     own_photos: str = "person",
@@ -756,7 +759,8 @@ def anonymize_dataset(
     synth_params, method_params : dict
         Settings of the synthesizer, or of the baseline.
     blend : str or dict
-        The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``, ``pose``: see
+        The blend mode (with ``color``, ``forehead``, ``feather``, ``shape``, ``region``, ``pose``, ``place``,
+        ``detail``, ``ring``: see
         `anonfaces.synthesize.blend.BlendSettings`), or all of those settings as one dict.
     privacy_check, privacy_margin, own_photos, on_leak : the per-face privacy check
         (`anonfaces.synthesize.privacy`; ksame with dlib encodings): faces whose
@@ -828,7 +832,8 @@ def anonymize_dataset(
     check_out_dir(root, out, overwrite=overwrite)
     blend_settings = dict(blend) if isinstance(blend, dict) else {
         "blend": blend, "color": color, "forehead": None if forehead is None else float(forehead), "feather": float(feather),
-        "shape": shape, "region": region, "pose": pose}
+        "shape": shape, "region": region, "pose": pose,
+        "place": place, "detail": float(detail), "ring": float(ring)}
     options = AnonymizeOptions(method=method, k=k, synth=synth, synth_params=synth_params or {}, method_params=method_params or {},
                                blend=blend_settings, privacy_check=privacy_check, privacy_margin=privacy_margin,
                                own_photos=own_photos, on_leak=on_leak, variants=variants, reroll=reroll, reroll_steps=reroll_steps, soften=soften, check_found=check_found, variant_photos=variant_photos, output=output, names=names, keep_folders=keep_folders, no_face=no_face,

@@ -25,7 +25,7 @@ KSAME = "ksame"
 NONE = "none"
 #: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict.
 BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None,
-                  "pose": 0}
+                  "pose": 0, "place": "anchors", "detail": 0.0, "ring": 1.2}
 #: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
 OUTPUTS = ("photos", "surrogates")
 #: Forehead lift of the baselines' face region when ``blend["forehead"]`` is None.

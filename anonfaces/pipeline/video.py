@@ -131,7 +131,8 @@ def anonymize_with_videos(params: dict, root: Path, videos: list[str], *, photos
     blend = dict(p["blend"]) if isinstance(p["blend"], dict) else {
         "blend": p["blend"], "color": p["color"], "forehead": None if p["forehead"] is None else float(p["forehead"]),
         "feather": float(p["feather"]), "shape": p["shape"], "region": p["region"],
-        "pose": 0}  # videos: the fast blend, measured without the member's pose (`--pose` applies to photos)
+        "ring": float(p["ring"]),
+        "pose": 0}  # videos: the fast blend, measured without the member's pose (`--pose`, `--place`, `--detail`: photos)
     options = AnonymizeOptions(method=p["method"], k=p["k"], synth=p["synth"], synth_params=p["synth_params"] or {},
                                method_params=p["method_params"] or {}, blend=blend, privacy_check=p["privacy_check"],
                                privacy_margin=p["privacy_margin"], own_photos=p["own_photos"], on_leak=p["on_leak"],

@@ -10,7 +10,9 @@ For one face, `blend_surrogate`
    the person's head meets the new outline with no seam or double chin. With
    ``shape="member"`` (the behaviour before issue 16) the surrogate is warped
    piecewise-affinely onto the face's own 68 landmarks, so it takes the person's
-   face geometry;
+   face geometry. With ``place="landmarks"`` the similarity transform is fitted
+   to all 68 landmarks (the face's outline too), so less of the photo is warped;
+   ``ring`` sets how far out the photo is warped;
 2. builds the region mask (`REGIONS`): ``inner`` is the jaw line and the
    eyebrows raised a little toward the forehead (the old region); ``forehead``
    raises it toward the hairline; ``head`` also scales it out under the chin and
@@ -24,6 +26,12 @@ For one face, `blend_surrogate`
 4. blends: ``"feather"`` (alpha blending with the soft mask) or ``"seamless"``
    (Poisson seamless cloning, `poisson_clone`: the surrogate's gradients, the
    photo's colours on the mask's edge; no colour matching needed).
+
+With ``detail`` > 0 the photo's own fine detail (the band finer than `DETAIL_SIGMA`
+of the face size: hair strands, skin grain, the background's texture) is put back
+where the photo changed outside the inner face (`restore_detail`); the surrogate's
+coarser structure stays. Then ``soften`` blurs the region (the privacy check's
+last steps).
 
 Only pixels inside the changed region (`FaceReplacement.changed`: the region
 and, with ``shape="cluster"``, the warped ring around it) change.
@@ -60,10 +68,17 @@ log = logging.getLogger(__name__)
 BLEND_MODES = ("feather", "seamless")
 COLOR_MODES = ("lab", "luma", "mean", "none")
 SHAPES = ("cluster", "member")
+#: How the surrogate is placed on a face: the similarity transform fitted to the eye and mouth centres, or to all 68
+#: landmarks.
+PLACEMENTS = ("anchors", "landmarks")
+#: ``detail`` > 0: the photo's band finer than a Gaussian of this share of the face size (`face_scale`) is put back.
+DETAIL_SIGMA = 0.06
+#: `restore_detail`'s weight rises from 0 at the inner face's outline to its full share over this share of the face size.
+DETAIL_RAMP = 0.08
 #: Region presets: (forehead lift, outline scale about the nose tip); see `anonfaces.synthesize._warp.face_outline`.
 REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12), "chip": (0.6, 1.3)}
-#: The ring around the region that is warped to meet the surrogate's outline (``shape="cluster"``), as a
-#: scale of the region's outline about the nose tip.
+#: The default ``ring``: how far around the region the photo is warped to meet the surrogate's outline
+#: (``shape="cluster"``), as a scale of the hull of the face's and the new region's outlines about the nose tip.
 RING_SCALE = 1.2
 
 
@@ -79,6 +94,11 @@ class BlendSettings:
     shape model (`anonfaces.synthesize.shape_modes`: yaw, pitch, then face width and
     mouth opening) from the member and the rest of the shape from the cluster, so the
     new face keeps the member's pose and its outline meets the photo where it is.
+    ``place`` (`PLACEMENTS`): the landmarks the similarity transform is fitted to.
+    ``detail`` (0 to 1): the share of the photo's own fine detail put back outside the
+    inner face (`restore_detail`). ``ring`` (> 1, at most 2): how far out the photo is
+    warped to meet the new outline (a scale of both outlines' hull about the nose tip;
+    smaller moves fewer of the photo's pixels, each further).
     """
 
     shape: str | float = "cluster"
@@ -89,6 +109,9 @@ class BlendSettings:
     forehead: float | None = None
     soften: float = 0.0
     pose: int = 0
+    place: str = "anchors"
+    detail: float = 0.0
+    ring: float = RING_SCALE
 
     def __post_init__(self):
         shape_weight(self.shape)
@@ -96,10 +119,17 @@ class BlendSettings:
 
         if isinstance(self.pose, bool) or not isinstance(self.pose, (int, np.integer)) or not 0 <= self.pose <= N_MODES:
             raise BadInputError(f"pose={self.pose!r} must be an integer from 0 to {N_MODES} (shape modes from the member)")
+        if isinstance(self.detail, bool) or not (isinstance(self.detail, (int, float)) and 0 <= self.detail <= 1):
+            raise BadInputError(f"detail={self.detail!r} must be a number from 0 to 1 (the share of the photo's fine "
+                                "detail put back outside the inner face)")
+        if isinstance(self.ring, bool) or not (isinstance(self.ring, (int, float)) and 1.02 <= self.ring <= 2.0):
+            raise BadInputError(f"ring={self.ring!r} must be a number from 1.02 to 2 (the warped ring's scale about "
+                                "the face)")
         if not (isinstance(self.soften, (int, float)) and 0 <= self.soften <= 0.2):
             raise BadInputError(f"soften={self.soften!r} must be a number from 0 to 0.2")
         for name, value, valid in (("region", self.region, tuple(REGIONS)),
-                                   ("blend", self.blend, BLEND_MODES), ("color", self.color, COLOR_MODES)):
+                                   ("blend", self.blend, BLEND_MODES), ("color", self.color, COLOR_MODES),
+                                   ("place", self.place, PLACEMENTS)):
             if value not in valid:
                 raise BadInputError(f"{name}={value!r} must be one of {', '.join(valid)}")
         if not (isinstance(self.feather, (int, float)) and 0 <= self.feather <= 0.5):
@@ -222,15 +252,22 @@ def warp_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, roi) -> np.nda
     return remap(surrogate.image, coords, y1 - y0, x1 - x0)
 
 
-def place_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, *, pose: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def place_surrogate(surrogate: Surrogate, landmarks68: np.ndarray, *, pose: int = 0,
+                    place: str = "anchors") -> tuple[np.ndarray, np.ndarray]:
     """The similarity transform putting the surrogate on a face, and the surrogate's landmarks there.
 
     Returns the (2, 3) matrix from surrogate-crop pixels to image pixels (least
-    squares over the eye centres and the mouth centre) and the surrogate's 68
+    squares over the eye centres and the mouth centre, or with ``place="landmarks"``
+    over all 68 landmarks) and the surrogate's 68
     landmarks in image pixels (its own shape, only moved, scaled and rolled; with
     ``pose`` > 0, in the face's pose: `anonfaces.synthesize.shape_modes.pose_shape`).
     """
-    matrix = similarity_transform(anchor_points(surrogate.landmarks), anchor_points(landmarks68))
+    if place not in PLACEMENTS:
+        raise BadInputError(f"place={place!r} must be one of {', '.join(PLACEMENTS)}")
+    if place == "landmarks":
+        matrix = similarity_transform(np.asarray(surrogate.landmarks, np.float64), np.asarray(landmarks68, np.float64))
+    else:
+        matrix = similarity_transform(anchor_points(surrogate.landmarks), anchor_points(landmarks68))
     shape = surrogate.landmarks
     if pose:
         from anonfaces.synthesize.shape_modes import pose_shape
@@ -283,7 +320,7 @@ def face_geometry(lm: np.ndarray, placed, settings: BlendSettings, image_shape) 
         both = np.concatenate([face_outline(lm, forehead=forehead_, expand=expand), region_outline])
         centre = (lm[30] + target[30]) / 2.0
         hull = cv2.convexHull(both.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-        ring = polygon_ring(centre + (hull - centre) * RING_SCALE, 40)
+        ring = polygon_ring(centre + (hull - centre) * settings.ring, 40)
     roi = _roi(ring, face_scale(target), image_shape[:2], settings.feather + 0.02)
     return target, region_outline, ring, roi
 
@@ -338,7 +375,8 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
     result = image.copy() if out is None else out
     forehead_, expand = settings.outline
     weight = settings.weight
-    target, region_outline, ring, roi = face_geometry(lm, lambda: place_surrogate(surrogate, lm, pose=settings.pose)[1],
+    target, region_outline, ring, roi = face_geometry(lm, lambda: place_surrogate(surrogate, lm, pose=settings.pose,
+                                                                                  place=settings.place)[1],
                                                       settings, image.shape)
     scale = face_scale(target)
     x0, y0, x1, y1 = roi
@@ -374,12 +412,45 @@ def blend_surrogate(image: np.ndarray, surrogate: Surrogate, landmarks68: np.nda
         warped = match_colors(warped, base, mask, mode=settings.color)
         alpha = mask[..., None]
         patch[:] = np.clip(np.rint(warped * alpha + base * (1.0 - alpha)), 0, 255).astype(np.uint8)
+    if settings.detail > 0:
+        restore_detail(patch, original, [lm, target], settings.detail, offset=(x0, y0), changed=changed)
     if settings.soften > 0:
         soft = cv2.GaussianBlur(patch, (0, 0), sigmaX=max(0.5, settings.soften * scale)).astype(np.float32)
         alpha = mask[..., None]
         patch[:] = np.clip(np.rint(soft * alpha + patch * (1.0 - alpha)), 0, 255).astype(np.uint8)
     replacement = FaceReplacement(roi, changed, target)
     return (result, replacement) if details else result
+
+
+def restore_detail(patch: np.ndarray, original: np.ndarray, faces, share: float, *, offset=(0, 0),
+                   changed: np.ndarray | None = None) -> None:
+    """Put ``share`` of the photo's own fine detail back into ``patch`` outside the inner face (in place).
+
+    The band finer than `DETAIL_SIGMA` of the face size is taken from ``original``
+    (the photo before any change, not warped) and replaces the patch's own band where
+    ``changed`` (default: everywhere) and outside the inner face (the ``inner``
+    region's outline of every landmark set in ``faces``: the member's and the new
+    face's), rising from 0 at that outline to ``share`` over `DETAIL_RAMP` of the
+    face size. Hair, skin grain and the background's texture stay where the photo
+    had them; inside the inner face (eyes, brows, nose, mouth, cheeks) every pixel
+    stays the surrogate's.
+    """
+    hw = patch.shape[:2]
+    scale = face_scale(faces[-1])
+    forehead, _ = REGIONS["inner"]
+    inner = np.zeros(hw, np.uint8)
+    for lm in faces:
+        inner |= _fill(face_outline(lm, forehead=forehead) - np.asarray(offset, np.float64), hw)
+    outside = (inner == 0).astype(np.uint8)  # anti-aliased edge pixels count as inside
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    weight = share * np.clip(distance / max(1.0, DETAIL_RAMP * scale), 0.0, 1.0)
+    if changed is not None:
+        weight *= changed
+    sigma = max(0.6, DETAIL_SIGMA * scale)
+    cur = patch.astype(np.float32)
+    own = original.astype(np.float32)
+    fine = (own - cv2.GaussianBlur(own, (0, 0), sigma)) - (cur - cv2.GaussianBlur(cur, (0, 0), sigma))
+    patch[:] = np.clip(np.rint(cur + weight[..., None] * fine), 0, 255).astype(np.uint8)
 
 
 def poisson_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -163,13 +163,13 @@ def csv_row(record, columns) -> list:
 
 
 def escalation_steps(settings: BlendSettings, soften: Sequence[float] = SOFTEN) -> list[tuple[str, BlendSettings]]:
-    """The settings asked for, then each stronger step: cluster shape (no pose from the member), largest region,
-    cluster colours, then the
-    region softened by each of ``soften`` (shares of the face size, increasing)."""
+    """The settings asked for, then each stronger step: cluster shape (no pose or fine detail from the member),
+    largest region, cluster colours, then the region softened by each of ``soften`` (shares of the face size,
+    increasing)."""
     steps = [("given", settings)]
     current = settings
-    if current.weight < 1.0 or current.pose:
-        current = current.replace(shape="cluster", pose=0)
+    if current.weight < 1.0 or current.pose or current.detail:
+        current = current.replace(shape="cluster", pose=0, detail=0.0)
         steps.append(("cluster-shape", current))
     largest = max(REGIONS, key=lambda r: REGIONS[r][0] * REGIONS[r][1] ** 2)
     if current.region != largest or current.forehead is not None:

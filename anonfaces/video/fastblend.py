@@ -142,7 +142,7 @@ def fast_blend(image: np.ndarray, surrogate: FastSurrogate | Surrogate, landmark
     """
     settings = settings or BlendSettings()
     fs = surrogate if isinstance(surrogate, FastSurrogate) else FastSurrogate(surrogate)
-    if settings.blend != "feather" or settings.soften > 0 or settings.pose:
+    if settings.blend != "feather" or settings.soften > 0 or settings.pose or settings.detail or settings.place != "anchors":
         return blend_surrogate(image, fs.surrogate, landmarks68, settings=settings, out=out)
     image = np.asarray(image)
     lm = np.asarray(landmarks68, dtype=np.float64)

@@ -78,3 +78,15 @@ def test_run_must_be_an_anonymize_output(tmp_path):
     run.mkdir()
     r = _run(["evaluate", "--run", str(run), "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and "run.json" in r.output
+
+
+@pytest.mark.parametrize("option,bad,valid", [
+    ("--place", "eyes", "landmarks"),
+    ("--detail", "1.5", "0<=x<=1"),
+    ("--ring", "1.0", "1.02<=x<=2"),
+])
+def test_blend_options_are_checked_before_any_work(option, bad, valid, sample_dir, tmp_path):
+    r = _run(["anonymize", "--dataset", str(sample_dir), "--out", str(tmp_path / "o"), option, bad])
+    assert r.exit_code == 2, r.output
+    assert bad in r.output and valid in r.output.replace(" ", "")
+    assert not (tmp_path / "o").exists()

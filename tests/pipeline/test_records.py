@@ -90,9 +90,10 @@ def test_options_are_checked_and_recorded_verbatim():
         check_ks("1,2")
     opts = AnonymizeOptions(k=3, synth="pixel", blend={"color": "mean"})
     assert opts.blend == {"shape": "cluster", "region": "head", "blend": "feather", "color": "mean", "feather": 0.06,
-                          "forehead": None, "pose": 0}
+                          "forehead": None, "pose": 0, "place": "anchors", "detail": 0.0, "ring": 1.2}
     assert (opts.reroll_steps, opts.soften, opts.check_found) == ("every", (0.03, 0.06, 0.1), False)
-    for bad in ({"reroll_steps": "all"}, {"soften": "0.1,0.05"}, {"check_found": "yes"}, {"blend": {"pose": 9}}):
+    for bad in ({"reroll_steps": "all"}, {"soften": "0.1,0.05"}, {"check_found": "yes"}, {"blend": {"pose": 9}},
+                {"blend": {"detail": 2}}, {"blend": {"ring": 1.0}}, {"blend": {"place": "eyes"}}):
         with pytest.raises(BadInputError):
             AnonymizeOptions(**bad)
     assert opts.privacy_check and opts.privacy_margin == 0.05 and opts.on_leak == "blur" and opts.output == "photos"

@@ -23,6 +23,31 @@ def sample_crops(sample_dir, sample_encodings):
     return np.stack(crops), np.stack(points).astype(np.float32)
 
 
+@pytest.fixture(scope="session")
+def morph_cluster0(sample_encodings, sample_crops):
+    """Cluster 0 of the sample at k = 5 (people as the unit): the clustering's labels, the member rows, the morph surrogate."""
+    from anonfaces.cluster import cluster_encodings
+    from anonfaces.synthesize import make_synthesizer
+
+    crops, points = sample_crops
+    labels = cluster_encodings(sample_encodings, algo="fixed-kmeans", k=5, unit="identity", random_state=0).labels
+    rows = np.flatnonzero(labels == 0)
+    return labels, rows, make_synthesizer("morph").synthesize(crops[rows], points[rows])
+
+
+@pytest.fixture
+def unchanged_outside():
+    """``unchanged_outside(image, out, where)``: assert no pixel outside ``where`` (a `FaceReplacement`) changed."""
+    return _unchanged_outside
+
+
+def _unchanged_outside(image, out, where) -> None:
+    x0, y0, x1, y1 = where.roi
+    outside = np.ones(image.shape[:2], bool)
+    outside[y0:y1, x0:x1] = ~where.changed
+    np.testing.assert_array_equal(out[outside], image[outside])
+
+
 @pytest.fixture
 def pickle_globals():
     """``pickle_globals(path)``: every (module, name) global a network pickle asks for."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anonfaces.cluster import cluster_encodings
 from anonfaces.detect import detect_faces, similarity_transform, transform_points
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize import make_synthesizer
 from anonfaces.synthesize.blend import (
     REGIONS,
     BlendSettings,
@@ -21,12 +19,9 @@ INNER_68 = slice(17, 68)  # brows, nose, eyes, mouth
 
 
 @pytest.fixture(scope="module")
-def cluster0(sample_encodings, sample_crops):
+def cluster0(morph_cluster0):
     """Cluster 0 of the sample at k = 5 (people as the unit): its member rows and its morph surrogate."""
-    crops, points = sample_crops
-    labels = cluster_encodings(sample_encodings, algo="fixed-kmeans", k=5, unit="identity", random_state=0).labels
-    members = np.flatnonzero(labels == 0)
-    return members, make_synthesizer("morph").synthesize(crops[members], points[members])
+    return morph_cluster0[1:]
 
 
 def _shape_error(landmarks, reference) -> float:

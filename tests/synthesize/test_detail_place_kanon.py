@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anonfaces.cluster import cluster_encodings
 from anonfaces.detect.align import anchor_points
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize import make_synthesizer
 from anonfaces.synthesize.blend import (
     REGIONS,
     BlendSettings,
@@ -22,12 +20,9 @@ from anonfaces.utils.images import read_image
 
 
 @pytest.fixture(scope="module")
-def cluster0(sample_encodings, sample_crops):
+def cluster0(morph_cluster0):
     """Rows of cluster 0 of the sample at k = 5 and its morph surrogate."""
-    crops, points = sample_crops
-    labels = cluster_encodings(sample_encodings, algo="fixed-kmeans", k=5, unit="identity", random_state=0).labels
-    rows = np.flatnonzero(labels == 0)
-    return rows, make_synthesizer("morph").synthesize(crops[rows], points[rows])
+    return morph_cluster0[1:]
 
 
 def _faces(sample_dir, sample_encodings, rows, n=6):
@@ -35,7 +30,8 @@ def _faces(sample_dir, sample_encodings, rows, n=6):
         yield read_image(sample_dir / sample_encodings.paths[i]), sample_encodings.landmarks68[i].astype(np.float64)
 
 
-def test_detail_changes_only_outside_the_inner_face_and_raises_ssim(sample_dir, sample_encodings, cluster0):
+def test_detail_changes_only_outside_the_inner_face_and_raises_ssim(sample_dir, sample_encodings, cluster0,
+                                                                    unchanged_outside):
     from anonfaces.evaluate.quality import ssim
 
     rows, sur = cluster0
@@ -44,10 +40,8 @@ def test_detail_changes_only_outside_the_inner_face_and_raises_ssim(sample_dir, 
         plain, where = blend_surrogate(image, sur, lm, settings=BlendSettings(), details=True)
         out, where_d = blend_surrogate(image, sur, lm, settings=BlendSettings(detail=1.0), details=True)
         assert where_d.roi == where.roi and np.array_equal(where_d.changed, where.changed)
+        unchanged_outside(image, out, where)  # nothing outside the changed area moves
         x0, y0, x1, y1 = where.roi
-        outside = np.ones(image.shape[:2], bool)
-        outside[y0:y1, x0:x1] = ~where.changed
-        np.testing.assert_array_equal(out[outside], image[outside])  # nothing outside the changed area moves
         # the inner face (of the member and of the new face) is the surrogate's, untouched by the photo's detail
         forehead, _ = REGIONS["inner"]
         inner = np.zeros(image.shape[:2], bool)
@@ -109,7 +103,7 @@ def test_detail_and_place_are_anonymize_settings():
         AnonymizeOptions.from_flat(method="ksame", k=5, detail=2.0).blend_settings()
 
 
-def test_a_tighter_ring_changes_fewer_pixels(sample_dir, sample_encodings, cluster0):
+def test_a_tighter_ring_changes_fewer_pixels(sample_dir, sample_encodings, cluster0, unchanged_outside):
     from anonfaces.evaluate.quality import ssim
 
     rows, sur = cluster0
@@ -118,10 +112,7 @@ def test_a_tighter_ring_changes_fewer_pixels(sample_dir, sample_encodings, clust
         wide, where_wide = blend_surrogate(image, sur, lm, settings=BlendSettings(), details=True)
         tight, where_tight = blend_surrogate(image, sur, lm, settings=BlendSettings(ring=1.08), details=True)
         assert where_tight.changed.sum() < where_wide.changed.sum()
-        x0, y0, x1, y1 = where_tight.roi
-        outside = np.ones(image.shape[:2], bool)
-        outside[y0:y1, x0:x1] = ~where_tight.changed
-        np.testing.assert_array_equal(tight[outside], image[outside])
+        unchanged_outside(image, tight, where_tight)
         # the new face is placed the same way: its landmarks do not depend on the ring
         np.testing.assert_allclose(where_tight.landmarks68, where_wide.landmarks68)
         gain.append(ssim(image, tight) - ssim(image, wide))

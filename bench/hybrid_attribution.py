@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Where an attacker's signal sits: swap the inner face between two anonymizations of the same photos (issue 16).
+
+Given a `bench/probe_kanon.py` output and two of its configurations A and B, writes two hybrid
+folders beside them: A's photos with B's pixels inside each face's inner outline (the jaw line and
+the brows raised by 15% of the face size, at the *original* landmarks), and the reverse; then
+measures all four with SSIM, Fisherfaces (fitted on the subset's originals: closed-set and
+identity-level) and dlib (identity-level), as `anonfaces evaluate` does. If the pixel attacker's
+figure follows the outer part, its signal is in the head's outline and surroundings; if it follows
+the inner face, in the face itself.
+
+    python bench/hybrid_attribution.py PROBE_OUT default photo-first
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def write_hybrid(enc, out: Path, outer: str, inner: str) -> str:
+    """``out/H-<outer>-outer-<inner>-inner``: ``outer``'s photos with ``inner``'s pixels inside each inner face."""
+    import numpy as np
+
+    from anonfaces.synthesize._warp import face_outline
+    from anonfaces.synthesize.blend import REGIONS
+    from anonfaces.synthesize.blend import _fill as fill
+    from anonfaces.utils.images import read_image, write_image
+
+    name = f"H-{outer}-outer-{inner}-inner"
+    paths = np.asarray(enc.paths)
+    for rel in sorted(set(paths.tolist())):
+        a, b = read_image(out / outer / rel), read_image(out / inner / rel)
+        mask = np.zeros(a.shape[:2], bool)
+        for lm in enc.landmarks68[paths == rel]:
+            mask |= fill(face_outline(np.asarray(lm, np.float64), forehead=REGIONS["inner"][0]), a.shape[:2]) > 127
+        (out / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_image(out / name / rel, np.where(mask[..., None], b, a))
+    return name
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("probe_out")
+    ap.add_argument("a", help="a configuration (folder under PROBE_OUT)")
+    ap.add_argument("b", help="another configuration of the same photos")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    import numpy as np
+
+    from anonfaces.encode import Encodings
+    from anonfaces.evaluate import protocols
+    from anonfaces.evaluate.measure import measure_photos
+    from anonfaces.evaluate.recognizers import make_recognizer
+
+    out = Path(args.probe_out)
+    enc = Encodings.load(out / "cache" / "encodings.npz")
+    root = next((out / "cache" / "subset").iterdir())
+    ids = np.asarray(enc.identities)
+    keys = np.arange(len(ids))
+    runs = [args.a, args.b, write_hybrid(enc, out, args.a, args.b), write_hybrid(enc, out, args.b, args.a)]
+    fisher, dlib = make_recognizer("fisherfaces"), make_recognizer("dlib")
+    crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=args.jobs,
+                           progress=False).features["fisherfaces"]
+    fisher.fit(crops, ids)
+    G_f, G = fisher.embed(crops), np.asarray(enc.embeddings, np.float32)
+    for run in runs:
+        meas = measure_photos(out / run, enc, {"fisherfaces": fisher, "dlib": dlib}, original_root=root, detect=False,
+                              jobs=args.jobs, progress=False)
+        ok = meas.readable
+        F, A = fisher.embed(meas.features["fisherfaces"]), np.asarray(meas.features["dlib"], np.float32)
+        closed = protocols.closed_set_identification(F[ok], G_f, np.flatnonzero(ok))
+        ident = protocols.identity_reidentification(F[ok], ids[ok], G_f, ids, probe_keys=keys[ok], gallery_keys=keys)
+        dlib_ident = protocols.identity_reidentification(A[ok], ids[ok], G, ids, probe_keys=keys[ok], gallery_keys=keys)
+        print(f"{run:45s} SSIM {np.nanmean(meas.ssim):.3f} | Fisherfaces closed-set {closed:.3f} identity-level "
+              f"{ident:.3f} | dlib identity-level {dlib_ident:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

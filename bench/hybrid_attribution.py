@@ -5,7 +5,8 @@ Given a `bench/probe_kanon.py` output and two of its configurations A and B, wri
 folders beside them: A's photos with B's pixels inside each face's inner outline (the jaw line and
 the brows raised by 15% of the face size, at the *original* landmarks), and the reverse; then
 measures all four with SSIM, Fisherfaces (fitted on the subset's originals: closed-set and
-identity-level) and dlib (identity-level), as `anonfaces evaluate` does. If the pixel attacker's
+identity-level) and dlib (identity-level), as `anonfaces evaluate` does (``--expand`` swaps a larger
+outline: the face's outline and a band around it). If the pixel attacker's
 figure follows the outer part, its signal is in the head's outline and surroundings; if it follows
 the inner face, in the face itself.
 
@@ -21,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def write_hybrid(enc, out: Path, outer: str, inner: str) -> str:
-    """``out/H-<outer>-outer-<inner>-inner``: ``outer``'s photos with ``inner``'s pixels inside each inner face."""
+def write_hybrid(enc, out: Path, outer: str, inner: str, expand: float = 1.0) -> str:
+    """``out/H-<outer>-outer-<inner>-inner``: ``outer``'s photos with ``inner``'s pixels inside each inner face
+    (its outline scaled by ``expand`` about the nose tip)."""
     import numpy as np
 
     from anonfaces.synthesize._warp import face_outline
@@ -30,13 +32,14 @@ def write_hybrid(enc, out: Path, outer: str, inner: str) -> str:
     from anonfaces.synthesize.blend import _fill as fill
     from anonfaces.utils.images import read_image, write_image
 
-    name = f"H-{outer}-outer-{inner}-inner"
+    name = f"H-{outer}-outer-{inner}-inner" + (f"-x{expand:g}" if expand != 1.0 else "")
     paths = np.asarray(enc.paths)
     for rel in sorted(set(paths.tolist())):
         a, b = read_image(out / outer / rel), read_image(out / inner / rel)
         mask = np.zeros(a.shape[:2], bool)
         for lm in enc.landmarks68[paths == rel]:
-            mask |= fill(face_outline(np.asarray(lm, np.float64), forehead=REGIONS["inner"][0]), a.shape[:2]) > 127
+            mask |= fill(face_outline(np.asarray(lm, np.float64), forehead=REGIONS["inner"][0],
+                                             expand=expand), a.shape[:2]) > 127
         (out / name / rel).parent.mkdir(parents=True, exist_ok=True)
         write_image(out / name / rel, np.where(mask[..., None], b, a))
     return name
@@ -47,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("probe_out")
     ap.add_argument("a", help="a configuration (folder under PROBE_OUT)")
     ap.add_argument("b", help="another configuration of the same photos")
+    ap.add_argument("--expand", type=float, default=1.0,
+                    help="scale the swapped inner outline about the nose tip (1.2: the outline and a band around it)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -62,7 +67,8 @@ def main(argv=None) -> int:
     root = next((out / "cache" / "subset").iterdir())
     ids = np.asarray(enc.identities)
     keys = np.arange(len(ids))
-    runs = [args.a, args.b, write_hybrid(enc, out, args.a, args.b), write_hybrid(enc, out, args.b, args.a)]
+    runs = [args.a, args.b, write_hybrid(enc, out, args.a, args.b, args.expand),
+            write_hybrid(enc, out, args.b, args.a, args.expand)]
     fisher, dlib = make_recognizer("fisherfaces"), make_recognizer("dlib")
     crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=args.jobs,
                            progress=False).features["fisherfaces"]

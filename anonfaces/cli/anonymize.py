@@ -29,7 +29,12 @@ from anonfaces.synthesize.blend import (
     REGIONS,
     SHAPES,
 )
-from anonfaces.synthesize.privacy import ON_LEAK
+from anonfaces.synthesize.privacy import (
+    ON_LEAK,
+    REROLL_STEPS,
+    REROLL_STEPS_DEFAULT,
+    SOFTEN,
+)
 
 load_optional_synthesizers()
 
@@ -133,10 +138,10 @@ load_optional_synthesizers()
 @click.option("--reroll/--no-reroll", default=True, show_default=True,
               help="With --variants and the privacy check: a face that fails first tries its cluster's other "
                    "variants (a natural face) before the softened steps and --on-leak.")
-@click.option("--reroll-steps", type=click.Choice(["given", "every"]), default="every", show_default=True,
+@click.option("--reroll-steps", type=click.Choice(REROLL_STEPS), default=REROLL_STEPS_DEFAULT, show_default=True,
               help="Where a failing face tries its cluster's other variants: with the settings asked for only "
                    "(given), or at every escalation step before the next (every).")
-@click.option("--soften", default="0.03,0.06,0.1", show_default=True,
+@click.option("--soften", default=",".join(map(str, SOFTEN)), show_default=True,
               help="The privacy check's softened steps: blurs of the replaced region, as shares of the face size.")
 @click.option("--check-found/--no-check-found", default=False, show_default=True,
               help="The privacy check also asks whether the detector that found a face still finds it, and keeps "

@@ -49,6 +49,7 @@ from anonfaces.pipeline.options import (
 from anonfaces.pipeline.record import header, write_record
 from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
 from anonfaces.synthesize.mapping import NOT_CLUSTERED, Mapping
+from anonfaces.synthesize.privacy import REROLL_STEPS_DEFAULT, SOFTEN
 from anonfaces.synthesize.replace import replace_faces
 from anonfaces.synthesize.surrogates import align_faces, auto_crop_size, make_surrogates
 from anonfaces.utils.images import DEFAULT_MAX_PIXELS, list_images
@@ -689,8 +690,8 @@ def anonymize_dataset(
     on_leak: str = "blur",
     variants: int | None = None,
     reroll: bool = True,
-    reroll_steps: str = "every",
-    soften=(0.03, 0.06, 0.1),
+    reroll_steps: str = REROLL_STEPS_DEFAULT,
+    soften=SOFTEN,
     check_found: bool = False,
     variant_photos: int = 1,
     output: str = "photos",

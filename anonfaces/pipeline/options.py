@@ -18,14 +18,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anonfaces.errors import BadInputError
+from anonfaces.synthesize.blend import BlendSettings
+from anonfaces.synthesize.privacy import (
+    ON_LEAK,
+    OWN_PHOTOS_CHOICES,
+    REROLL_STEPS,
+    REROLL_STEPS_DEFAULT,
+    SOFTEN,
+    check_soften,
+)
 from anonfaces.utils.distances import UNPROTECTED
 from anonfaces.utils.images import DEFAULT_MAX_PIXELS
 
 KSAME = "ksame"
 NONE = "none"
-#: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict.
-BLEND_DEFAULTS = {"shape": "cluster", "region": "head", "blend": "feather", "color": "luma", "feather": 0.06, "forehead": None,
-                  "pose": 0, "place": "anchors", "detail": 0.0, "ring": 1.2}
+#: The settings of `anonfaces.synthesize.blend.BlendSettings` (how a surrogate is put into a photo), one dict, with
+#: its defaults; ``soften`` is the privacy check's (its escalation steps), not a user's.
+BLEND_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BlendSettings) if f.name != "soften"}
 #: What a ksame run writes: every photo with its faces replaced, or only the surrogate crops.
 OUTPUTS = ("photos", "surrogates")
 #: Forehead lift of the baselines' face region when ``blend["forehead"]`` is None.
@@ -269,8 +278,8 @@ class AnonymizeOptions:
     on_leak: str = "blur"
     variants: int | None = None
     reroll: bool = True
-    reroll_steps: str = "every"
-    soften: tuple = (0.03, 0.06, 0.1)
+    reroll_steps: str = REROLL_STEPS_DEFAULT
+    soften: tuple = SOFTEN
     check_found: bool = False
     variant_photos: int = 1
     output: str = "photos"
@@ -293,7 +302,6 @@ class AnonymizeOptions:
         from anonfaces.release.naming import NAMING_MODES
         from anonfaces.release.nofaces import NET_SCANS, NO_FACE_POLICIES
         from anonfaces.synthesize.baselines import BASELINES, check_baseline_params
-        from anonfaces.synthesize.privacy import ON_LEAK, OWN_PHOTOS_CHOICES, REROLL_STEPS, check_soften
 
         unknown = sorted(set(dict(self.blend or {})) - set(BLEND_DEFAULTS))
         if unknown:

@@ -73,6 +73,7 @@ SOFTEN = (0.03, 0.06, 0.1)
 #: asked for only, then the stronger steps on the variant that came closest (``given``), or at every step before
 #: the next (``every``).
 REROLL_STEPS = ("given", "every")
+REROLL_STEPS_DEFAULT = "every"
 #: With ``reroll_steps="every"``: how many of the surrogate and its variants each later step tries, the closest to
 #: passing first (ranked by `PrivacyCheck.shortfall` with the settings asked for).
 REROLL_TOP = 3
@@ -189,15 +190,6 @@ def escalation_steps(settings: BlendSettings, soften: Sequence[float] = SOFTEN) 
 FOUND_IOU = 0.5
 
 
-def box_iou(a, b) -> float:
-    """Intersection over union of two (left, top, right, bottom) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def check_soften(soften) -> tuple:
     """The softened steps as a tuple of increasing blurs in (0, 0.2]; a string "0.03,0.06" is read too."""
     if isinstance(soften, str):
@@ -260,7 +252,7 @@ class PrivacyCheck:
     own_distance: float | None = OWN_DISTANCE
     own_photos: str = "person"
     soften: tuple = SOFTEN
-    reroll_steps: str = "every"
+    reroll_steps: str = REROLL_STEPS_DEFAULT
     detector: object | None = None
     _surrogate_cache: dict = field(default_factory=dict, repr=False)
 
@@ -329,6 +321,8 @@ class PrivacyCheck:
         except (RuntimeError, ValueError) as exc:
             log.warning("found test failed: %s", exc)
             return False
+        from anonfaces.detect.sensitive import box_iou
+
         return any(box_iou(np.asarray(f.box_ltrb, np.float64) + [x0, y0, x0, y0], box) >= FOUND_IOU for f in found)
 
     def shortfall(self, scores: Scores | tuple[float, float, float]) -> float:
@@ -423,8 +417,9 @@ def replace_faces(image: np.ndarray, faces: Sequence[FaceJob], *, settings: Blen
 
 
 def _tries(job: FaceJob, settings: BlendSettings, check: PrivacyCheck):
-    """``(step name, settings, surrogate, None or r)`` in the order the check tries them (None: the surrogate or
-    variant that came closest to passing so far; r: the r-th closest with the settings asked for)."""
+    """``(step name, settings, surrogate)`` in the order the check tries them; the surrogate may also be None (the
+    surrogate or variant that came closest to passing so far) or an int r (the r-th closest with the settings asked
+    for)."""
     steps = escalation_steps(settings, check.soften)
     alternatives = [(f"variant-{alt.info.get('variant', j + 1)}", alt) for j, alt in enumerate(job.alternatives)]
     yield steps[0][0], steps[0][1], job.surrogate

@@ -52,17 +52,16 @@ def _privacy_check(run: dict):
         return None
     held = worker_local("synthesize.privacy", run["token"])
     if "check" not in held:
-        from anonfaces.synthesize.privacy import OWN_DISTANCE, SOFTEN, PrivacyCheck
+        from anonfaces.synthesize.privacy import PrivacyCheck
 
         detector = None
         if check.get("found"):  # the found test: the detector that found the faces in the originals
             from anonfaces.detect import make_detector
 
             detector = make_detector(**check["found"])
+        given = {key: check[key] for key in ("own_distance", "own_photos", "soften", "reroll_steps") if key in check}
         held["check"] = PrivacyCheck(check["make_embed"](), margin=check["margin"], on_leak=check["on_leak"],
-                                     own_distance=check.get("own_distance", OWN_DISTANCE),
-                                     own_photos=check.get("own_photos", "person"), soften=check.get("soften", SOFTEN),
-                                     reroll_steps=check.get("reroll_steps", "given"), detector=detector)
+                                     detector=detector, **given)  # what the context leaves out: PrivacyCheck's defaults
     return held["check"]
 
 

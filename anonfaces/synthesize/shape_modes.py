@@ -46,7 +46,8 @@ def fit_shape_modes(landmarks68: np.ndarray, *, n_modes: int = N_MODES, identiti
     and, with ``identities``, ``"within"``: each mode's share of variance between photos of one person (over the
     people with at least 5 photos)."""
     x = canonical_shapes(landmarks68)
-    x = x[np.isfinite(x).all(axis=(1, 2))]
+    finite = np.isfinite(x).all(axis=(1, 2))
+    x = x[finite]
     if len(x) <= n_modes:
         raise BadInputError(f"fitting {n_modes} shape modes needs more than {n_modes} faces; got {len(x)}")
     mean = x.mean(0)
@@ -55,7 +56,7 @@ def fit_shape_modes(landmarks68: np.ndarray, *, n_modes: int = N_MODES, identiti
     model = {"mean": mean, "components": vt[:n_modes].reshape(n_modes, 68, 2),
              "explained": (s ** 2 / (s ** 2).sum())[:n_modes], "faces": np.int64(len(x))}
     if identities is not None:
-        ids = np.asarray(identities)[np.isfinite(canonical_shapes(landmarks68)).all(axis=(1, 2))]
+        ids = np.asarray(identities)[finite]
         _, inv = np.unique(ids, return_inverse=True)
         counts = np.bincount(inv)
         many = counts[inv] >= 5  # people with at least 5 photos

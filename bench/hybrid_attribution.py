@@ -45,6 +45,45 @@ def write_hybrid(enc, out: Path, outer: str, inner: str, expand: float = 1.0) ->
     return name
 
 
+def attack_runs(out: Path, runs, *, jobs: int = 2) -> list[dict]:
+    """SSIM, Fisherfaces (fitted on the subset's originals: closed-set, identity-level) and dlib identity-level of
+    each run folder under a `bench/probe_kanon.py` output ``out``; prints a line per run and returns the figures."""
+    import numpy as np
+
+    from anonfaces.encode import Encodings
+    from anonfaces.evaluate import protocols
+    from anonfaces.evaluate.measure import measure_photos
+    from anonfaces.evaluate.recognizers import make_recognizer
+
+    enc = Encodings.load(out / "cache" / "encodings.npz")
+    root = next((out / "cache" / "subset").iterdir())
+    ids = np.asarray(enc.identities)
+    keys = np.arange(len(ids))
+    fisher, dlib = make_recognizer("fisherfaces"), make_recognizer("dlib")
+    crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=jobs,
+                           progress=False).features["fisherfaces"]
+    fisher.fit(crops, ids)
+    G_f, G = fisher.embed(crops), np.asarray(enc.embeddings, np.float32)
+    rows = []
+    for run in runs:
+        meas = measure_photos(out / run, enc, {"fisherfaces": fisher, "dlib": dlib}, original_root=root, detect=True,
+                              jobs=jobs, progress=False)
+        ok = meas.readable
+        F, A = fisher.embed(meas.features["fisherfaces"]), np.asarray(meas.features["dlib"], np.float32)
+        row = {"run": run, "ssim": float(np.nanmean(meas.ssim)), "detected": float(meas.detected[ok].mean()),
+               "fisher_closed_set": protocols.closed_set_identification(F[ok], G_f, np.flatnonzero(ok)),
+               "fisher_identity_reid": protocols.identity_reidentification(
+                   F[ok], ids[ok], G_f, ids, probe_keys=keys[ok], gallery_keys=keys),
+               "dlib_closed_set": protocols.closed_set_identification(A[ok], G, np.flatnonzero(ok)),
+               "dlib_identity_reid": protocols.identity_reidentification(
+                   A[ok], ids[ok], G, ids, probe_keys=keys[ok], gallery_keys=keys)}
+        rows.append(row)
+        print(f"{run:45s} SSIM {row['ssim']:.3f} detected {row['detected']:.3f} | Fisherfaces closed-set "
+              f"{row['fisher_closed_set']:.3f} identity-level {row['fisher_identity_reid']:.3f} | dlib closed-set "
+              f"{row['dlib_closed_set']:.3f} identity-level {row['dlib_identity_reid']:.3f}", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("probe_out")
@@ -55,35 +94,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
 
-    import numpy as np
-
     from anonfaces.encode import Encodings
-    from anonfaces.evaluate import protocols
-    from anonfaces.evaluate.measure import measure_photos
-    from anonfaces.evaluate.recognizers import make_recognizer
 
     out = Path(args.probe_out)
     enc = Encodings.load(out / "cache" / "encodings.npz")
-    root = next((out / "cache" / "subset").iterdir())
-    ids = np.asarray(enc.identities)
-    keys = np.arange(len(ids))
-    runs = [args.a, args.b, write_hybrid(enc, out, args.a, args.b, args.expand),
-            write_hybrid(enc, out, args.b, args.a, args.expand)]
-    fisher, dlib = make_recognizer("fisherfaces"), make_recognizer("dlib")
-    crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=args.jobs,
-                           progress=False).features["fisherfaces"]
-    fisher.fit(crops, ids)
-    G_f, G = fisher.embed(crops), np.asarray(enc.embeddings, np.float32)
-    for run in runs:
-        meas = measure_photos(out / run, enc, {"fisherfaces": fisher, "dlib": dlib}, original_root=root, detect=False,
-                              jobs=args.jobs, progress=False)
-        ok = meas.readable
-        F, A = fisher.embed(meas.features["fisherfaces"]), np.asarray(meas.features["dlib"], np.float32)
-        closed = protocols.closed_set_identification(F[ok], G_f, np.flatnonzero(ok))
-        ident = protocols.identity_reidentification(F[ok], ids[ok], G_f, ids, probe_keys=keys[ok], gallery_keys=keys)
-        dlib_ident = protocols.identity_reidentification(A[ok], ids[ok], G, ids, probe_keys=keys[ok], gallery_keys=keys)
-        print(f"{run:45s} SSIM {np.nanmean(meas.ssim):.3f} | Fisherfaces closed-set {closed:.3f} identity-level "
-              f"{ident:.3f} | dlib identity-level {dlib_ident:.3f}", flush=True)
+    attack_runs(out, [args.a, args.b, write_hybrid(enc, out, args.a, args.b, args.expand),
+                      write_hybrid(enc, out, args.b, args.a, args.expand)], jobs=args.jobs)
     return 0
 
 

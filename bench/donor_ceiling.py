@@ -105,6 +105,10 @@ def main(argv=None) -> int:
     from anonfaces.utils.images import read_image, write_image
 
     out = Path(args.probe_out)
+    if not (out / "cache" / "encodings.npz").is_file() or not (out / "cache" / "subset").is_dir():
+        ap.error(f"{out} is not a bench/probe_kanon.py output (no cache/encodings.npz and cache/subset)")
+    if not args.dataset.is_dir():
+        ap.error(f"--dataset {args.dataset} is not a folder")
     enc = Encodings.load(out / "cache" / "encodings.npz")
     root = next((out / "cache" / "subset").iterdir())
     keys, donors = donor_surrogates(args.dataset, out / "donors", args.donors,

@@ -46,8 +46,9 @@ def write_hybrid(enc, out: Path, outer: str, inner: str, expand: float = 1.0) ->
 
 
 def attack_runs(out: Path, runs, *, jobs: int = 2) -> list[dict]:
-    """SSIM, Fisherfaces (fitted on the subset's originals: closed-set, identity-level) and dlib identity-level of
-    each run folder under a `bench/probe_kanon.py` output ``out``; prints a line per run and returns the figures."""
+    """SSIM, detection and closed-set and identity-level re-identification by Fisherfaces (fitted on the subset's
+    originals) and dlib, of each run folder under a `bench/probe_kanon.py` output ``out``; prints a line per run and
+    returns the figures."""
     import numpy as np
 
     from anonfaces.encode import Encodings

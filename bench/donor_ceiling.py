@@ -98,19 +98,20 @@ def main(argv=None) -> int:
 
     import numpy as np
     from hybrid_attribution import attack_runs
+    from probe_kanon import load_probe_output
 
-    from anonfaces.encode import Encodings
+    from anonfaces.errors import BadInputError
     from anonfaces.synthesize.blend import BlendSettings, blend_surrogate
     from anonfaces.synthesize.surrogates import auto_crop_size
     from anonfaces.utils.images import read_image, write_image
 
-    out = Path(args.probe_out)
-    if not (out / "cache" / "encodings.npz").is_file() or not (out / "cache" / "subset").is_dir():
-        ap.error(f"{out} is not a bench/probe_kanon.py output (no cache/encodings.npz and cache/subset)")
     if not args.dataset.is_dir():
         ap.error(f"--dataset {args.dataset} is not a folder")
-    enc = Encodings.load(out / "cache" / "encodings.npz")
-    root = next((out / "cache" / "subset").iterdir())
+    out = Path(args.probe_out)
+    try:
+        enc, root = load_probe_output(out)
+    except BadInputError as exc:
+        ap.error(str(exc))
     keys, donors = donor_surrogates(args.dataset, out / "donors", args.donors,
                                     size=auto_crop_size(enc.landmarks68), modes=args.match_modes, jobs=args.jobs)
     pose = np.stack([pose_key(lm, args.match_modes) for lm in enc.landmarks68])

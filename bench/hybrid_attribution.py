@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -50,21 +51,18 @@ def attack_runs(out: Path, runs, *, jobs: int = 2) -> list[dict]:
     originals) and dlib, of each run folder under a `bench/probe_kanon.py` output ``out``; prints a line per run and
     returns the figures."""
     import numpy as np
+    from probe_kanon import fit_fisherfaces, load_probe_output
 
-    from anonfaces.encode import Encodings
     from anonfaces.evaluate import protocols
     from anonfaces.evaluate.measure import measure_photos
     from anonfaces.evaluate.recognizers import make_recognizer
 
-    enc = Encodings.load(out / "cache" / "encodings.npz")
-    root = next((out / "cache" / "subset").iterdir())
+    enc, root = load_probe_output(out)
     ids = np.asarray(enc.identities)
     keys = np.arange(len(ids))
-    fisher, dlib = make_recognizer("fisherfaces"), make_recognizer("dlib")
-    crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=jobs,
-                           progress=False).features["fisherfaces"]
-    fisher.fit(crops, ids)
-    G_f, G = fisher.embed(crops), np.asarray(enc.embeddings, np.float32)
+    dlib = make_recognizer("dlib")
+    fisher, G_f = fit_fisherfaces(root, enc, jobs=jobs)
+    G = np.asarray(enc.embeddings, np.float32)
     rows = []
     for run in runs:
         meas = measure_photos(out / run, enc, {"fisherfaces": fisher, "dlib": dlib}, original_root=root, detect=True,
@@ -95,10 +93,15 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from anonfaces.encode import Encodings
+    from probe_kanon import load_probe_output
+
+    from anonfaces.errors import BadInputError
 
     out = Path(args.probe_out)
-    enc = Encodings.load(out / "cache" / "encodings.npz")
+    try:
+        enc, _ = load_probe_output(out)
+    except BadInputError as exc:
+        ap.error(str(exc))
     attack_runs(out, [args.a, args.b, write_hybrid(enc, out, args.a, args.b, args.expand),
                       write_hybrid(enc, out, args.b, args.a, args.expand)], jobs=args.jobs)
     return 0

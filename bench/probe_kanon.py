@@ -67,6 +67,35 @@ KEYS = ("closed_set", "identity_reid", "parrot_reid", "residual_parrot", "method
         "fisher_closed_set", "fisher_identity_reid", "fisher_parrot_reid")
 
 
+def load_probe_output(out: Path):
+    """``(encodings, dataset root)`` of a probe output ``out`` (its ``cache/``: the encodings and the linked subset),
+    for the scripts that measure its run folders again (ssim_zones, hybrid_attribution, donor_ceiling)."""
+    from anonfaces.encode import Encodings
+    from anonfaces.errors import BadInputError
+
+    out = Path(out)
+    subsets = sorted((out / "cache" / "subset").iterdir()) if (out / "cache" / "subset").is_dir() else []
+    if len(subsets) != 1 or not (out / "cache" / "encodings.npz").is_file():
+        raise BadInputError(f"{out} is not a bench/probe_kanon.py output: cache/subset must hold one dataset folder "
+                            f"(found {len(subsets)}) beside cache/encodings.npz")
+    return Encodings.load(out / "cache" / "encodings.npz"), subsets[0]
+
+
+def fit_fisherfaces(root: Path, enc, *, jobs: int = 2):
+    """The independent Fisherfaces attacker fitted on the subset's original photos: ``(recognizer, gallery)``, the
+    gallery being the originals' Fisherfaces features (one row per face of ``enc``)."""
+    import numpy as np
+
+    from anonfaces.evaluate.measure import measure_photos
+    from anonfaces.evaluate.recognizers import make_recognizer
+
+    fisher = make_recognizer("fisherfaces")
+    crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=jobs,
+                           progress=False).features["fisherfaces"]
+    fisher.fit(crops, np.asarray(enc.identities))
+    return fisher, fisher.embed(crops)
+
+
 def _line(name, m, outcomes, seconds) -> str:
     return f"{name:24s} " + " ".join(f"{key}={m.get(key, float('nan')):.3f}" for key in KEYS) + f" {outcomes} {seconds:.0f}s"
 
@@ -153,11 +182,7 @@ def main(argv=None) -> int:
     dlib = {"dlib": make_recognizer("dlib")}
     fisher = None
     if not args.no_fisherfaces:  # an attacker the privacy check does not share, fitted on the originals
-        fisher = make_recognizer("fisherfaces")
-        crops = measure_photos(root, enc, {"fisherfaces": fisher}, detect=False, jobs=args.jobs,
-                               progress=False).features["fisherfaces"]
-        fisher.fit(crops, ids)
-        G_f = fisher.embed(crops)
+        fisher, G_f = fit_fisherfaces(root, enc, jobs=args.jobs)
         dlib["fisherfaces"] = fisher
     for cfg in configs:
         cfg = dict(cfg)

@@ -25,6 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ZONES = ("inner", "head", "ring", "rest")
@@ -59,18 +60,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
+    from probe_kanon import load_probe_output
     from skimage.metrics import structural_similarity
 
-    from anonfaces.encode import Encodings
     from anonfaces.errors import BadInputError
     from anonfaces.utils.images import read_image
 
     out = Path(args.probe_out)
-    enc = Encodings.load(out / "cache" / "encodings.npz")
-    subsets = sorted((out / "cache" / "subset").iterdir()) if (out / "cache" / "subset").is_dir() else []
-    if len(subsets) != 1:
-        raise BadInputError(f"{out}/cache/subset must hold one dataset folder; found {len(subsets)}")
-    root = subsets[0]
+    try:
+        enc, root = load_probe_output(out)
+    except BadInputError as exc:
+        ap.error(str(exc))
     paths = np.asarray(enc.paths)
     for run in args.runs:
         deficit = dict.fromkeys(ZONES, 0.0)

@@ -27,6 +27,8 @@ from anonfaces.synthesize.blend import (
     COLOR_MODES,
     PLACEMENTS,
     REGIONS,
+    RING_RANGE,
+    RING_SCALE,
     SHAPES,
 )
 from anonfaces.synthesize.privacy import (
@@ -115,7 +117,7 @@ load_optional_synthesizers()
 @click.option("--detail", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Share of the photo's own fine detail (hair, skin grain, background texture) put back where it "
                    "changed outside the inner face: higher SSIM; pixel-level attackers gain (docs/results.md).")
-@click.option("--ring", type=click.FloatRange(1.02, 2.0), default=1.2, show_default=True,
+@click.option("--ring", type=click.FloatRange(*RING_RANGE), default=RING_SCALE, show_default=True,
               help="With --shape cluster: how far out the photo is warped to meet the new face's outline (a scale "
                    "of the outlines' hull): smaller keeps more of the photo as it was (higher SSIM; pixel-level attackers "
                    "gain, docs/results.md).")

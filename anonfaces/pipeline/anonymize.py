@@ -48,6 +48,7 @@ from anonfaces.pipeline.options import (
 )
 from anonfaces.pipeline.record import header, write_record
 from anonfaces.synthesize.base import make_synthesizer, synthesizer_settings
+from anonfaces.synthesize.blend import RING_SCALE
 from anonfaces.synthesize.mapping import NOT_CLUSTERED, Mapping
 from anonfaces.synthesize.privacy import REROLL_STEPS_DEFAULT, SOFTEN
 from anonfaces.synthesize.replace import replace_faces
@@ -683,7 +684,7 @@ def anonymize_dataset(
     pose: int = 0,
     place: str = "anchors",
     detail: float = 0.0,
-    ring: float = 1.2,
+    ring: float = RING_SCALE,
     privacy_check: bool = True,
     privacy_margin: float = 0.05,
     own_photos: str = "person",

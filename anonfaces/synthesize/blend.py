@@ -80,6 +80,8 @@ REGIONS = {"inner": (0.15, 1.0), "forehead": (0.35, 1.0), "head": (0.35, 1.12), 
 #: The default ``ring``: how far around the region the photo is warped to meet the surrogate's outline
 #: (``shape="cluster"``), as a scale of the hull of the face's and the new region's outlines about the nose tip.
 RING_SCALE = 1.2
+#: The ``ring`` values accepted (a ring at 1 would leave no room to warp the photo to the new outline).
+RING_RANGE = (1.02, 2.0)
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,10 @@ class BlendSettings:
         if isinstance(self.detail, bool) or not (isinstance(self.detail, (int, float)) and 0 <= self.detail <= 1):
             raise BadInputError(f"detail={self.detail!r} must be a number from 0 to 1 (the share of the photo's fine "
                                 "detail put back outside the inner face)")
-        if isinstance(self.ring, bool) or not (isinstance(self.ring, (int, float)) and 1.02 <= self.ring <= 2.0):
-            raise BadInputError(f"ring={self.ring!r} must be a number from 1.02 to 2 (the warped ring's scale about "
-                                "the face)")
+        if isinstance(self.ring, bool) or not (isinstance(self.ring, (int, float))
+                                               and RING_RANGE[0] <= self.ring <= RING_RANGE[1]):
+            raise BadInputError(f"ring={self.ring!r} must be a number from {RING_RANGE[0]:g} to {RING_RANGE[1]:g} "
+                                "(the warped ring's scale about the face)")
         if not (isinstance(self.soften, (int, float)) and 0 <= self.soften <= 0.2):
             raise BadInputError(f"soften={self.soften!r} must be a number from 0 to 0.2")
         for name, value, valid in (("region", self.region, tuple(REGIONS)),

@@ -8,9 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from anonfaces.cluster import cluster_encodings
 from anonfaces.errors import BadInputError
-from anonfaces.synthesize import make_synthesizer
 from anonfaces.synthesize.blend import BlendSettings
 from anonfaces.synthesize.privacy import (
     OUTCOMES,
@@ -35,13 +33,9 @@ def embed():
 
 
 @pytest.fixture(scope="module")
-def cluster0(sample_encodings, sample_crops):
-    crops, points = sample_crops
-    enc = sample_encodings
-    labels = cluster_encodings(enc, algo="fixed-kmeans", k=5, unit="identity", random_state=0).labels
-    members = np.flatnonzero(labels == 0)
-    sur = make_synthesizer("morph").synthesize(crops[members], points[members])
-    return labels, members, sur
+def cluster0(morph_cluster0):
+    """Cluster 0 of the sample at k = 5: the labels, its member rows and its morph surrogate (the session fixture)."""
+    return morph_cluster0
 
 
 def _job(enc, labels, i, sur) -> FaceJob:

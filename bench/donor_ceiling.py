@@ -100,7 +100,6 @@ def main(argv=None) -> int:
     from hybrid_attribution import attack_runs
     from probe_kanon import load_probe_output
 
-    from anonfaces.errors import BadInputError
     from anonfaces.synthesize.blend import BlendSettings, blend_surrogate
     from anonfaces.synthesize.surrogates import auto_crop_size
     from anonfaces.utils.images import read_image, write_image
@@ -108,10 +107,7 @@ def main(argv=None) -> int:
     if not args.dataset.is_dir():
         ap.error(f"--dataset {args.dataset} is not a folder")
     out = Path(args.probe_out)
-    try:
-        enc, root = load_probe_output(out)
-    except BadInputError as exc:
-        ap.error(str(exc))
+    enc, root = load_probe_output(out, ap)
     keys, donors = donor_surrogates(args.dataset, out / "donors", args.donors,
                                     size=auto_crop_size(enc.landmarks68), modes=args.match_modes, jobs=args.jobs)
     pose = np.stack([pose_key(lm, args.match_modes) for lm in enc.landmarks68])

@@ -95,13 +95,9 @@ def main(argv=None) -> int:
 
     from probe_kanon import load_probe_output
 
-    from anonfaces.errors import BadInputError
 
     out = Path(args.probe_out)
-    try:
-        enc, _ = load_probe_output(out)
-    except BadInputError as exc:
-        ap.error(str(exc))
+    enc, _ = load_probe_output(out, ap)
     attack_runs(out, [args.a, args.b, write_hybrid(enc, out, args.a, args.b, args.expand),
                       write_hybrid(enc, out, args.b, args.a, args.expand)], jobs=args.jobs)
     return 0

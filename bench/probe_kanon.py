@@ -67,17 +67,21 @@ KEYS = ("closed_set", "identity_reid", "parrot_reid", "residual_parrot", "method
         "fisher_closed_set", "fisher_identity_reid", "fisher_parrot_reid")
 
 
-def load_probe_output(out: Path):
+def load_probe_output(out: Path, ap: argparse.ArgumentParser | None = None):
     """``(encodings, dataset root)`` of a probe output ``out`` (its ``cache/``: the encodings and the linked subset),
-    for the scripts that measure its run folders again (ssim_zones, hybrid_attribution, donor_ceiling)."""
+    for the scripts that measure its run folders again (ssim_zones, hybrid_attribution, donor_ceiling). A folder that
+    is not one: ``ap.error`` (a one-line message, exit 2) when a parser is given, else `BadInputError`."""
     from anonfaces.encode import Encodings
     from anonfaces.errors import BadInputError
 
     out = Path(out)
     subsets = sorted((out / "cache" / "subset").iterdir()) if (out / "cache" / "subset").is_dir() else []
     if len(subsets) != 1 or not (out / "cache" / "encodings.npz").is_file():
-        raise BadInputError(f"{out} is not a bench/probe_kanon.py output: cache/subset must hold one dataset folder "
-                            f"(found {len(subsets)}) beside cache/encodings.npz")
+        message = (f"{out} is not a bench/probe_kanon.py output: cache/subset must hold one dataset folder "
+                   f"(found {len(subsets)}) beside cache/encodings.npz")
+        if ap is not None:
+            ap.error(message)
+        raise BadInputError(message)
     return Encodings.load(out / "cache" / "encodings.npz"), subsets[0]
 
 

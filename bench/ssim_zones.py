@@ -63,14 +63,10 @@ def main(argv=None) -> int:
     from probe_kanon import load_probe_output
     from skimage.metrics import structural_similarity
 
-    from anonfaces.errors import BadInputError
     from anonfaces.utils.images import read_image
 
     out = Path(args.probe_out)
-    try:
-        enc, root = load_probe_output(out)
-    except BadInputError as exc:
-        ap.error(str(exc))
+    enc, root = load_probe_output(out, ap)
     paths = np.asarray(enc.paths)
     for run in args.runs:
         deficit = dict.fromkeys(ZONES, 0.0)

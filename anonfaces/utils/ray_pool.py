@@ -185,28 +185,28 @@ class RayPool(WorkerPool):
         done: dict[int, list] = {}
         sent = head = 0
         more = True
+        # On an error or an early stop, the chunks still in flight (at most ``in_flight``) are left to finish and
+        # their results dropped, not cancelled: ray.cancel racing with a task's reply aborts the whole driver
+        # process in Ray's core worker ("Tried to complete task that was not pending"; seen once in `make test`
+        # with Ray 2.60, docs/scaling.md), which would lose the user's clear error with the run.
         with tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, smoothing=0.1, leave=leave) as bar:
-            try:
-                while more or pending or done:
-                    while more and len(pending) < in_flight:
-                        chunk = next(chunks, None)
-                        if chunk is None:
-                            more = False
-                            break
-                        pending[remote.remote(self.threads, func, context_ref, chunk)] = sent
-                        sent += 1
-                    if pending:
-                        ready, _ = ray.wait(list(pending), num_returns=1)
-                        for ref in ready:
-                            done[pending.pop(ref)] = _get(ray, ref)
-                    while head in done:
-                        for result in done.pop(head):
-                            yield result
-                            bar.update()
-                        head += 1
-            finally:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
+            while more or pending or done:
+                while more and len(pending) < in_flight:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        more = False
+                        break
+                    pending[remote.remote(self.threads, func, context_ref, chunk)] = sent
+                    sent += 1
+                if pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in ready:
+                        done[pending.pop(ref)] = _get(ray, ref)
+                while head in done:
+                    for result in done.pop(head):
+                        yield result
+                        bar.update()
+                    head += 1
 
 
 def ray_chunk_size(n_tasks: int, chunksize: int, jobs: int) -> int:
